@@ -1,0 +1,69 @@
+// swift-tools-version: 6.1
+//
+// vaultkeeper: keeps a HashiCorp Vault / OpenBao node available, recoverable and trusted.
+//
+// Layering (see docs/architecture.md):
+//   CCurl, CSystemd   system libraries with typed static-inline shims (C stays here)
+//   Curl, Systemd     thin Swift adapters over them; the only importers of the C modules
+//   VaultKeeper       the core: config, pure decisions, duties; imports no C
+//   vaultkeeper       the executable: argument parsing and wiring
+import PackageDescription
+
+let package = Package(
+  name: "vaultkeeper",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "vaultkeeper", targets: ["vaultkeeper"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+  ],
+  targets: [
+    .systemLibrary(
+      name: "CCurl",
+      pkgConfig: "libcurl",
+      providers: [.apt(["libcurl4-openssl-dev"])]
+    ),
+    .systemLibrary(
+      name: "CSystemd",
+      pkgConfig: "libsystemd",
+      providers: [.apt(["libsystemd-dev"])]
+    ),
+    .target(
+      name: "Curl",
+      dependencies: ["CCurl", "VaultKeeper"]
+    ),
+    .target(
+      name: "Systemd",
+      dependencies: [
+        "CSystemd", "VaultKeeper",
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .target(
+      name: "VaultKeeper",
+      dependencies: [
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        .product(name: "TOMLKit", package: "TOMLKit"),
+      ]
+    ),
+    .executableTarget(
+      name: "vaultkeeper",
+      dependencies: [
+        "VaultKeeper", "Curl", "Systemd",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ]
+    ),
+    .testTarget(name: "VaultKeeperTests", dependencies: ["VaultKeeper"]),
+    .testTarget(name: "CurlTests", dependencies: ["Curl", "VaultKeeper"]),
+    .testTarget(name: "SystemdTests", dependencies: ["Systemd", "VaultKeeper"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

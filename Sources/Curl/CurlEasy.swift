@@ -1,0 +1,233 @@
+import CCurl
+import VaultKeeper
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `curl_global_init` must run once before any handle exists, before other threads start
+/// using libcurl. A lazy global initialiser runs exactly once, thread-safely.
+let curlGlobalInit: Bool = {
+  curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+}()
+
+/// State of one transfer, reachable from curl's C callbacks through an unretained pointer.
+/// The owner (`CurlEasy.perform`) keeps it alive for the whole transfer.
+final class TransferContext {
+  var body: [UInt8] = []
+  var headers: [(name: String, value: String)] = []
+  let bodyLimit: Int
+  var bodyTooLarge = false
+  let cancellation: CancellationFlag
+
+  init(bodyLimit: Int, cancellation: CancellationFlag) {
+    self.bodyLimit = bodyLimit
+    self.cancellation = cancellation
+  }
+}
+
+/// A libcurl easy handle. Not thread safe, on purpose: it lives on one transport thread.
+/// Reusing the handle keeps its connection cache, so requests to the same node share one
+/// kept-alive connection.
+final class CurlEasy {
+  let handle: UnsafeMutableRawPointer
+  /// CURLOPT_ERRORBUFFER needs a buffer that outlives every transfer: owned here.
+  private let errorBuffer: UnsafeMutablePointer<CChar>
+
+  init?() {
+    guard curlGlobalInit, let handle = curl_easy_init() else { return nil }
+    self.handle = handle
+    self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+  }
+
+  deinit {
+    curl_easy_cleanup(handle)
+    errorBuffer.deallocate()
+  }
+
+  /// The socket of the last transfer's connection if curl keeps it alive, else nil.
+  var activeSocket: Int32? {
+    var socket: curl_socket_t = -1
+    guard ccurl_getinfo_socket(handle, &socket) == CURLE_OK, socket >= 0 else { return nil }
+    return socket
+  }
+
+  struct Options {
+    var url: String
+    var method: HTTPRequest.Method
+    var headers: [(name: String, value: String)]
+    var body: SecretBytes?
+    var allowedProtocol: String
+    var unixSocketPath: String?
+    var connectTo: String?
+    var caFile: String?
+    var clientCertFile: String?
+    var clientKeyFile: String?
+    var connectTimeout: Duration
+    var totalTimeout: Duration
+    var bodyLimit: Int
+  }
+
+  /// Runs one transfer synchronously (call only from the transport thread).
+  func perform(_ options: Options, cancellation: CancellationFlag) -> Result<HTTPResponse, TransportError> {
+    // curl_easy_reset keeps the connection cache, so keep-alive survives across requests while
+    // no option from the previous request can leak into this one.
+    curl_easy_reset(handle)
+    errorBuffer[0] = 0
+    let context = TransferContext(bodyLimit: options.bodyLimit, cancellation: cancellation)
+    var headerList: UnsafeMutablePointer<curl_slist>?
+    defer { curl_slist_free_all(headerList) }
+
+    func check(_ code: CURLcode, _ what: String) -> TransportError? {
+      code == CURLE_OK ? nil : TransportError(.local, "cannot set \(what): \(String(cString: curl_easy_strerror(code)))")
+    }
+
+    var failures: [TransportError?] = []
+    failures.append(check(ccurl_setopt_string(handle, CURLOPT_URL, options.url), "URL"))
+    failures.append(check(ccurl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, options.allowedProtocol), "protocols"))
+    failures.append(check(ccurl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, options.allowedProtocol), "redirect protocols"))
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0), "no redirects"))
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "NOSIGNAL"))
+    // TLS verification is always on; there is deliberately no option to turn it off.
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1), "peer verification"))
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2), "host verification"))
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2)), "TLS minimum version"))
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(max(options.connectTimeout.milliseconds, 1))), "connect timeout"))
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(max(options.totalTimeout.milliseconds, 1))), "timeout"))
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1), "TCP keepalive"))
+    failures.append(check(ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "error buffer"))
+    if let path = options.unixSocketPath {
+      failures.append(check(ccurl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, path), "unix socket"))
+    }
+    if let connectTo = options.connectTo {
+      var list: UnsafeMutablePointer<curl_slist>? = nil
+      list = curl_slist_append(list, connectTo)
+      connectToList = list
+      failures.append(check(ccurl_setopt_slist(handle, CURLOPT_CONNECT_TO, list), "connect-to"))
+    }
+    if let ca = options.caFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_CAINFO, ca), "CA file")) }
+    if let cert = options.clientCertFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLCERT, cert), "client certificate")) }
+    if let key = options.clientKeyFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLKEY, key), "client key")) }
+
+    switch options.method {
+    case .get: failures.append(check(ccurl_setopt_long(handle, CURLOPT_HTTPGET, 1), "GET"))
+    case .head: failures.append(check(ccurl_setopt_long(handle, CURLOPT_NOBODY, 1), "HEAD"))
+    case .put, .post:
+      failures.append(check(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, options.method.rawValue), "method"))
+      failures.append(check(ccurl_setopt_long(handle, CURLOPT_POST, 1), "POST"))
+    }
+    for header in options.headers {
+      headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
+    }
+    // curl adds "Expect: 100-continue" to some uploads; Vault does not need the round trip.
+    headerList = curl_slist_append(headerList, "Expect:")
+    failures.append(check(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList), "headers"))
+
+    let contextPointer = Unmanaged.passUnretained(context).toOpaque()
+    failures.append(check(ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, contextPointer), "write data"))
+    failures.append(check(ccurl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, { pointer, size, count, userdata in
+      guard let userdata else { return 0 }
+      let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
+      let length = size * count
+      if context.body.count + length > context.bodyLimit {
+        context.bodyTooLarge = true
+        return 0  // makes curl abort with CURLE_WRITE_ERROR
+      }
+      context.body.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: length))
+      return length
+    }), "write function"))
+    failures.append(check(ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, contextPointer), "header data"))
+    failures.append(check(ccurl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, { pointer, size, count, userdata in
+      guard let userdata else { return 0 }
+      let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
+      let length = size * count
+      let line = String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+      if line.hasPrefix("HTTP/") {
+        context.headers.removeAll()  // a new response (after 100 Continue)
+      } else if let colon = line.firstIndex(of: ":") {
+        let name = String(line[..<colon])
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n")
+        context.headers.append((name, value))
+      }
+      return length
+    }), "header function"))
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0), "progress"))
+    failures.append(check(ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, contextPointer), "progress data"))
+    failures.append(check(ccurl_setopt_xferinfo_callback(handle, { userdata, _, _, _, _ in
+      guard let userdata else { return 0 }
+      let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
+      return context.cancellation.isCancelled ? 1 : 0
+    }), "progress function"))
+
+    if let failure = failures.compactMap({ $0 }).first { return .failure(failure) }
+
+    let started = ContinuousClock.now
+    let code: CURLcode = withExtendedLifetime(context) {
+      if let body = options.body {
+        // POSTFIELDS is not copied by curl: it reads straight from our locked buffer, which
+        // `body` keeps alive until the transfer is over. (COPYPOSTFIELDS would leave a copy
+        // of the key in curl's heap that nobody wipes.)
+        return body.withUnsafeBytes { raw -> CURLcode in
+          _ = ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, raw.count)
+          _ = ccurl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress))
+          let result = curl_easy_perform(handle)
+          _ = ccurl_setopt_pointer(handle, CURLOPT_POSTFIELDS, nil)
+          return result
+        }
+      }
+      return curl_easy_perform(handle)
+    }
+    let elapsed = started.duration(to: .now)
+    freeConnectTo()
+    if code != CURLE_OK {
+      return .failure(mapError(code, context: context))
+    }
+    var status = 0
+    _ = ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+    var connects = 0
+    _ = ccurl_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
+    return .success(HTTPResponse(status: status, headers: context.headers, body: context.body, newConnection: connects > 0, duration: elapsed))
+  }
+
+  private var connectToList: UnsafeMutablePointer<curl_slist>?
+
+  private func freeConnectTo() {
+    curl_slist_free_all(connectToList)
+    connectToList = nil
+  }
+
+  private func mapError(_ code: CURLcode, context: TransferContext) -> TransportError {
+    let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
+    if context.bodyTooLarge { return TransportError(.protocolError, "response body larger than \(context.bodyLimit) bytes") }
+    switch code {
+    case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
+      return TransportError(.connect, detail)
+    case CURLE_OPERATION_TIMEDOUT:
+      return TransportError(.timeout, detail)
+    case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+      CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
+      CURLE_USE_SSL_FAILED, CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_CRL_BADFILE, CURLE_SSL_SHUTDOWN_FAILED:
+      return TransportError(.tls, detail)
+    case CURLE_ABORTED_BY_CALLBACK:
+      return TransportError(.cancelled, "transfer cancelled")
+    case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_WEIRD_SERVER_REPLY, CURLE_PARTIAL_FILE,
+      CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING:
+      return TransportError(.protocolError, detail)
+    default:
+      return TransportError(.local, detail)
+    }
+  }
+}
+
+@available(*, unavailable)
+extension CurlEasy: Sendable {}
+
+extension Substring {
+  fileprivate func trimmingCharacters(in set: String) -> String {
+    var scalars = Substring(self)
+    while let first = scalars.first, set.contains(first) { scalars = scalars.dropFirst() }
+    while let last = scalars.last, set.contains(last) { scalars = scalars.dropLast() }
+    return String(scalars)
+  }
+}

@@ -1,0 +1,205 @@
+import CCurl
+import Foundation
+import Synchronization
+import VaultKeeper
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An `HTTPTransport` for one Vault node: one libcurl handle (one kept-alive connection) on a
+/// thread of its own.
+///
+/// Why a thread: `curl_easy_perform` blocks, and Swift's cooperative pool has only as many
+/// threads as cores (2 here). A slow node must never hold up another node's health check or the
+/// watchdog ping, so every node gets its own thread, and callers just `await`.
+///
+/// While idle the thread also watches the kept-alive socket: when the server closes it (Vault
+/// restarting does that), `connectionClosedEvents()` yields so the health duty looks at once
+/// instead of an interval later.
+public final class CurlTransport: HTTPTransport, @unchecked Sendable {
+  public struct Settings: Sendable {
+    public var address: VaultAddress
+    public var caFile: String?
+    public var serverName: String?
+    public var clientCertFile: String?
+    public var clientKeyFile: String?
+    public var connectTimeout: Duration
+    /// Largest response body accepted (API answers are small).
+    public var bodyLimit: Int
+
+    public init(node: NodeConfig, bodyLimit: Int = 1 << 20) {
+      address = node.address
+      caFile = node.caFile
+      serverName = node.serverName
+      clientCertFile = node.clientCertFile
+      clientKeyFile = node.clientKeyFile
+      connectTimeout = node.connectTimeout
+      self.bodyLimit = bodyLimit
+    }
+  }
+
+  private struct Job {
+    var request: HTTPRequest
+    var timeout: Duration
+    var cancellation: CancellationFlag
+    var complete: @Sendable (Result<HTTPResponse, TransportError>) -> Void
+  }
+
+  private struct Shared {
+    var jobs: [Job] = []
+    var stopped = false
+    var closedContinuations: [UUID: AsyncStream<Void>.Continuation] = [:]
+  }
+
+  private let settings: Settings
+  private let shared = Mutex(Shared())
+  /// A pipe that wakes the thread from `poll` when a job arrives or on shutdown.
+  private let wakeRead: Int32
+  private let wakeWrite: Int32
+
+  public init(settings: Settings, name: String = "vaultkeeper-curl") {
+    self.settings = settings
+    var fds: [Int32] = [-1, -1]
+    if pipe(&fds) == 0 {
+      for fd in fds {
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+      }
+    } else {
+      fds = [-1, -1]
+    }
+    self.wakeRead = fds[0]
+    self.wakeWrite = fds[1]
+    // The thread holds a strong reference until `shutdown()` ends its loop.
+    let thread = Thread { [self] in self.run() }
+    thread.name = name
+    thread.start()
+  }
+
+  deinit {
+    if wakeRead >= 0 { close(wakeRead) }
+    if wakeWrite >= 0 { close(wakeWrite) }
+  }
+
+  public func send(_ request: HTTPRequest, timeout: Duration) async throws(TransportError) -> HTTPResponse {
+    let cancellation = CancellationFlag()
+    let result: Result<HTTPResponse, TransportError> = await withTaskCancellationHandler {
+      await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) in
+        let job = Job(request: request, timeout: timeout, cancellation: cancellation) { continuation.resume(returning: $0) }
+        let accepted = shared.withLock { state -> Bool in
+          guard !state.stopped else { return false }
+          state.jobs.append(job)
+          return true
+        }
+        if accepted { wake() } else { continuation.resume(returning: .failure(TransportError(.cancelled, "transport is shut down"))) }
+      }
+    } onCancel: {
+      cancellation.cancel()
+    }
+    return try result.get()
+  }
+
+  public func connectionClosedEvents() -> AsyncStream<Void> {
+    let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    let id = UUID()
+    shared.withLock { $0.closedContinuations[id] = continuation }
+    continuation.onTermination = { [weak self] _ in
+      _ = self?.shared.withLock { $0.closedContinuations.removeValue(forKey: id) }
+    }
+    return stream
+  }
+
+  public func shutdown() {
+    let pending = shared.withLock { state -> [Job] in
+      state.stopped = true
+      defer { state.jobs.removeAll() }
+      return state.jobs
+    }
+    for job in pending { job.complete(.failure(TransportError(.cancelled, "transport is shut down"))) }
+    wake()
+  }
+
+  private func wake() {
+    var one: UInt8 = 1
+    _ = write(wakeWrite, &one, 1)
+  }
+
+  private func drainWake() {
+    var buffer = [UInt8](repeating: 0, count: 64)
+    while read(wakeRead, &buffer, buffer.count) > 0 {}
+  }
+
+  private func options(for job: Job) -> CurlEasy.Options {
+    let address = settings.address
+    var url = address.baseURL
+    var connectTo: String?
+    if let serverName = settings.serverName, address.scheme == .https {
+      // Verify (and send SNI for) the configured name while connecting to the configured
+      // address: the URL carries the name, CONNECT_TO maps it to the real host and port.
+      url = "https://\(serverName):\(address.port)"
+      let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+      connectTo = "\(serverName):\(address.port):\(host):\(address.port)"
+    }
+    return CurlEasy.Options(
+      url: url + job.request.path, method: job.request.method, headers: job.request.headers, body: job.request.body,
+      allowedProtocol: address.scheme == .https ? "https" : "http", unixSocketPath: address.socketPath, connectTo: connectTo,
+      caFile: settings.caFile, clientCertFile: settings.clientCertFile, clientKeyFile: settings.clientKeyFile,
+      connectTimeout: min(settings.connectTimeout, job.timeout), totalTimeout: job.timeout, bodyLimit: settings.bodyLimit)
+  }
+
+  /// The thread's loop: run queued jobs; between them, wait on the wake fd and the idle socket.
+  private func run() {
+    guard let easy = CurlEasy() else {
+      failAll(TransportError(.local, "libcurl could not be initialised"))
+      return
+    }
+    var watchedSocket: Int32? = nil
+    while true {
+      let next = shared.withLock { state -> (Job?, Bool) in
+        if state.stopped { return (nil, true) }
+        return (state.jobs.isEmpty ? nil : state.jobs.removeFirst(), false)
+      }
+      if next.1 { break }
+      if let job = next.0 {
+        let result: Result<HTTPResponse, TransportError>
+        if job.cancellation.isCancelled {
+          result = .failure(TransportError(.cancelled, "transfer cancelled"))
+        } else {
+          result = easy.perform(options(for: job), cancellation: job.cancellation)
+        }
+        watchedSocket = easy.activeSocket
+        job.complete(result)
+        continue
+      }
+      // Idle: sleep until a job arrives or the kept-alive connection is closed by the server.
+      var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+      if let socket = watchedSocket { fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0)) }
+      let ready = poll(&fds, nfds_t(fds.count), 1000)
+      if ready < 0 { continue }
+      if fds[0].revents != 0 { drainWake() }
+      if fds.count > 1, fds[1].revents != 0 {
+        // Any readable data or hang-up on an idle HTTP/1.1 connection means the server is
+        // closing it. Stop watching (curl will notice and reconnect) and tell the duty.
+        watchedSocket = nil
+        let continuations = shared.withLock { Array($0.closedContinuations.values) }
+        for continuation in continuations { continuation.yield() }
+      }
+    }
+    failAll(TransportError(.cancelled, "transport is shut down"))
+    let continuations = shared.withLock { state -> [AsyncStream<Void>.Continuation] in
+      defer { state.closedContinuations.removeAll() }
+      return Array(state.closedContinuations.values)
+    }
+    for continuation in continuations { continuation.finish() }
+  }
+
+  private func failAll(_ error: TransportError) {
+    let pending = shared.withLock { state -> [Job] in
+      state.stopped = true
+      defer { state.jobs.removeAll() }
+      return state.jobs
+    }
+    for job in pending { job.complete(.failure(error)) }
+  }
+}

@@ -1,0 +1,84 @@
+import CSystemd
+import Glibc
+
+/// Owns one `sd_bus_message *` and reads or appends basic values.
+///
+/// Only the few D-Bus types this adapter needs are supported (strings, object paths, uint32
+/// and variants of those): every read and append goes through the non-variadic
+/// `sd_bus_message_read_basic`/`append_basic`, since Swift cannot call `sd_bus_message_read`.
+///
+/// - Important: confined to the thread that owns its bus; deliberately not `Sendable`.
+final class BusMessage {
+  let raw: OpaquePointer
+
+  /// Takes over one reference to `raw`.
+  init(adopting raw: OpaquePointer) {
+    self.raw = raw
+  }
+
+  deinit { sd_bus_message_unref(raw) }
+
+  func append(_ text: String, context: String) throws(BusError) {
+    let result = text.withCString { sd_bus_message_append_basic(raw, csystemd_bus_type_string(), $0) }
+    if result < 0 { throw BusError(returnValue: result, context: context) }
+  }
+
+  func readString(context: String) throws(BusError) -> String {
+    try readText(type: csystemd_bus_type_string(), context: context)
+  }
+
+  func readObjectPath(context: String) throws(BusError) -> String {
+    try readText(type: csystemd_bus_type_object_path(), context: context)
+  }
+
+  func readUInt32(context: String) throws(BusError) -> UInt32 {
+    var value: UInt32 = 0
+    let result = sd_bus_message_read_basic(raw, csystemd_bus_type_uint32(), &value)
+    try check(result, context: context)
+    return value
+  }
+
+  /// Reads a variant that must hold a string (`v` containing `s`).
+  func readVariantString(context: String) throws(BusError) -> String {
+    try enterVariant(contents: "s", context: context)
+    let value = try readString(context: context)
+    try exitContainer(context: context)
+    return value
+  }
+
+  /// Reads a variant that must hold a uint32 (`v` containing `u`).
+  func readVariantUInt32(context: String) throws(BusError) -> UInt32 {
+    try enterVariant(contents: "u", context: context)
+    let value = try readUInt32(context: context)
+    try exitContainer(context: context)
+    return value
+  }
+
+  private func enterVariant(contents: String, context: String) throws(BusError) {
+    let result = contents.withCString { sd_bus_message_enter_container(raw, csystemd_bus_type_variant(), $0) }
+    try check(result, context: context)
+  }
+
+  private func exitContainer(context: String) throws(BusError) {
+    let result = sd_bus_message_exit_container(raw)
+    if result < 0 { throw BusError(returnValue: result, context: context) }
+  }
+
+  /// The string is owned by the message, so it is copied before the message can go away.
+  private func readText(type: CChar, context: String) throws(BusError) -> String {
+    var pointer: UnsafePointer<CChar>? = nil
+    let result = sd_bus_message_read_basic(raw, type, &pointer)
+    try check(result, context: context)
+    guard let pointer else { throw BusError(returnValue: -EBADMSG, context: context) }
+    return String(cString: pointer)
+  }
+
+  /// `read_basic` returns 0 (not an error) when the message has no more values of that type,
+  /// which for us means the peer sent the wrong signature.
+  private func check(_ result: Int32, context: String) throws(BusError) {
+    if result < 0 { throw BusError(returnValue: result, context: context) }
+    if result == 0 { throw BusError(returnValue: -EBADMSG, context: context) }
+  }
+}
+
+@available(*, unavailable) extension BusMessage: Sendable {}

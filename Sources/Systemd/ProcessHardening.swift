@@ -1,0 +1,20 @@
+import CSystemd
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Process-wide protections applied before any key is read.
+/// Lives in the Systemd adapter because prctl needs a C shim (see CSystemd/shim.h).
+public enum ProcessHardening {
+  public static func apply() {
+    // CURLOPT_NOSIGNAL makes libcurl stop ignoring SIGPIPE itself, so a peer closing a socket
+    // mid-write would kill us. Ignore it process-wide.
+    signal(SIGPIPE, SIG_IGN)
+    // No core dumps, and no ptrace or /proc/PID/mem reads by other processes of the same
+    // user: key shares live in this process's memory.
+    var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
+    _ = setrlimit(Int32(RLIMIT_CORE.rawValue), &noCore)
+    _ = csystemd_set_not_dumpable()
+  }
+}

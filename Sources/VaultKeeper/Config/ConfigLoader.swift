@@ -1,0 +1,258 @@
+import TOMLKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Turns a TOML file into a validated `Config`. Every error names the file, the key and the
+/// line, and the first error found is reported (fix-and-rerun is how operators work with
+/// `vaultkeeper config check`, like `nginx -t`).
+public struct ConfigLoader: Sendable {
+  public static let defaultPath = "/etc/vaultkeeper/vaultkeeper.toml"
+
+  public init() {}
+
+  /// Reads and validates the file at `path`.
+  public func load(path: String) throws(ConfigError) -> Config {
+    let text: String
+    do {
+      text = try FileAccess.readText(path: path, limit: 1 << 20)
+    } catch {
+      throw ConfigError(file: path, key: nil, line: nil, message: "cannot read the configuration file: \(error)")
+    }
+    return try parse(text, path: path)
+  }
+
+  /// Validates configuration text; `path` is used for messages and relative file names.
+  public func parse(_ text: String, path: String) throws(ConfigError) -> Config {
+    let root: TOMLTable
+    do {
+      root = try TOMLTable(string: text)
+    } catch let error as TOMLParseError {
+      throw ConfigError(file: path, key: nil, line: error.source.begin.line, message: "TOML syntax error: \(error.description)")
+    } catch {
+      throw ConfigError(file: path, key: nil, line: nil, message: "TOML syntax error: \(error)")
+    }
+    let reader = TableReader(file: path, locator: TOMLLineLocator(source: text))
+    try reader.allowOnly(root, keys: ["vault", "peer", "health", "unseal", "metrics"], at: nil)
+
+    guard let vaultTable = try reader.table(root, "vault", at: nil) else {
+      throw ConfigError(file: path, key: "vault", line: nil, message: "the [vault] table is required (at least `address`)")
+    }
+    let vault = try reader.node(vaultTable, at: "vault", defaults: nil)
+
+    var peers: [NodeConfig] = []
+    if let value = root["peer"] {
+      guard let array = value.array else {
+        throw reader.error("peer", "must be an array of tables, written [[peer]]")
+      }
+      for index in 0..<array.count {
+        let key = "peer[\(index)]"
+        guard let table = array[index].table else { throw reader.error(key, "must be a table") }
+        peers.append(try reader.node(table, at: key, defaults: vault))
+      }
+    }
+    var seen: Set<String> = [vault.address.display]
+    for (index, peer) in peers.enumerated() where !seen.insert(peer.address.display).inserted {
+      throw reader.error("peer[\(index)].address", "\(peer.address.display) is listed twice")
+    }
+
+    let health = try reader.health(try reader.table(root, "health", at: nil))
+    let unseal = try reader.unseal(try reader.table(root, "unseal", at: nil))
+    let metrics = try reader.metrics(try reader.table(root, "metrics", at: nil))
+    return Config(sourcePath: path, vault: vault, peers: peers, health: health, unseal: unseal, metrics: metrics)
+  }
+}
+
+/// Typed access to TOML tables that turns every mismatch into a located `ConfigError`.
+private struct TableReader {
+  let file: String
+  let locator: TOMLLineLocator
+
+  init(file: String, locator: TOMLLineLocator) {
+    self.file = file
+    self.locator = locator
+  }
+
+  func error(_ key: String, _ message: String) -> ConfigError {
+    ConfigError(file: file, key: key, line: locator.line(of: key), message: message)
+  }
+
+  private func path(_ prefix: String?, _ key: String) -> String {
+    prefix.map { "\($0).\(key)" } ?? key
+  }
+
+  func allowOnly(_ table: TOMLTable, keys allowed: [String], at prefix: String?) throws(ConfigError) {
+    for key in table.keys where !allowed.contains(key) {
+      throw error(path(prefix, key), "unknown key (allowed here: \(allowed.joined(separator: ", ")))")
+    }
+  }
+
+  func table(_ table: TOMLTable, _ key: String, at prefix: String?) throws(ConfigError) -> TOMLTable? {
+    guard let value = table[key] else { return nil }
+    guard let sub = value.table else { throw error(path(prefix, key), "must be a table, written [\(path(prefix, key))]") }
+    return sub
+  }
+
+  func string(_ table: TOMLTable, _ key: String, at prefix: String?) throws(ConfigError) -> String? {
+    guard let value = table[key] else { return nil }
+    guard let text = value.string else { throw error(path(prefix, key), "must be a string, got \(value.type)") }
+    return text
+  }
+
+  func bool(_ table: TOMLTable, _ key: String, at prefix: String?) throws(ConfigError) -> Bool? {
+    guard let value = table[key] else { return nil }
+    guard let flag = value.bool else { throw error(path(prefix, key), "must be true or false, got \(value.type)") }
+    return flag
+  }
+
+  func int(_ table: TOMLTable, _ key: String, at prefix: String?, range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+    guard let value = table[key] else { return nil }
+    guard let number = value.int else { throw error(path(prefix, key), "must be an integer, got \(value.type)") }
+    guard range.contains(number) else {
+      throw error(path(prefix, key), "must be between \(range.lowerBound) and \(range.upperBound)")
+    }
+    return number
+  }
+
+  func duration(_ table: TOMLTable, _ key: String, at prefix: String?, minimum: Duration = .milliseconds(1)) throws(ConfigError) -> Duration? {
+    guard let value = table[key] else { return nil }
+    guard let text = value.string else {
+      throw error(path(prefix, key), "must be a duration string such as \"250ms\", \"5s\" or \"1h\", got \(value.type)")
+    }
+    guard let duration = DurationParsing.parse(text) else {
+      throw error(path(prefix, key), "\"\(text)\" is not a duration (use a number with ms, s, m, h or d, like \"250ms\" or \"1m30s\")")
+    }
+    guard duration >= minimum else {
+      throw error(path(prefix, key), "must be at least \(DurationParsing.format(minimum))")
+    }
+    return duration
+  }
+
+  /// A file the daemon will read later: must exist and be a regular file now.
+  func existingFile(_ table: TOMLTable, _ key: String, at prefix: String?) throws(ConfigError) -> String? {
+    guard let file = try string(table, key, at: prefix) else { return nil }
+    guard file.hasPrefix("/") else { throw error(path(prefix, key), "must be an absolute path, got \"\(file)\"") }
+    switch FileAccess.kind(path: file) {
+    case .regular: return file
+    case .missing: throw error(path(prefix, key), "\(file) does not exist")
+    case .other: throw error(path(prefix, key), "\(file) is not a regular file")
+    case .inaccessible(let reason): throw error(path(prefix, key), "cannot access \(file): \(reason)")
+    }
+  }
+
+  func node(_ table: TOMLTable, at prefix: String, defaults: NodeConfig?) throws(ConfigError) -> NodeConfig {
+    try allowOnly(
+      table,
+      keys: ["address", "ca_file", "server_name", "client_cert_file", "client_key_file", "unit", "timeout", "connect_timeout"],
+      at: prefix)
+    guard let addressText = try string(table, "address", at: prefix) else {
+      throw error("\(prefix).address", "is required, e.g. \"https://127.0.0.1:8200\" or \"unix:///run/vault/vault.sock\"")
+    }
+    let address: VaultAddress
+    switch VaultAddress.parse(addressText) {
+    case .success(let parsed): address = parsed
+    case .failure(let failure): throw error("\(prefix).address", "\"\(addressText)\": \(failure.reason)")
+    }
+    if address.scheme == .http && !address.isLocal {
+      throw error(
+        "\(prefix).address",
+        "plain http is only allowed for loopback addresses and unix sockets; unseal keys are never sent elsewhere without verified TLS (use https://)")
+    }
+    // Peers inherit TLS settings and timeouts from [vault]: one cluster usually shares one CA.
+    let caFile = try existingFile(table, "ca_file", at: prefix) ?? defaults?.caFile
+    let serverName = try string(table, "server_name", at: prefix)
+    if let serverName, serverName.isEmpty || serverName.contains(" ") {
+      throw error("\(prefix).server_name", "must be a DNS name")
+    }
+    let clientCert = try existingFile(table, "client_cert_file", at: prefix)
+    let clientKey = try existingFile(table, "client_key_file", at: prefix)
+    if (clientCert == nil) != (clientKey == nil) {
+      throw error("\(prefix).\(clientCert == nil ? "client_cert_file" : "client_key_file")",
+        "client_cert_file and client_key_file go together (mTLS needs both)")
+    }
+    if address.scheme != .https && (serverName != nil || clientCert != nil) {
+      throw error("\(prefix).\(serverName != nil ? "server_name" : "client_cert_file")", "only applies to https:// addresses")
+    }
+    let unit = try string(table, "unit", at: prefix)
+    if let unit, unit.isEmpty || unit.contains("/") || unit.contains(" ") {
+      throw error("\(prefix).unit", "must be a systemd unit name such as \"vault.service\"")
+    }
+    let timeout = try duration(table, "timeout", at: prefix, minimum: .milliseconds(100)) ?? defaults?.timeout ?? .seconds(5)
+    let connectTimeout = try duration(table, "connect_timeout", at: prefix, minimum: .milliseconds(50))
+      ?? defaults?.connectTimeout ?? min(timeout, .seconds(2))
+    return NodeConfig(
+      address: address, caFile: caFile, serverName: serverName,
+      clientCertFile: clientCert ?? (clientKey == nil ? defaults?.clientCertFile : nil),
+      clientKeyFile: clientKey ?? (clientCert == nil ? defaults?.clientKeyFile : nil),
+      unit: unit ?? (defaults == nil ? "vault.service" : nil),
+      timeout: timeout, connectTimeout: min(connectTimeout, timeout))
+  }
+
+  func health(_ table: TOMLTable?) throws(ConfigError) -> HealthConfig {
+    var config = HealthConfig(interval: .seconds(5), fastInterval: .milliseconds(250), maxBackoff: .seconds(30), unreachableErrorAfter: 3)
+    guard let table else { return config }
+    try allowOnly(table, keys: ["interval", "fast_interval", "max_backoff", "unreachable_error_after"], at: "health")
+    config.interval = try duration(table, "interval", at: "health", minimum: .milliseconds(100)) ?? config.interval
+    config.fastInterval = try duration(table, "fast_interval", at: "health", minimum: .milliseconds(20)) ?? config.fastInterval
+    config.maxBackoff = try duration(table, "max_backoff", at: "health", minimum: .milliseconds(100)) ?? max(config.maxBackoff, config.interval)
+    config.unreachableErrorAfter = try int(table, "unreachable_error_after", at: "health", range: 1...1000) ?? config.unreachableErrorAfter
+    if config.fastInterval > config.interval {
+      throw error("health.fast_interval", "must not be longer than health.interval (\(DurationParsing.format(config.interval)))")
+    }
+    if config.maxBackoff < config.fastInterval {
+      throw error("health.max_backoff", "must not be shorter than health.fast_interval")
+    }
+    return config
+  }
+
+  func unseal(_ table: TOMLTable?) throws(ConfigError) -> UnsealConfig {
+    var config = UnsealConfig(enabled: false, keySource: nil, foreignProgressGrace: .seconds(30), after: .restart, wrongKeyBackoff: .seconds(600))
+    guard let table else { return config }
+    try allowOnly(table, keys: ["enabled", "key_file", "credential", "foreign_progress_grace", "after", "wrong_key_backoff"], at: "unseal")
+    let keyFile = try string(table, "key_file", at: "unseal")
+    let credential = try string(table, "credential", at: "unseal")
+    config.enabled = try bool(table, "enabled", at: "unseal") ?? (keyFile != nil || credential != nil)
+    switch (keyFile, credential) {
+    case (.some, .some):
+      throw error("unseal.credential", "set either unseal.key_file or unseal.credential, not both")
+    case (.some(let file), nil):
+      guard file.hasPrefix("/") else { throw error("unseal.key_file", "must be an absolute path, got \"\(file)\"") }
+      switch FileAccess.kind(path: file) {
+      case .missing: throw error("unseal.key_file", "\(file) does not exist")
+      case .other: throw error("unseal.key_file", "\(file) is not a regular file")
+      case .regular, .inaccessible: break  // permission problems are reported by the key loader (exit 77)
+      }
+      config.keySource = .file(file)
+    case (nil, .some(let name)):
+      guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+        throw error("unseal.credential", "must be a credential name (a file name in $CREDENTIALS_DIRECTORY), not a path")
+      }
+      config.keySource = .credential(name)
+    case (nil, nil):
+      if config.enabled { throw error("unseal.enabled", "unsealing needs unseal.key_file or unseal.credential") }
+    }
+    if let after = try string(table, "after", at: "unseal") {
+      guard let parsed = UnsealConfig.After(rawValue: after) else {
+        throw error("unseal.after", "must be \"restart\" (respect a deliberate seal) or \"always\", got \"\(after)\"")
+      }
+      config.after = parsed
+    }
+    config.foreignProgressGrace = try duration(table, "foreign_progress_grace", at: "unseal", minimum: .zero) ?? config.foreignProgressGrace
+    config.wrongKeyBackoff = try duration(table, "wrong_key_backoff", at: "unseal", minimum: .seconds(10)) ?? config.wrongKeyBackoff
+    return config
+  }
+
+  func metrics(_ table: TOMLTable?) throws(ConfigError) -> MetricsConfig {
+    guard let table else { return MetricsConfig(textfileDirectory: nil) }
+    try allowOnly(table, keys: ["textfile_dir"], at: "metrics")
+    guard let dir = try string(table, "textfile_dir", at: "metrics") else { return MetricsConfig(textfileDirectory: nil) }
+    guard dir.hasPrefix("/") else { throw error("metrics.textfile_dir", "must be an absolute path") }
+    switch FileAccess.kind(path: dir) {
+    case .missing: throw error("metrics.textfile_dir", "\(dir) does not exist")
+    case .regular: throw error("metrics.textfile_dir", "\(dir) is a file, not a directory")
+    case .other, .inaccessible: break
+    }
+    return MetricsConfig(textfileDirectory: dir)
+  }
+}

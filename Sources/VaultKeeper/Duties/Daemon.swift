@@ -1,0 +1,262 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// What the daemon needs from the outside world, injected by the executable (and by tests).
+public struct DaemonEnvironment: Sendable {
+  public var notifier: any ServiceManagerNotifier
+  public var makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
+  public var unitWatcher: (any UnitWatcher)?
+  public var environment: [String: String]
+  /// Where `vaultkeeper status` finds us (`$RUNTIME_DIRECTORY/state.json`).
+  public var stateFile: String?
+
+  public init(notifier: any ServiceManagerNotifier, makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
+    unitWatcher: (any UnitWatcher)?, environment: [String: String], stateFile: String?)
+  {
+    self.notifier = notifier
+    self.makeTransport = makeTransport
+    self.unitWatcher = unitWatcher
+    self.environment = environment
+    self.stateFile = stateFile
+  }
+}
+
+/// A loaded configuration with its key shares: what one "generation" of duties runs on.
+public struct Generation: Sendable {
+  public var config: Config
+  public var keys: KeyShares?
+
+  public init(config: Config, keys: KeyShares?) {
+    self.config = config
+    self.keys = keys
+  }
+
+  /// Loads config and keys; the same path serves start-up and SIGHUP.
+  public static func load(path: String, environment: [String: String]) throws -> Generation {
+    let config = try ConfigLoader().load(path: path)
+    var keys: KeyShares?
+    if config.unseal.enabled, let source = config.unseal.keySource {
+      keys = try KeyShareLoader.load(source: source, environment: environment)
+    }
+    return Generation(config: config, keys: keys)
+  }
+}
+
+/// The `vaultkeeper run` service: runs one `NodeSupervisor` per node, reloads on SIGHUP,
+/// pings the watchdog while duties make progress, and speaks sd_notify throughout.
+public final class Daemon: Service, Sendable {
+  let configPath: String
+  let initial: Generation
+  let env: DaemonEnvironment
+  let logger: Logger
+  let board: StatusBoard
+  let heartbeats = Heartbeats()
+  let reloadBell = Doorbell()
+
+  public init(configPath: String, initial: Generation, environment: DaemonEnvironment, logger: Logger) {
+    self.configPath = configPath
+    self.initial = initial
+    self.env = environment
+    self.logger = logger
+    self.board = StatusBoard(
+      configPath: configPath, notifier: environment.notifier, stateFile: environment.stateFile,
+      metricsDirectory: initial.config.metrics.textfileDirectory, logger: logger)
+  }
+
+  public func run() async throws {
+    announceKeys(initial)
+    try await withGracefulShutdownHandler {
+      try await cancelWhenGracefulShutdown {
+        await withTaskGroup(of: Void.self) { group in
+          group.addTask { await self.forwardReloadSignals() }
+          group.addTask { await self.runWatchdog() }
+          group.addTask { await self.runGenerations() }
+          await group.next()
+          group.cancelAll()
+        }
+      }
+    } onGracefulShutdown: {
+      self.env.notifier.send(["STOPPING=1", "STATUS=stopping"])
+      self.logger.notice("stopping on request", metadata: ["message_id": "\(MessageID.stopping.rawValue)"])
+    }
+    await board.writeFiles()
+  }
+
+  private func forwardReloadSignals() async {
+    let signals = await UnixSignalsSequence(trapping: .sighup)
+    for await _ in signals { reloadBell.ring() }
+  }
+
+  private func runGenerations() async {
+    var generation = initial
+    var first = true
+    while !Task.isCancelled {
+      guard let next = await run(generation, announceReady: first) else { return }
+      first = false
+      generation = next
+      let nodes = next.config.nodes.count
+      logger.notice(
+        "configuration reloaded from \(configPath): \(nodes) node\(nodes == 1 ? "" : "s")",
+        metadata: ["message_id": "\(MessageID.configReloaded.rawValue)"])
+      announceKeys(next)
+    }
+  }
+
+  /// Start-up facts about the keys an operator should hear once.
+  private func announceKeys(_ generation: Generation) {
+    guard let keys = generation.keys else { return }
+    if keys.containedRootToken {
+      logger.warning("\(keys.origin) also contains a root token; vaultkeeper ignores it, but it should not be stored next to the unseal keys (revoke it or keep it offline)")
+    }
+    if let threshold = keys.declaredThreshold, keys.count < threshold {
+      logger.critical(
+        "\(keys.origin) holds \(keys.count) unseal key share\(keys.count == 1 ? "" : "s") but the threshold is \(threshold): vaultkeeper cannot unseal on its own",
+        metadata: ["message_id": "\(MessageID.tooFewShares.rawValue)"])
+    }
+    if let first = keys.shares.first, !first.isLocked {
+      logger.warning("could not lock key memory (mlock); raise LimitMEMLOCK= for the unit. Keys are still excluded from core dumps and wiped after use")
+    }
+  }
+
+  /// Runs one generation until SIGHUP brings a valid new configuration (returned) or the task
+  /// is cancelled (nil).
+  private func run(_ generation: Generation, announceReady: Bool) async -> Generation? {
+    let config = generation.config
+    await board.configure(addresses: config.nodes.map(\.name), configPath: configPath)
+    var supervisors: [(NodeSupervisor, any HTTPTransport, UnitView)] = []
+    for node in config.nodes {
+      let transport = env.makeTransport(node)
+      let unitView = UnitView()
+      let context = NodeSupervisor.Context(
+        node: node, health: config.health, unseal: config.unseal, keys: generation.keys,
+        client: VaultClient(transport: transport, timeout: node.timeout), board: board, heartbeats: heartbeats, doorbell: Doorbell(),
+        unitView: unitView, logger: logger)
+      supervisors.append((NodeSupervisor(context: context, memory: await board.memory(for: node.name)), transport, unitView))
+    }
+    defer { for (_, transport, _) in supervisors { transport.shutdown() } }
+
+    return await withTaskGroup(of: Generation?.self) { group in
+      for (supervisor, transport, unitView) in supervisors {
+        group.addTask {
+          await supervisor.run()
+          return nil
+        }
+        group.addTask {
+          for await _ in transport.connectionClosedEvents() { supervisor.connectionLost() }
+          await Self.sleepUntilCancelled()
+          return nil
+        }
+        if let unit = supervisor.context.node.unit {
+          group.addTask {
+            await self.followUnit(unit, view: unitView, supervisor: supervisor)
+            return nil
+          }
+        }
+      }
+      if announceReady {
+        group.addTask {
+          await self.board.waitForFirstResults()
+          let status = await self.board.statusLine()
+          self.env.notifier.send(["READY=1", "STATUS=\(status)"])
+          self.logger.info(
+            "vaultkeeper \(VaultKeeperVersion.string) ready: watching \(config.nodes.map(\.name).joined(separator: ", "))",
+            metadata: ["message_id": "\(MessageID.started.rawValue)"])
+          return nil
+        }
+      }
+      group.addTask { await self.waitForReload() }
+      while let result = await group.next() {
+        if let next = result {
+          group.cancelAll()
+          return next
+        }
+        if Task.isCancelled { break }
+      }
+      group.cancelAll()
+      return nil
+    }
+  }
+
+  private static func sleepUntilCancelled() async {
+    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+  }
+
+  /// Waits for SIGHUP and a configuration that loads; a bad one is logged and rejected while
+  /// the running generation carries on untouched.
+  private func waitForReload() async -> Generation? {
+    while !Task.isCancelled {
+      guard await reloadBell.wait(for: .seconds(3600)) else { continue }
+      if Task.isCancelled { return nil }
+      env.notifier.send(["RELOADING=1", "MONOTONIC_USEC=\(Self.monotonicMicroseconds())", "STATUS=reloading configuration"])
+      do {
+        let next = try Generation.load(path: configPath, environment: env.environment)
+        env.notifier.send(["READY=1"])
+        return next
+      } catch {
+        logger.error(
+          "configuration rejected, keeping the running one: \(error)",
+          metadata: ["message_id": "\(MessageID.configRejected.rawValue)"])
+        env.notifier.send(["READY=1", "STATUS=\(await board.statusLine())"])
+      }
+    }
+    return nil
+  }
+
+  /// CLOCK_MONOTONIC in microseconds, for `MONOTONIC_USEC=` (systemd 253+ matches reloads by it).
+  static func monotonicMicroseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+  }
+
+  /// Follows the Vault unit over D-Bus: a (re)start or a new main PID means "look now".
+  private func followUnit(_ unit: String, view: UnitView, supervisor: NodeSupervisor) async {
+    guard let watcher = env.unitWatcher else { return }
+    let stream: AsyncStream<UnitSnapshot>
+    do {
+      stream = try watcher.watch(unit: unit)
+    } catch {
+      DaemonNotes.once("nobus") {
+        logger.info("no system bus (\(error)); detecting Vault restarts from its connection instead of \(unit) state changes")
+      }
+      return
+    }
+    var last: UnitSnapshot?
+    for await snapshot in stream {
+      view.update(snapshot)
+      if let last, last.mainPID != snapshot.mainPID || last.activeState != snapshot.activeState {
+        if last.mainPID != snapshot.mainPID { supervisor.connectionLost() } else { supervisor.context.doorbell.ring() }
+      }
+      last = snapshot
+    }
+    view.update(nil)
+  }
+
+  /// Pings systemd's watchdog every half interval, but only while no duty is overdue.
+  private func runWatchdog() async {
+    guard let timeout = env.notifier.watchdogTimeout else { return }
+    var complained = false
+    while !Task.isCancelled {
+      let overdue = heartbeats.overdue()
+      if overdue.isEmpty {
+        env.notifier.send(["WATCHDOG=1"])
+        complained = false
+      } else if !complained {
+        complained = true
+        logger.error("duty stuck (\(overdue.joined(separator: ", "))): withholding the watchdog ping so systemd restarts vaultkeeper")
+      }
+      try? await Task.sleep(for: timeout / 2)
+    }
+  }
+}
+
+/// Process-wide "say it once" memory for notes such as "no system bus".
+enum DaemonNotes {
+  private static let said = Mutex<Set<String>>([])
+  static func once(_ key: String, _ body: () -> Void) {
+    if said.withLock({ $0.insert(key).inserted }) { body() }
+  }
+}

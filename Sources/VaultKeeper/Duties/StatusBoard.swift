@@ -1,0 +1,115 @@
+import Foundation
+import Logging
+
+/// The one place that knows every node's state. Duties post `NodeReport`s here; the board
+/// renders STATUS (sent only when it changes), the state file for `vaultkeeper status`, and the
+/// metrics textfile. Keeping it in one place means an event is never reported twice or
+/// differently.
+public actor StatusBoard {
+  private var report: DaemonReport
+  private let notifier: any ServiceManagerNotifier
+  private let stateFile: String?
+  private let metricsFile: String?
+  private let logger: Logger
+  private var lastStatus = ""
+  private var lastWrite = 0.0
+  private var lastWrittenShape: [String] = []
+  private var expected: Set<String> = []
+  private var readyWaiters: [CheckedContinuation<Void, Never>] = []
+  /// What each node's duty must remember across a reload (keyed by address).
+  private var memories: [String: NodeMemory] = [:]
+
+  public init(configPath: String, notifier: any ServiceManagerNotifier, stateFile: String?, metricsDirectory: String?, logger: Logger) {
+    let now = Date().timeIntervalSince1970
+    self.report = DaemonReport(pid: getpid(), startedAt: now, updatedAt: now, configPath: configPath, nodes: [])
+    self.notifier = notifier
+    self.stateFile = stateFile
+    self.metricsFile = metricsDirectory.map { "\($0)/vaultkeeper.prom" }
+    self.logger = logger
+  }
+
+  /// Sets the nodes for a (new) configuration, keeping reports of nodes that stay.
+  public func configure(addresses: [String], configPath: String) {
+    let old = Dictionary(report.nodes.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
+    report.configPath = configPath
+    report.nodes = addresses.map { old[$0] ?? NodeReport(address: $0, state: "unknown", since: 0, lastCheck: 0) }
+    expected = Set(addresses.filter { old[$0] == nil || old[$0]?.lastCheck == 0 })
+    memories = memories.filter { addresses.contains($0.key) }
+  }
+
+  public func memory(for address: String) -> NodeMemory? { memories[address] }
+  public func remember(_ memory: NodeMemory, for address: String) { memories[address] = memory }
+
+  public func post(_ node: NodeReport) {
+    guard let index = report.nodes.firstIndex(where: { $0.address == node.address }) else { return }
+    report.nodes[index] = node
+    expected.remove(node.address)
+    if expected.isEmpty {
+      for waiter in readyWaiters { waiter.resume() }
+      readyWaiters.removeAll()
+    }
+    publish()
+  }
+
+  /// Returns once every configured node has reported at least once.
+  public func waitForFirstResults() async {
+    if expected.isEmpty { return }
+    await withCheckedContinuation { readyWaiters.append($0) }
+  }
+
+  public func snapshot() -> DaemonReport { report }
+
+  public func statusLine() -> String {
+    StatusLine.render(report, now: Date().timeIntervalSince1970)
+  }
+
+  private func publish() {
+    let now = Date().timeIntervalSince1970
+    report.updatedAt = now
+    let status = StatusLine.render(report, now: now)
+    if status != lastStatus {
+      lastStatus = status
+      notifier.send(["STATUS=\(status)"])
+    }
+    // Files are rewritten at once when something an operator cares about changed, otherwise
+    // at most every 5 s: the fast poll while sealed must not turn into a disk-write loop.
+    let shape = report.nodes.map { "\($0.state)|\($0.hold ?? "")|\($0.version ?? "")|\($0.unsealAttempts)|\($0.lastUnsealTime ?? 0)" }
+    guard shape != lastWrittenShape || now - lastWrite >= 5 else { return }
+    lastWrittenShape = shape
+    lastWrite = now
+    writeFiles()
+  }
+
+  /// Writes the state file and metrics now (also called at shutdown).
+  public func writeFiles() {
+    if let stateFile {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+      if let data = try? encoder.encode(report) {
+        do {
+          try FileAccess.writeAtomically(path: stateFile, bytes: Array(data) + [0x0A], mode: 0o644, durable: false)
+        } catch {
+          logger.warning("cannot write state file \(stateFile): \(error)")
+        }
+      }
+    }
+    if let metricsFile {
+      do {
+        try FileAccess.writeAtomically(path: metricsFile, bytes: Array(MetricsText.render(report).utf8), mode: 0o644, durable: false)
+      } catch {
+        logger.warning("cannot write metrics file \(metricsFile): \(error)")
+      }
+    }
+  }
+}
+
+/// Per-node knowledge that must survive a configuration reload: forgetting that an operator
+/// sealed a node would make a reload unseal it.
+public struct NodeMemory: Sendable {
+  public var judge: SealJudge
+  public var previous: NodeState?
+  public var hold: String?
+  public var report: NodeReport
+  public var wrongKeyUntil: ContinuousClock.Instant?
+  public var wrongKeyCount: Int
+}

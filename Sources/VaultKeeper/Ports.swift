@@ -1,0 +1,126 @@
+// The edges of the core. Everything that touches the outside world (HTTP over libcurl, the
+// service manager, D-Bus) is reached through these small protocols, so the core imports no C and
+// its decisions can be tested without I/O. Adapters live in the `Curl` and `Systemd` targets.
+
+/// One HTTP exchange with a Vault node. Paths are relative to the node's address
+/// (e.g. `/v1/sys/health?standbycode=299`).
+public struct HTTPRequest: Sendable, Equatable {
+  public enum Method: String, Sendable { case get = "GET", put = "PUT", post = "POST", head = "HEAD" }
+  public var method: Method
+  public var path: String
+  public var headers: [(name: String, value: String)]
+  /// Request body. Held in a `SecretBytes` because unseal requests carry key material: the
+  /// transport copies it into curl and the buffer is wiped when the request is released.
+  public var body: SecretBytes?
+
+  public init(method: Method, path: String, headers: [(name: String, value: String)] = [], body: SecretBytes? = nil) {
+    self.method = method
+    self.path = path
+    self.headers = headers
+    self.body = body
+  }
+
+  public static func == (lhs: HTTPRequest, rhs: HTTPRequest) -> Bool {
+    lhs.method == rhs.method && lhs.path == rhs.path
+      && lhs.headers.map(\.name) == rhs.headers.map(\.name) && lhs.headers.map(\.value) == rhs.headers.map(\.value)
+  }
+}
+
+public struct HTTPResponse: Sendable {
+  public var status: Int
+  public var headers: [(name: String, value: String)]
+  public var body: [UInt8]
+  /// True when the exchange had to open a new connection (no kept-alive connection was reused).
+  /// The unseal duty uses this to tell a Vault restart from a deliberate seal when D-Bus is absent.
+  public var newConnection: Bool
+  /// Wall time of the exchange as measured by the transport.
+  public var duration: Duration
+
+  public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8], newConnection: Bool, duration: Duration) {
+    self.status = status
+    self.headers = headers
+    self.body = body
+    self.newConnection = newConnection
+    self.duration = duration
+  }
+
+  public func header(_ name: String) -> String? {
+    headers.first { $0.name.lowercased() == name.lowercased() }?.value
+  }
+}
+
+/// Why a transfer failed before an HTTP status was received.
+public struct TransportError: Error, Sendable, Equatable, CustomStringConvertible {
+  public enum Kind: String, Sendable {
+    /// Nothing listens, the host is unreachable or the name does not resolve.
+    case connect
+    /// The connect or total timeout elapsed.
+    case timeout
+    /// The TLS handshake failed: certificate not trusted, name mismatch, protocol error.
+    case tls
+    /// The peer closed the connection or sent something that is not HTTP.
+    case protocolError
+    /// The transfer was cancelled by us (shutdown, reload).
+    case cancelled
+    /// Local problems: bad CA file, out of memory, …
+    case local
+  }
+  public var kind: Kind
+  /// A human-readable reason; never contains request bodies or headers.
+  public var message: String
+
+  public init(_ kind: Kind, _ message: String) {
+    self.kind = kind
+    self.message = message
+  }
+
+  public var description: String { "\(kind.rawValue): \(message)" }
+}
+
+/// Sends requests to one Vault node over one kept-alive connection.
+public protocol HTTPTransport: Sendable {
+  /// Performs the exchange. Blocking I/O happens on the transport's own thread, never on the
+  /// caller's executor. Cancelling the calling task aborts the transfer.
+  func send(_ request: HTTPRequest, timeout: Duration) async throws(TransportError) -> HTTPResponse
+
+  /// Yields once each time the server closes the kept-alive connection while we were idle
+  /// (Vault restarting does that), so the health duty can look at once.
+  func connectionClosedEvents() -> AsyncStream<Void>
+
+  /// Stops the transport's thread and closes its connection.
+  func shutdown()
+}
+
+/// The service manager's notification channel (sd_notify).
+public protocol ServiceManagerNotifier: Sendable {
+  /// Sends the given `KEY=VALUE` assignments as one datagram. A no-op outside systemd.
+  func send(_ assignments: [String])
+  /// The watchdog interval systemd expects pings within, or nil when no watchdog is armed for us.
+  var watchdogTimeout: Duration? { get }
+}
+
+/// What systemd reports about a unit.
+public struct UnitSnapshot: Sendable, Equatable {
+  public var activeState: String
+  public var subState: String
+  public var mainPID: Int
+
+  public init(activeState: String, subState: String, mainPID: Int) {
+    self.activeState = activeState
+    self.subState = subState
+    self.mainPID = mainPID
+  }
+}
+
+public struct UnitWatchUnavailable: Error, Sendable, CustomStringConvertible {
+  public var reason: String
+  public init(reason: String) { self.reason = reason }
+  public var description: String { reason }
+}
+
+/// Follows a systemd unit's state over the system bus.
+public protocol UnitWatcher: Sendable {
+  /// Yields the unit's current state first, then every change. Throws `UnitWatchUnavailable`
+  /// when there is no system bus to ask.
+  func watch(unit: String) throws(UnitWatchUnavailable) -> AsyncStream<UnitSnapshot>
+}

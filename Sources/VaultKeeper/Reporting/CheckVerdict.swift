@@ -1,0 +1,52 @@
+/// The Monitoring Plugins verdict for `vaultkeeper check`. Pure, so every combination is
+/// unit-tested: the worst node decides, perfdata carries every node's latency.
+public enum CheckVerdict {
+  public struct Outcome: Sendable, Equatable {
+    /// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    public var code: Int
+    public var text: String
+  }
+
+  static let words = ["OK", "WARNING", "CRITICAL", "UNKNOWN"]
+
+  public static func evaluate(_ nodes: [(name: String, observation: HealthObservation)], ok: Set<String>, warning: Set<String>,
+    warnLatency: Double, critLatency: Double) -> Outcome
+  {
+    guard !nodes.isEmpty else { return Outcome(code: 3, text: "VAULT UNKNOWN: no nodes configured") }
+    var worst = 0
+    var lines: [String] = []
+    var perf: [String] = []
+    var okCount = 0
+    for (index, entry) in nodes.enumerated() {
+      let observation = entry.observation
+      let latency = observation.latency.seconds
+      var code = ok.contains(observation.state.name) ? 0 : (warning.contains(observation.state.name) ? 1 : 2)
+      if !observation.state.isFailure {
+        if latency >= critLatency { code = max(code, 2) } else if latency >= warnLatency { code = max(code, 1) }
+      }
+      if code == 0 { okCount += 1 }
+      worst = max(worst, code)
+      var line = "\(words[code]): \(entry.name) \(observation.state.name)"
+      if let version = observation.version { line += " (\(version))" }
+      if let problem = observation.problem { line += ": \(problem)" }
+      lines.append(line)
+      let label = index == 0 ? "latency" : "latency_\(index)"
+      perf.append("'\(label)'=\(formatSeconds(latency))s;\(formatSeconds(warnLatency));\(formatSeconds(critLatency));0")
+    }
+    let first = nodes[0].observation
+    var summary = "VAULT \(words[worst]): \(first.state.name)"
+    if let version = first.version { summary += " (\(version))" }
+    summary += ", \(okCount)/\(nodes.count) nodes ok"
+    perf.append("'nodes_ok'=\(okCount);;;0;\(nodes.count)")
+    return Outcome(code: worst, text: ([summary + " | " + perf.joined(separator: " ")] + lines).joined(separator: "\n"))
+  }
+
+  static func formatSeconds(_ value: Double) -> String {
+    let micro = Int((value * 1_000_000).rounded())
+    let whole = micro / 1_000_000
+    var fraction = String(micro % 1_000_000)
+    while fraction.count < 6 { fraction = "0" + fraction }
+    while fraction.hasSuffix("0") { fraction.removeLast() }
+    return fraction.isEmpty ? "\(whole)" : "\(whole).\(fraction)"
+  }
+}

@@ -1,0 +1,49 @@
+/// Renders the Prometheus text exposition for node_exporter's textfile collector. Pure: the
+/// daemon writes the result atomically (`vaultkeeper.prom`). Metric names follow Prometheus
+/// conventions (prefix, base units, `_total` counters); labels are the node address only.
+public enum MetricsText {
+  public static let states = ["active", "standby", "perf-standby", "dr-secondary", "standby-unhealthy", "sealed", "uninitialized", "removed",
+    "unreachable", "protocol-error"]
+  public static let unsealResults = ["success", "wrong_key", "error", "duplicate"]
+
+  public static func render(_ report: DaemonReport) -> String {
+    var out = ""
+    func family(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
+      out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+      for sample in samples { out += "\(name){\(sample.labels)} \(sample.value)\n" }
+    }
+    func label(_ node: NodeReport) -> String { "node=\"\(escape(node.address))\"" }
+    family("vaultkeeper_vault_up", "gauge", "1 if the node answered its health check with a Vault status.",
+      report.nodes.map { (label($0), ($0.state == "unreachable" || $0.state == "protocol-error") ? "0" : "1") })
+    family("vaultkeeper_vault_sealed", "gauge", "1 if the node reports itself sealed.",
+      report.nodes.map { (label($0), $0.state == "sealed" ? "1" : "0") })
+    family("vaultkeeper_vault_health_status", "gauge", "1 for the node's current health state, 0 for the others.",
+      report.nodes.flatMap { node in states.map { ("\(label(node)),state=\"\($0)\"", node.state == $0 ? "1" : "0") } })
+    family("vaultkeeper_health_check_duration_seconds", "gauge", "Duration of the last health check.",
+      report.nodes.map { (label($0), format($0.latencyMilliseconds / 1000)) })
+    family("vaultkeeper_health_check_timestamp_seconds", "gauge", "Time of the last health check.",
+      report.nodes.map { (label($0), format($0.lastCheck)) })
+    family("vaultkeeper_unseal_attempts_total", "counter", "Unseal share submissions by result.",
+      report.nodes.flatMap { node in unsealResults.map { ("\(label(node)),result=\"\($0)\"", "\(node.unsealAttempts[$0] ?? 0)") } })
+    family("vaultkeeper_last_unseal_timestamp_seconds", "gauge", "Time vaultkeeper last unsealed the node (0 = never).",
+      report.nodes.map { (label($0), format($0.lastUnsealTime ?? 0)) })
+    family("vaultkeeper_unseal_held", "gauge", "1 while a sealed node is deliberately left sealed (operator seal, wrong key, too few shares).",
+      report.nodes.map { (label($0), $0.hold == nil ? "0" : "1") })
+    return out
+  }
+
+  static func escape(_ value: String) -> String {
+    value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+  }
+
+  static func format(_ value: Double) -> String {
+    if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+    return String(value)
+  }
+}
+
+extension String {
+  fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
+    split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+  }
+}

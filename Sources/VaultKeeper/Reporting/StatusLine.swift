@@ -1,0 +1,33 @@
+/// The one-line `STATUS=` an operator reads in `systemctl status`, e.g.
+/// `vault active (1.15.0) · unsealed 3m ago · 2/2 nodes ok`.
+/// The local node leads; problems on any node are named, most urgent first.
+public enum StatusLine {
+  public static func render(_ report: DaemonReport, now: Double) -> String {
+    guard let local = report.nodes.first else { return "no nodes configured" }
+    var parts: [String] = []
+    var head = "vault \(local.state)"
+    if let version = local.version { head += " (\(version))" }
+    if let hold = local.hold { head += ", \(hold)" }
+    parts.append(head)
+    if let unsealed = report.nodes.compactMap(\.lastUnsealTime).max() {
+      parts.append("unsealed \(DurationParsing.humanize(.seconds(max(now - unsealed, 0)))) ago")
+    }
+    let ok = report.nodes.filter { NodeState(name: $0.state)?.isHealthy == true }.count
+    var nodesPart = "\(ok)/\(report.nodes.count) nodes ok"
+    let troubled = report.nodes.dropFirst().filter { NodeState(name: $0.state)?.isHealthy != true }
+    if let first = troubled.first {
+      nodesPart += " (\(first.address) \(first.state)\(troubled.count > 1 ? ", +\(troubled.count - 1) more" : ""))"
+    }
+    parts.append(nodesPart)
+    return String(parts.joined(separator: " · ").prefix(400))
+  }
+}
+
+extension NodeState {
+  public init?(name: String) {
+    guard let state = [NodeState.active, .standby, .performanceStandby, .drSecondary, .standbyUnhealthy, .sealed, .uninitialized, .removed,
+      .unreachable, .protocolError].first(where: { $0.name == name })
+    else { return nil }
+    self = state
+  }
+}

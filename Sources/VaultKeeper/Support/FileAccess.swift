@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The few file operations the core needs, on plain POSIX calls: reading small files whole,
+/// checking ownership and mode, and replacing a file atomically. (Foundation's FileManager hides
+/// the details we must check, such as who owns a key file.)
+public enum FileAccess {
+  public struct Failure: Error, Sendable, CustomStringConvertible {
+    public var errno: Int32
+    public var operation: String
+    public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+  }
+
+  public enum Kind: Sendable, Equatable {
+    case regular, missing, other
+    case inaccessible(String)
+  }
+
+  public static func kind(path: String) -> Kind {
+    var info = stat()
+    if stat(path, &info) != 0 {
+      let code = errno
+      if code == ENOENT || code == ENOTDIR { return .missing }
+      return .inaccessible(String(cString: strerror(code)))
+    }
+    return (info.st_mode & S_IFMT) == S_IFREG ? .regular : .other
+  }
+
+  public static func isDirectory(path: String) -> Bool {
+    var info = stat()
+    return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+  }
+
+  public struct Ownership: Sendable, Equatable {
+    public var uid: UInt32
+    public var mode: UInt32
+  }
+
+  /// Owner and permission bits of an open file (fstat, so the answer is about the file we read).
+  static func ownership(fd: Int32) -> Ownership? {
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { return nil }
+    return Ownership(uid: info.st_uid, mode: UInt32(info.st_mode) & 0o7777)
+  }
+
+  /// Reads a whole file of at most `limit` bytes.
+  public static func readBytes(path: String, limit: Int) throws(Failure) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw Failure(errno: errno, operation: "open \(path)") }
+    defer { close(fd) }
+    return try readAll(fd: fd, path: path, limit: limit)
+  }
+
+  static func readAll(fd: Int32, path: String, limit: Int) throws(Failure) -> [UInt8] {
+    var result: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+      let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw Failure(errno: errno, operation: "read \(path)")
+      }
+      if n == 0 { break }
+      result.append(contentsOf: chunk[0..<n])
+      if result.count > limit { throw Failure(errno: EFBIG, operation: "read \(path) (larger than \(limit) bytes)") }
+    }
+    return result
+  }
+
+  public static func readText(path: String, limit: Int) throws(Failure) -> String {
+    String(decoding: try readBytes(path: path, limit: limit), as: UTF8.self)
+  }
+
+  /// Writes `bytes` to `path` atomically: a temporary file in the same directory (exclusive
+  /// create, `mode`), fsync (when `durable`), rename over the target. A crash leaves either the old file or the
+  /// new one, never half of it; a failure removes the temporary file.
+  public static func writeAtomically(path: String, bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws(Failure) {
+    let temp = "\(path).tmp.\(getpid())"
+    let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+    if fd < 0 {
+      let code = errno
+      if code == EEXIST { unlink(temp); return try writeAtomically(path: path, bytes: bytes, mode: mode, durable: durable) }
+      throw Failure(errno: code, operation: "create \(temp)")
+    }
+    var ok = false
+    defer {
+      if !ok { unlink(temp) }
+    }
+    var written = 0
+    while written < bytes.count {
+      let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+      if n < 0 {
+        if errno == EINTR { continue }
+        let code = errno
+        close(fd)
+        throw Failure(errno: code, operation: "write \(temp)")
+      }
+      written += n
+    }
+    _ = fchmod(fd, mode)  // the umask may have narrowed it; we want exactly `mode`
+    if durable, fsync(fd) != 0 {
+      let code = errno
+      close(fd)
+      throw Failure(errno: code, operation: "fsync \(temp)")
+    }
+    close(fd)
+    guard rename(temp, path) == 0 else { throw Failure(errno: errno, operation: "rename \(temp) to \(path)") }
+    ok = true
+  }
+}

@@ -1,0 +1,247 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The unseal key shares this daemon holds, each as the text Vault accepts (base64 or hex),
+/// in locked memory.
+public struct KeyShares: Sendable {
+  public enum Format: String, Sendable { case operatorInitJSON = "vault operator init JSON", plainLines = "one key per line" }
+
+  public var shares: [SecretBytes]
+  public var format: Format
+  /// `unseal_threshold` from the init JSON, when present.
+  public var declaredThreshold: Int?
+  /// The init JSON also carried a root token (ignored; the operator is told once).
+  public var containedRootToken: Bool
+  /// Where they came from, for messages ("/etc/vaultkeeper/unseal-keys.json", "credential unseal-keys").
+  public var origin: String
+
+  public var count: Int { shares.count }
+}
+
+/// Why key shares could not be loaded. The messages never contain key material.
+public struct KeyLoadError: Error, Sendable, CustomStringConvertible {
+  public enum Kind: Sendable {
+    /// Readable by group/other or owned by someone else: refuse (exit 77).
+    case insecure
+    /// Cannot be opened or read (exit 77).
+    case unreadable
+    /// The content is not a key file we understand (exit 65, EX_DATAERR).
+    case invalid
+  }
+  public var kind: Kind
+  public var message: String
+  public var description: String { message }
+}
+
+/// Reads and checks a key file. Pure parsing lives in `parse(_:origin:)` so it can be tested
+/// without files; `load` adds the ownership and permission checks.
+public enum KeyShareLoader {
+  /// Resolves the configured source to a path: a file, or `$CREDENTIALS_DIRECTORY/NAME`.
+  public static func path(for source: UnsealConfig.KeySource, environment: [String: String]) throws(KeyLoadError) -> (path: String, origin: String) {
+    switch source {
+    case .file(let path):
+      return (path, path)
+    case .credential(let name):
+      guard let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty else {
+        throw KeyLoadError(
+          kind: .unreadable,
+          message: "unseal.credential = \"\(name)\" needs $CREDENTIALS_DIRECTORY: run under systemd with LoadCredentialEncrypted=\(name):PATH (or use unseal.key_file)")
+      }
+      return ("\(dir)/\(name)", "credential \(name)")
+    }
+  }
+
+  public static func load(source: UnsealConfig.KeySource, environment: [String: String]) throws(KeyLoadError) -> KeyShares {
+    let (path, origin) = try path(for: source, environment: environment)
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    guard fd >= 0 else {
+      let code = errno
+      let reason = String(cString: strerror(code))
+      let hint = code == EACCES ? " (the daemon's user must own it: chown \(userName()) \(path))" : ""
+      throw KeyLoadError(kind: .unreadable, message: "cannot open key file \(path): \(reason)\(hint)")
+    }
+    defer { close(fd) }
+    guard let owner = FileAccess.ownership(fd: fd) else {
+      throw KeyLoadError(kind: .unreadable, message: "cannot inspect key file \(path)")
+    }
+    try checkOwnership(owner, path: path, expectedUID: geteuid())
+    var bytes: [UInt8]
+    do {
+      bytes = try FileAccess.readAll(fd: fd, path: path, limit: 64 * 1024)
+    } catch {
+      throw KeyLoadError(kind: .unreadable, message: "cannot read key file: \(error)")
+    }
+    defer { SecretBytes.wipe(&bytes) }
+    return try parse(bytes, origin: origin)
+  }
+
+  /// Group/other bits must be clear and the file must belong to us. systemd credentials are
+  /// 0400 and owned by the service user, so they pass as they are.
+  public static func checkOwnership(_ owner: FileAccess.Ownership, path: String, expectedUID: UInt32) throws(KeyLoadError) {
+    if owner.mode & 0o077 != 0 {
+      throw KeyLoadError(
+        kind: .insecure,
+        message: "key file \(path) is readable or writable by group/other (mode \(String(owner.mode, radix: 8))); "
+          + "fix it with: chmod 0600 \(path) (better: deliver the shares as an encrypted systemd credential)")
+    }
+    if owner.uid != expectedUID {
+      throw KeyLoadError(
+        kind: .insecure,
+        message: "key file \(path) is owned by uid \(owner.uid), not by the daemon's user (uid \(expectedUID)); "
+          + "fix it with: chown \(userName()) \(path)")
+    }
+  }
+
+  static func userName() -> String {
+    guard let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name else { return "\(geteuid())" }
+    return String(cString: name)
+  }
+
+  /// Parses the JSON printed by `vault operator init -format=json` or a plain file with one
+  /// key per line (blank lines and `#` comments ignored).
+  public static func parse(_ bytes: [UInt8], origin: String) throws(KeyLoadError) -> KeyShares {
+    let firstNonSpace = bytes.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+    if firstNonSpace == UInt8(ascii: "{") { return try parseInitJSON(bytes, origin: origin) }
+    return try parsePlain(bytes, origin: origin)
+  }
+
+  private static func parsePlain(_ bytes: [UInt8], origin: String) throws(KeyLoadError) -> KeyShares {
+    var shares: [SecretBytes] = []
+    var lineNumber = 0
+    for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
+      lineNumber += 1
+      var slice = line[...]
+      while let last = slice.last, [0x20, 0x09, 0x0D].contains(last) { slice = slice.dropLast() }
+      while let first = slice.first, [0x20, 0x09].contains(first) { slice = slice.dropFirst() }
+      if slice.isEmpty || slice.first == UInt8(ascii: "#") { continue }
+      guard ShareEncoding.isValidShare(slice) else {
+        throw KeyLoadError(kind: .invalid, message: "\(origin): line \(lineNumber) is not an unseal key (expected base64 or hex of 16–33 bytes)")
+      }
+      shares.append(SecretBytes(slice))
+    }
+    guard !shares.isEmpty else { throw KeyLoadError(kind: .invalid, message: "\(origin): no unseal keys found") }
+    return KeyShares(shares: try deduplicated(shares, origin: origin), format: .plainLines, declaredThreshold: nil, containedRootToken: false, origin: origin)
+  }
+
+  private static func parseInitJSON(_ bytes: [UInt8], origin: String) throws(KeyLoadError) -> KeyShares {
+    let root: SecretJSON.Value
+    do {
+      root = try SecretJSON.parse(bytes)
+    } catch {
+      throw KeyLoadError(kind: .invalid, message: "\(origin): invalid JSON at byte \(error.offset): \(error.reason)")
+    }
+    guard case .object(let members) = root else { throw KeyLoadError(kind: .invalid, message: "\(origin): expected a JSON object") }
+    func member(_ name: String) -> SecretJSON.Value? { members.first { $0.key == name }?.value }
+    func stringList(_ name: String) throws(KeyLoadError) -> [Range<Int>] {
+      guard let value = member(name) else { return [] }
+      if case .null = value { return [] }
+      guard case .array(let items) = value else { throw KeyLoadError(kind: .invalid, message: "\(origin): \(name) must be an array") }
+      var ranges: [Range<Int>] = []
+      for item in items {
+        guard case .string(let range, let escapes) = item, !escapes else {
+          throw KeyLoadError(kind: .invalid, message: "\(origin): \(name) must hold plain key strings")
+        }
+        ranges.append(range)
+      }
+      return ranges
+    }
+    let b64 = try stringList("unseal_keys_b64")
+    let hex = try stringList("unseal_keys_hex")
+    let recovery = try stringList("recovery_keys_b64") + stringList("recovery_keys_hex")
+    // Both lists encode the same shares; prefer base64 (what the CLI shows first).
+    let chosen = b64.isEmpty ? hex : b64
+    if chosen.isEmpty {
+      if !recovery.isEmpty {
+        throw KeyLoadError(
+          kind: .invalid,
+          message: "\(origin) holds recovery keys, not unseal keys: this Vault uses auto-unseal and unseals itself; recovery keys must never be sent to /sys/unseal, so remove the file from the vaultkeeper configuration")
+      }
+      throw KeyLoadError(kind: .invalid, message: "\(origin): no unseal_keys_b64 or unseal_keys_hex found")
+    }
+    var shares: [SecretBytes] = []
+    for (index, range) in chosen.enumerated() {
+      guard ShareEncoding.isValidShare(bytes[range]) else {
+        throw KeyLoadError(kind: .invalid, message: "\(origin): key #\(index + 1) is not a valid unseal key (expected base64 or hex of 16–33 bytes)")
+      }
+      shares.append(SecretBytes(bytes[range]))
+    }
+    var threshold: Int?
+    if case .number = member("unseal_threshold") {
+      threshold = Self.integer(named: "unseal_threshold", in: bytes)
+    }
+    let hasRootToken: Bool
+    if case .string(let range, _) = member("root_token") { hasRootToken = !range.isEmpty } else { hasRootToken = false }
+    return KeyShares(shares: try deduplicated(shares, origin: origin), format: .operatorInitJSON, declaredThreshold: threshold, containedRootToken: hasRootToken, origin: origin)
+  }
+
+  /// The same share listed twice would make Vault ignore the second copy; drop it here and keep
+  /// the count honest for the "fewer shares than the threshold" check.
+  private static func deduplicated(_ shares: [SecretBytes], origin: String) throws(KeyLoadError) -> [SecretBytes] {
+    var unique: [SecretBytes] = []
+    for share in shares where !unique.contains(where: { $0.constantTimeEquals(share) }) { unique.append(share) }
+    return unique
+  }
+
+  /// Reads a small non-secret integer field by scanning for `"name":`; only used for the
+  /// threshold, whose value SecretJSON does not keep.
+  static func integer(named name: String, in bytes: [UInt8]) -> Int? {
+    let needle = Array("\"\(name)\"".utf8)
+    guard bytes.count >= needle.count else { return nil }
+    var i = 0
+    while i + needle.count <= bytes.count {
+      if Array(bytes[i..<(i + needle.count)]) == needle {
+        var j = i + needle.count
+        while j < bytes.count, [0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ":")].contains(bytes[j]) { j += 1 }
+        var value = 0
+        var digits = 0
+        while j < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[j]), digits < 4 {
+          value = value * 10 + Int(bytes[j] - UInt8(ascii: "0"))
+          j += 1
+          digits += 1
+        }
+        return digits > 0 ? value : nil
+      }
+      i += 1
+    }
+    return nil
+  }
+}
+
+/// Vault's rule for decoding a submitted key (vault-api.md §3.3): hex first if it decodes to
+/// 16–33 bytes, otherwise standard padded base64, which must also decode to 16–33 bytes.
+public enum ShareEncoding {
+  public static func isValidShare<C: Collection>(_ text: C) -> Bool where C.Element == UInt8 {
+    if let n = hexLength(text), (16...33).contains(n) { return true }
+    if let n = base64Length(text), (16...33).contains(n) { return true }
+    return false
+  }
+
+  static func hexLength<C: Collection>(_ text: C) -> Int? where C.Element == UInt8 {
+    guard text.count % 2 == 0, !text.isEmpty else { return nil }
+    for c in text {
+      switch c {
+      case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): continue
+      default: return nil
+      }
+    }
+    return text.count / 2
+  }
+
+  static func base64Length<C: Collection>(_ text: C) -> Int? where C.Element == UInt8 {
+    guard text.count % 4 == 0, !text.isEmpty else { return nil }
+    var padding = 0
+    for (offset, c) in text.enumerated() {
+      switch c {
+      case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+        UInt8(ascii: "+"), UInt8(ascii: "/"):
+        if padding > 0 { return nil }
+      case UInt8(ascii: "="):
+        guard offset >= text.count - 2 else { return nil }
+        padding += 1
+      default: return nil
+      }
+    }
+    return text.count / 4 * 3 - padding
+  }
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import VaultKeeper
+
+/// `vaultkeeper status`: the running daemon's view, read from the state file it writes
+/// atomically in its runtime directory (no IPC, works for any user who can read the file).
+struct Status: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Show the running daemon's view of every node.",
+    discussion: "Exit 0 when the daemon's state could be read, 3 when it is not running or its state file is missing or stale.")
+
+  @Option(help: ArgumentHelp("State file written by `vaultkeeper run`.", valueName: "path"))
+  var stateFile: String?
+
+  @Flag(help: "Print the state as JSON.")
+  var json = false
+
+  func run() async throws {
+    let environment = ProcessEnvironment.current()
+    let path = stateFile ?? environment["RUNTIME_DIRECTORY"].map { "\($0)/state.json" } ?? "/run/vaultkeeper/state.json"
+    let report: DaemonReport
+    do {
+      let bytes = try FileAccess.readBytes(path: path, limit: 4 << 20)
+      report = try JSONDecoder().decode(DaemonReport.self, from: Data(bytes))
+    } catch {
+      printError("vaultkeeper status: cannot read \(path): \(error) (is `vaultkeeper run` running?)")
+      throw ExitCode(3)
+    }
+    let now = Date().timeIntervalSince1970
+    let running = kill(report.pid, 0) == 0
+    if json {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+      print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    } else {
+      print(StatusLine.render(report, now: now))
+      print("daemon pid \(report.pid)\(running ? "" : " (not running)"), config \(report.configPath), updated \(DurationParsing.humanize(.seconds(max(now - report.updatedAt, 0)))) ago")
+      for node in report.nodes {
+        var line = "  \(node.address): \(node.state)"
+        if let version = node.version { line += " \(version)" }
+        if node.since > 0 { line += ", since \(DurationParsing.humanize(.seconds(max(now - node.since, 0)))) ago" }
+        if let hold = node.hold { line += ", \(hold)" }
+        if let problem = node.problem { line += " — \(problem)" }
+        print(line)
+      }
+    }
+    if !running { throw ExitCode(3) }
+  }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import VaultKeeper
+
+/// `vaultkeeper`: keeps a Vault / OpenBao node available, recoverable and trusted.
+@main
+struct VaultKeeperCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "vaultkeeper",
+    abstract: "Watch HashiCorp Vault / OpenBao health and unseal it, as a systemd notify daemon.",
+    discussion: """
+      Exit codes: 0 ok, 64 usage, 65 bad key file content, 69 Vault unavailable (one-shot commands), \
+      70 internal error, 77 key file insecure or unreadable, 78 configuration error. \
+      `check` uses the Monitoring Plugins codes 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. \
+      See docs/operations.md.
+      """,
+    version: VaultKeeperVersion.string,
+    subcommands: [Run.self, Check.self, Status.self, Unseal.self, ConfigCommand.self],
+    defaultSubcommand: Run.self
+  )
+}
+
+/// The configuration file option shared by every command.
+struct ConfigOption: ParsableArguments {
+  @Option(name: .customLong("config"), help: ArgumentHelp("Configuration file.", valueName: "path"))
+  var path: String = ConfigLoader.defaultPath
+}
+
+/// sysexits(3) codes used across commands.
+enum Exit {
+  static let usage = ExitCode(64)
+  static let dataError = ExitCode(65)
+  static let unavailable = ExitCode(69)
+  static let software = ExitCode(70)
+  static let noPermission = ExitCode(77)
+  static let config = ExitCode(78)
+
+  static func forKeyError(_ error: KeyLoadError) -> ExitCode {
+    switch error.kind {
+    case .insecure, .unreadable: return noPermission
+    case .invalid: return dataError
+    }
+  }
+}
