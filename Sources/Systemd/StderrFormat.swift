@@ -67,10 +67,11 @@ func logfmtValue(_ value: String) -> String {
 }
 
 /// The message split into lines; a trailing newline does not produce an empty last line, and
-/// `\r\n` endings lose their `\r`. An empty message is one empty line, so the entry is still
+/// `\r\n` line ends count as one. An empty message is one empty line, so the entry is still
 /// visible.
 func messageLines(_ message: String) -> [Substring] {
-  var lines = message.split(separator: "\n", omittingEmptySubsequences: false)
+  // "\r\n" is a single Character in Swift, so it must be named as a separator of its own.
+  var lines = message.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
     .map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
   while lines.count > 1, lines.last?.isEmpty == true { lines.removeLast() }
   return lines

@@ -70,11 +70,13 @@ public final class Daemon: Service, Sendable {
     announceKeys(initial)
     try await withGracefulShutdownHandler {
       try await cancelWhenGracefulShutdown {
-        await withTaskGroup(of: Void.self) { group in
-          group.addTask { await self.forwardReloadSignals() }
-          group.addTask { await self.runWatchdog() }
-          group.addTask { await self.runGenerations() }
-          await group.next()
+        // The duties run until cancelled; the helpers (signals, watchdog) may end early
+        // (no watchdog configured), so wait for the duties specifically.
+        await withTaskGroup(of: Bool.self) { group in
+          group.addTask { await self.forwardReloadSignals(); return false }
+          group.addTask { await self.runWatchdog(); return false }
+          group.addTask { await self.runGenerations(); return true }
+          while let dutiesEnded = await group.next(), !dutiesEnded {}
           group.cancelAll()
         }
       }

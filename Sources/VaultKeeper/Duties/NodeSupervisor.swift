@@ -52,6 +52,8 @@ public final class NodeSupervisor: Sendable {
     var planner: UnsealPlanner
     var consecutiveFailures = 0
     var connectionLostAt: ContinuousClock.Instant?
+    /// The "still unreachable" error was logged for the current outage.
+    var escalated = false
     var loggedOnce: Set<String> = []
   }
 
@@ -97,19 +99,28 @@ public final class NodeSupervisor: Sendable {
       var waitingOnOperator = false
       var unsealedNow = false
       let pid = context.unitView.mainPID
-      let (previous, failures) = loopState.withLock { s -> (NodeState?, Int) in
+      let reconnectWindow = PollSchedule(context.health).reconnectWindow
+      let errorAfter = context.health.unreachableErrorAfter
+      let (previous, failures, escalate) = loopState.withLock { s -> (NodeState?, Int, Bool) in
         let previous = s.memory.previous
         s.consecutiveFailures = observation.state.isFailure ? s.consecutiveFailures + 1 : 0
+        var escalate = false
         if observation.state.isFailure {
           if previous?.isFailure != true { s.connectionLostAt = s.connectionLostAt ?? .now }
+          let outage = s.connectionLostAt.map { $0.duration(to: .now) } ?? .zero
+          if !s.escalated, s.consecutiveFailures >= errorAfter, outage >= reconnectWindow {
+            s.escalated = true
+            escalate = true
+          }
         } else {
           s.connectionLostAt = nil
+          s.escalated = false
         }
-        return (previous, s.consecutiveFailures)
+        return (previous, s.consecutiveFailures, escalate)
       }
       if let event = TransitionReport.event(
         node: context.node.name, previous: previous, observation: observation, consecutiveFailures: failures,
-        errorAfter: context.health.unreachableErrorAfter)
+        escalate: escalate)
       {
         log(event, state: observation.state, version: observation.version)
       }

@@ -15,9 +15,11 @@ public struct OperatorEvent: Sendable, Equatable {
 
 /// Decides which state changes are worth a journal line. Pure. One line per *transition*
 /// (never per healthy poll), at the priority an operator would choose: sealed is a warning,
-/// unreachable becomes an error once it persists for `errorAfter` checks, recovery is a notice.
+/// unreachable becomes an error once it persists (`escalate`, decided by the caller: at least
+/// `unreachable_error_after` failures in a row *and* longer than a restart takes, so a routine
+/// Vault restart stays a warning), recovery is a notice.
 public enum TransitionReport {
-  public static func event(node: String, previous: NodeState?, observation: HealthObservation, consecutiveFailures: Int, errorAfter: Int)
+  public static func event(node: String, previous: NodeState?, observation: HealthObservation, consecutiveFailures: Int, escalate: Bool)
     -> OperatorEvent?
   {
     let state = observation.state
@@ -27,10 +29,9 @@ public enum TransitionReport {
       let id: MessageID = state == .unreachable ? .unreachable : .protocolError
       let what = state == .unreachable ? "is unreachable" : "gave an answer that is not Vault's"
       if previous != state {
-        let level: Logger.Level = consecutiveFailures >= errorAfter ? .error : .warning
-        return OperatorEvent(level: level, message: "vault at \(node) \(what)\(problem)", id: id)
+        return OperatorEvent(level: escalate ? .error : .warning, message: "vault at \(node) \(what)\(problem)", id: id)
       }
-      if consecutiveFailures == errorAfter {
+      if escalate {
         return OperatorEvent(level: .error, message: "vault at \(node) \(what) for \(consecutiveFailures) checks in a row\(problem)", id: id)
       }
       return nil

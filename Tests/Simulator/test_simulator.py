@@ -1,0 +1,545 @@
+"""Fidelity tests for vault_sim.py (the Vault HTTP API simulator) and testca.py.
+
+The simulator runs as a subprocess over real TLS (test CA) and is driven with the
+real `hvac` client where hvac has a method for the call, raw `requests`/sockets otherwise.
+Expectations come from /work/shared/vault-api.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import re
+import secrets
+import socket
+import ssl
+import stat
+import time
+
+import hvac
+import pytest
+import requests
+
+import vault_sim
+from vault_sim import gf_div, gf_inv, gf_mul, shamir_combine, shamir_split, ShamirError
+
+WRONG_KEY = ("unable to retrieve stored keys: invalid key: failed to decrypt keys from storage: "
+             "error decrypting seal wrapped value; cipher: message authentication failed")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def raw(sim, method, path, **kw):
+    kw.setdefault("verify", sim.verify)
+    kw.setdefault("timeout", 5)
+    return requests.request(method, sim.url + path, **kw)
+
+
+def unseal_errors(client, key):
+    with pytest.raises(hvac.exceptions.VaultError) as ei:
+        client.sys.submit_unseal_key(key)
+    return type(ei.value), ei.value.errors
+
+
+# ---------------------------------------------------------------------------
+# Shamir / GF(2^8) unit tests
+# ---------------------------------------------------------------------------
+
+def test_gf256_known_vectors():
+    assert gf_mul(0xE5, 0xE5) == 0x4C
+    assert gf_mul(0x57, 0x83) == 0xC1
+    assert gf_mul(0x57, 0x13) == 0xFE          # FIPS-197 example
+    for a in range(1, 256):
+        assert gf_mul(a, gf_inv(a)) == 1
+        assert gf_mul(a, 1) == a and gf_mul(a, 0) == 0
+    # the 0xE5 log/exp tables used for speed agree with the constant-time multiply everywhere
+    assert len(set(vault_sim.GF_EXP[:255])) == 255                 # 0xE5 generates the group
+    for a in range(256):
+        for b in range(256):
+            assert vault_sim.gf_mul_fast(a, b) == gf_mul(a, b)
+        if a:
+            assert gf_div(1, a) == gf_inv(a)
+    assert gf_div(0, 7) == 0
+    with pytest.raises(ZeroDivisionError):
+        gf_div(1, 0)
+
+
+def test_shamir_lagrange_known_answer():
+    # f(x) = 0x42 + 0x11*x  ->  f(1) = 0x53, f(2) = 0x42 ^ 0x22 = 0x60
+    assert shamir_combine([bytes([0x53, 1]), bytes([0x60, 2])]) == bytes([0x42])
+    assert shamir_combine([bytes([0x60, 2]), bytes([0x53, 1])]) == bytes([0x42])
+
+
+@pytest.mark.parametrize("n,t", [(2, 2), (3, 2), (5, 3), (7, 7), (255, 2)])
+def test_shamir_split_combine_round_trip(n, t):
+    secret = secrets.token_bytes(32)
+    shares = shamir_split(secret, n, t)
+    assert len(shares) == n
+    assert all(len(s) == 33 for s in shares)
+    xs = [s[-1] for s in shares]
+    assert len(set(xs)) == n and 0 not in xs            # x is the LAST byte, unique, non-zero
+    for _ in range(3):
+        subset = [shares[i] for i in sorted(secrets.SystemRandom().sample(range(n), t))]
+        assert shamir_combine(subset) == secret
+    if n <= 16:
+        assert shamir_combine(shares) == secret         # more than t shares also work
+    if t > 2:
+        assert shamir_combine(shares[: t - 1]) != secret  # t-1 shares give garbage (no integrity check)
+
+
+def test_shamir_errors_match_vault():
+    s = shamir_split(b"\x01" * 32, 3, 2)
+    with pytest.raises(ShamirError, match="^duplicate part detected$"):
+        shamir_combine([s[0], s[0][:-1] + bytes([s[0][-1]])])
+    with pytest.raises(ShamirError, match="^all parts must be the same length$"):
+        shamir_combine([s[0], s[1][:-2] + s[1][-1:]])
+    with pytest.raises(ShamirError, match="^parts must be at least two bytes$"):
+        shamir_combine([b"\x01", b"\x02"])
+    with pytest.raises(ShamirError, match="^less than two parts"):
+        shamir_combine([s[0]])
+    with pytest.raises(ShamirError, match="^threshold must be at least 2$"):
+        shamir_split(b"x", 3, 1)
+    with pytest.raises(ShamirError, match="^parts cannot be less than threshold$"):
+        shamir_split(b"x", 2, 3)
+    with pytest.raises(ShamirError, match="^cannot split an empty secret$"):
+        shamir_split(b"", 3, 2)
+
+
+def test_go_helpers():
+    assert vault_sim.go_json({"a": "<&>", "b": [], "c": None}) == b'{"a":"\\u003c\\u0026\\u003e","b":[],"c":null}\n'
+    assert vault_sim.go_decode_hex("ABcd" * 8) == bytes.fromhex("abcd" * 8)
+    assert vault_sim.go_decode_hex("abc") is None and vault_sim.go_decode_hex("ab cd") is None
+    assert vault_sim.go_decode_b64std("QUJD") == b"ABC"
+    assert vault_sim.go_decode_b64std("QUI") is None          # padding required
+    assert vault_sim.go_decode_b64std("QUI=") == b"AB"
+    assert vault_sim.go_parse_query("standbyok") == {"standbyok": [""]}
+    assert vault_sim.go_parse_query("a=1;b=2&c=%zz&d=+x") == {"d": [" x"]}
+    assert vault_sim.go_atoi("+299") == 299 and vault_sim.go_atoi("2_0") is None
+    d = vault_sim.go_decode_struct(b'{"KEY":"a","reset":true,"x":1}', vault_sim.UNSEAL_FIELDS, "http.UnsealRequest")
+    assert d == {"Key": "a", "Reset": True}
+    with pytest.raises(vault_sim.GoJSONError, match="cannot unmarshal number into Go struct field UnsealRequest.Key of type string"):
+        vault_sim.go_decode_struct(b'{"key":1}', vault_sim.UNSEAL_FIELDS, "http.UnsealRequest")
+    assert vault_sim.go_decode_struct(b"  \n", vault_sim.UNSEAL_FIELDS, "http.UnsealRequest") == {}
+
+
+# ---------------------------------------------------------------------------
+# End to end with hvac over TLS
+# ---------------------------------------------------------------------------
+
+def test_hvac_init_and_unseal_flow(sim_factory):
+    sim = sim_factory()                      # uninitialised
+    c = sim.hvac()
+    r = c.sys.read_health_status(method="GET")
+    assert r.status_code == 501
+    h = r.json()
+    assert (h["initialized"], h["sealed"], h["standby"]) == (False, True, True)
+    assert "cluster_name" not in h and h["replication_dr_mode"] == "unknown"
+    assert r.headers["Cache-Control"] == "no-store" and r.content.endswith(b"}\n")
+    assert c.sys.is_initialized() is False
+    st = c.sys.read_seal_status()
+    assert st == {**st, "type": "shamir", "initialized": False, "sealed": True, "t": 0, "n": 0,
+                  "progress": 0, "nonce": ""}
+
+    init = c.sys.initialize(secret_shares=5, secret_threshold=3)
+    assert list(init) == ["keys", "keys_base64", "root_token"]
+    assert len(init["keys"]) == 5 and all(len(k) == 66 for k in init["keys"])
+    assert all(base64.b64decode(b).hex() == h_ for b, h_ in zip(init["keys_base64"], init["keys"]))
+    assert re.fullmatch(r"hvs\.[A-Za-z0-9]{24}", init["root_token"])
+    assert c.sys.is_initialized() is True
+    with pytest.raises(hvac.exceptions.InvalidRequest) as ei:
+        c.sys.initialize(secret_shares=5, secret_threshold=3)
+    assert ei.value.errors == ["Vault is already initialized"]
+
+    assert c.sys.read_health_status(method="GET").status_code == 503
+    keys = init["keys"]
+    s1 = c.sys.submit_unseal_key(keys[0])
+    assert (s1["sealed"], s1["t"], s1["n"], s1["progress"]) == (True, 3, 5, 1)
+    assert UUID_RE.match(s1["nonce"])
+    dup = c.sys.submit_unseal_key(keys[0])          # duplicate: ignored, progress & nonce unchanged
+    assert (dup["progress"], dup["nonce"]) == (1, s1["nonce"])
+    dup64 = c.sys.submit_unseal_key(init["keys_base64"][0])   # same bytes, other encoding: duplicate too
+    assert (dup64["progress"], dup64["nonce"]) == (1, s1["nonce"])
+    s2 = c.sys.submit_unseal_key(init["keys_base64"][1])   # base64 form counts as a new share
+    assert (s2["progress"], s2["nonce"]) == (2, s1["nonce"])
+    reset = c.sys.submit_unseal_key(reset=True)
+    assert (reset["progress"], reset["nonce"], reset["sealed"]) == (0, "", True)
+    s1b = c.sys.submit_unseal_key(keys[4])
+    assert s1b["progress"] == 1 and s1b["nonce"] != s1["nonce"]
+
+    done = c.sys.submit_unseal_keys(keys[2:5])
+    assert done["sealed"] is False and done["progress"] == 0 and done["nonce"] == ""
+    assert done["cluster_name"].startswith("vault-cluster-") and UUID_RE.match(done["cluster_id"])
+    h = c.sys.read_health_status(method="GET")
+    assert isinstance(h, dict) and h["sealed"] is False and h["standby"] is False
+    assert h["cluster_id"] == done["cluster_id"] and h["replication_performance_mode"] == "disabled"
+    # already unsealed: any well-formed key -> 200 sealed:false; reset -> 400
+    again = c.sys.submit_unseal_key(secrets.token_hex(33))
+    assert again["sealed"] is False
+    assert unseal_errors(c, None) == (hvac.exceptions.InvalidRequest,
+                                      ["'key' must be specified in request body as JSON, or 'reset' set to true"])
+    with pytest.raises(hvac.exceptions.InvalidRequest) as ei:
+        c.sys.submit_unseal_key(reset=True)
+    assert ei.value.errors == ["vault is unsealed"]
+    st = sim.state()
+    assert st["unseal_requests"] == 11 and st["sealed"] is False
+
+
+def test_init_output_file_and_wrong_shares(sim_factory):
+    sim = sim_factory(init=(3, 2))
+    with open(sim.init_output, "rb") as f:
+        text = f.read().decode()
+    assert stat.S_IMODE(os.stat(sim.init_output).st_mode) == 0o600
+    out = json.loads(text)
+    assert list(out) == ["unseal_keys_b64", "unseal_keys_hex", "unseal_shares", "unseal_threshold",
+                         "recovery_keys_b64", "recovery_keys_hex", "recovery_keys_shares",
+                         "recovery_keys_threshold", "root_token"]
+    assert text.endswith("}\n") and '\n  "unseal_shares": 3,\n' in text and '"recovery_keys_b64": [],' in text
+    assert (out["unseal_shares"], out["unseal_threshold"], out["recovery_keys_shares"]) == (3, 2, 0)
+    assert len(out["root_token"]) == 28 and out["root_token"].startswith("hvs.")
+
+    c = sim.hvac()
+    foreign = shamir_split(secrets.token_bytes(32), 3, 2)     # shares of a different key
+    # one right + one foreign share (distinct x) combine to garbage -> GCM auth failure
+    good = bytes.fromhex(out["unseal_keys_hex"][0])
+    bad = next(f for f in foreign if f[-1] != good[-1])
+    assert c.sys.submit_unseal_key(good.hex())["progress"] == 1
+    assert unseal_errors(c, bad.hex()) == (hvac.exceptions.InvalidRequest, [WRONG_KEY])
+    st = c.sys.read_seal_status()
+    assert (st["sealed"], st["progress"], st["nonce"]) == (True, 0, "")   # attempt cleared
+    # same x coordinate, different bytes -> combine error
+    twin = bytes(good[:-1][::-1]) + good[-1:]
+    c.sys.submit_unseal_key(good.hex())
+    assert unseal_errors(c, twin.hex())[1] == ["invalid key: failed to compute combined key: duplicate part detected"]
+    # decoding and length rules
+    assert unseal_errors(c, "zz")[1] == ["'key' must be a valid hex or base64 string"]
+    # 30 hex chars = 15 bytes: outside [16,33], so it is tried as base64 - and fails there
+    assert unseal_errors(c, "ab" * 15)[1] == ["'key' must be a valid hex or base64 string"]
+    assert unseal_errors(c, base64.b64encode(b"k" * 15).decode())[1] == \
+        ["invalid key: key is shorter than minimum 16 bytes"]
+    assert unseal_errors(c, base64.b64encode(b"k" * 34).decode())[1] == \
+        ["invalid key: key is longer than maximum 33 bytes"]
+    # a 16-byte hex-looking string decodes as hex; 12 hex chars would be base64 of 9 bytes
+    assert unseal_errors(c, "abcdef012345")[1] == ["invalid key: key is shorter than minimum 16 bytes"]
+    assert c.sys.read_seal_status()["progress"] == 0
+    # the right shares still work (case-insensitive JSON keys, hex upper case)
+    r = raw(sim, "PUT", "/v1/sys/unseal", data=json.dumps({"KEY": out["unseal_keys_hex"][1].upper()}))
+    assert r.status_code == 200 and r.json()["progress"] == 1
+    assert c.sys.submit_unseal_key(out["unseal_keys_b64"][2])["sealed"] is False
+
+
+def test_wrong_key_legacy_500(sim_factory):
+    sim = sim_factory(["--legacy-wrong-key-500"], init=(1, 1))
+    out = sim.init_output_json()
+    assert len(out["unseal_keys_hex"][0]) == 64 and out["unseal_keys_b64"][0].endswith("=")  # raw 32-byte key
+    c = sim.hvac()
+    typ, errors = unseal_errors(c, secrets.token_hex(32))
+    assert typ is hvac.exceptions.InternalServerError and errors == [WRONG_KEY]
+    # t=1 with a 33-byte share: used as-is, not a valid AES key size
+    assert unseal_errors(c, secrets.token_hex(33))[1] == \
+        ["invalid key: failed to setup unseal key: crypto/aes: invalid key size 33"]
+    assert c.sys.submit_unseal_key(out["unseal_keys_hex"][0])["sealed"] is False
+
+
+def test_health_roles_codes_and_params(sim_factory):
+    sim = sim_factory(init=(1, 1))
+    c = sim.hvac()
+    c.sys.submit_unseal_key(sim.init_output_json()["unseal_keys_b64"][0])
+    h = c.sys.read_health_status(method="GET")
+    assert isinstance(h, dict) and h["removed_from_cluster"] is False and "ha_connection_healthy" not in h
+    assert list(h)[:9] == ["initialized", "sealed", "standby", "performance_standby",
+                           "replication_performance_mode", "replication_dr_mode", "server_time_utc",
+                           "version", "enterprise"]
+    expect = {"standby": 429, "perfstandby": 473, "drsecondary": 472, "haunhealthy": 474, "removed": 530,
+              "active": 200}
+    for role, code in expect.items():
+        sim.control("POST", "/role", {"role": role})
+        r = c.sys.read_health_status(method="GET")
+        got = 200 if isinstance(r, dict) else r.status_code
+        body = r if isinstance(r, dict) else r.json()
+        assert got == code, role
+        assert body["standby"] is (role != "active" and role != "drsecondary"), role
+        assert body["performance_standby"] is (role == "perfstandby")
+        assert body["removed_from_cluster"] is (role == "removed")
+        assert body["replication_dr_mode"] == ("secondary" if role == "drsecondary" else "disabled")
+        if role in ("standby", "perfstandby", "haunhealthy"):
+            assert body["ha_connection_healthy"] is (role != "haunhealthy")
+            assert body["last_request_forwarding_heartbeat_ms"] > 0
+        else:
+            assert "ha_connection_healthy" not in body
+    # standbyok / perfstandbyok
+    sim.control("POST", "/role", {"role": "standby"})
+    assert isinstance(c.sys.read_health_status(method="GET", standby_ok=True), dict)
+    assert raw(sim, "GET", "/v1/sys/health?standbyok=t").status_code == 200
+    assert raw(sim, "GET", "/v1/sys/health?standbycode=299").status_code == 299
+    sim.control("POST", "/role", {"role": "perfstandby"})
+    assert raw(sim, "GET", "/v1/sys/health?standbyok=true").status_code == 473   # no effect on perf standby
+    assert raw(sim, "GET", "/v1/sys/health?perfstandbyok=1").status_code == 200
+    sim.control("POST", "/role", {"role": "active"})
+    assert raw(sim, "GET", "/v1/sys/health?activecode=204").status_code == 204
+    r = raw(sim, "GET", "/v1/sys/health?activecode=299&uninitcode=299&removedcode=299&haunhealthycode=299")
+    assert r.status_code == 299 and r.json()["initialized"] is True
+    # unparsable parameters -> 400 {"errors":[]}
+    for q in ("standbyok", "standbyok=", "perfstandbyok=yes", "sealedcode=abc", "activecode=", "removedcode=1.5"):
+        r = raw(sim, "GET", "/v1/sys/health?" + q)
+        assert (r.status_code, r.content) == (400, b'{"errors":[]}\n'), q
+    # HEAD: status only, no body; wrong method: 405
+    r = raw(sim, "HEAD", "/v1/sys/health")
+    assert r.status_code == 200 and r.content == b"" and r.headers["Content-Type"] == "application/json"
+    assert r.headers["Cache-Control"] == "no-store"
+    r = raw(sim, "POST", "/v1/sys/health")
+    assert (r.status_code, r.content) == (405, b'{"errors":[]}\n')
+    # sealed: 503, cluster fields omitted, standby true, replication unknown
+    sim.control("POST", "/seal")
+    r = c.sys.read_health_status(method="GET")
+    b = r.json()
+    assert r.status_code == 503 and b["standby"] is True and "cluster_name" not in b and "cluster_id" not in b
+    assert b["replication_performance_mode"] == b["replication_dr_mode"] == "unknown"
+    assert raw(sim, "HEAD", "/v1/sys/health").status_code == 503
+    sim.control("POST", "/role", {"role": "removed"})
+    assert raw(sim, "GET", "/v1/sys/health").status_code == 530      # removed wins over sealed
+
+
+def test_old_version_field_rules(sim_factory):
+    sim = sim_factory(["--version", "1.15.4"], tls=False, init=(1, 1))
+    c = sim.hvac()
+    c.sys.submit_unseal_key(sim.init_output_json()["unseal_keys_hex"][0])
+    sim.control("POST", "/role", {"role": "standby"})
+    r = c.sys.read_health_status(method="GET")
+    b = r.json()
+    assert r.status_code == 429 and b["version"] == "1.15.4"
+    assert "removed_from_cluster" not in b and "ha_connection_healthy" not in b and "enterprise" not in b
+    assert raw(sim, "GET", "/v1/sys/health?removedcode=abc").status_code == 429   # param unknown before 1.19
+
+
+def test_seal_status_unseal_methods_and_errors(sim_factory):
+    sim = sim_factory(init=(5, 3))
+    assert raw(sim, "POST", "/v1/sys/seal-status").status_code == 405
+    for m in ("GET", "DELETE"):
+        r = raw(sim, m, "/v1/sys/unseal")
+        assert (r.status_code, r.content) == (405, b'{"errors":[]}\n')
+    r = raw(sim, "PUT", "/v1/sys/unseal", data="{nope")
+    assert r.status_code == 400 and r.json()["errors"][0].startswith("failed to parse JSON input: ")
+    r = raw(sim, "PUT", "/v1/sys/unseal", data=json.dumps({"Reset": True, "key": "zz"}))
+    assert r.status_code == 200 and r.json()["progress"] == 0               # reset wins over key
+    r = raw(sim, "PUT", "/v1/sys/unseal", data=json.dumps({"key": "ab" * 17, "migrate": True}))
+    assert (r.status_code, r.json()) == (500, {"errors": ["can't perform a seal migration, no migration seal found"]})
+    r = raw(sim, "GET", "/v1/sys/seal-status")
+    assert list(r.json())[:8] == ["type", "initialized", "sealed", "t", "n", "progress", "nonce", "version"]
+    assert r.content.endswith(b"}\n") and r.headers["Cache-Control"] == "no-store"
+    # logical paths while sealed -> 503 Vault is sealed
+    r = raw(sim, "GET", "/v1/secret/data/x")
+    assert (r.status_code, r.json()) == (503, {"errors": ["Vault is sealed"]})
+    r = raw(sim, "GET", "/v1/sys/leader")
+    assert (r.status_code, r.json()) == (503, {"errors": ["Vault is sealed"]})
+
+
+def test_leader_endpoint(sim_factory):
+    sim = sim_factory(init=(1, 1))
+    c = sim.hvac()
+    c.sys.submit_unseal_key(sim.init_output_json()["unseal_keys_hex"][0])
+    ld = c.sys.read_leader_status()
+    assert list(ld)[:7] == ["ha_enabled", "is_self", "active_time", "leader_address", "leader_cluster_address",
+                            "performance_standby", "performance_standby_last_remote_wal"]
+    assert ld["ha_enabled"] is True and ld["is_self"] is True and ld["leader_address"] == sim.url
+    assert ld["active_time"] != "0001-01-01T00:00:00Z" and ld["raft_committed_index"] > 0
+    sim.control("POST", "/role", {"role": "standby"})
+    ld = c.sys.read_leader_status()
+    assert ld["is_self"] is False and ld["active_time"] == "0001-01-01T00:00:00Z" and ld["leader_address"]
+
+
+def test_control_restart_drops_connections_and_comes_back_sealed(sim_factory, pki):
+    sim = sim_factory(init=(5, 3))
+    out = sim.init_output_json()
+    c = sim.hvac()
+    c.sys.submit_unseal_keys(out["unseal_keys_hex"][:3])
+    assert c.sys.is_sealed() is False
+    # a kept-alive TLS connection survives an operator seal ...
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    conn = http.client.HTTPSConnection("127.0.0.1", sim.port, context=ctx, timeout=5)
+    conn.request("GET", "/v1/sys/health")
+    assert conn.getresponse().read() and True
+    sim.control("POST", "/seal")
+    conn.request("GET", "/v1/sys/health")
+    resp = conn.getresponse()
+    assert resp.status == 503 and resp.read()
+    c.sys.submit_unseal_key(out["unseal_keys_b64"][0])             # progress 1 before the restart
+    # ... but not a restart: listener and every connection closed, refused while down
+    r = sim.control("POST", "/restart", {"down_ms": 500})
+    assert r["connections_dropped"] >= 1
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", sim.port), timeout=1).close()
+    conn.request("GET", "/v1/sys/health")
+    with pytest.raises((http.client.HTTPException, OSError)):
+        conn.getresponse().read()
+    conn.close()
+    st = sim.wait_state(lambda s: s["listening"], timeout=5)
+    assert st["sealed"] and st["progress"] == 0 and st["restarts"] == 1 and st["port"] == sim.port
+    c = sim.hvac()
+    ss = c.sys.read_seal_status()
+    assert (ss["sealed"], ss["progress"], ss["nonce"]) == (True, 0, "")
+    assert c.sys.submit_unseal_keys(out["unseal_keys_b64"][2:5])["sealed"] is False
+
+
+def test_process_restart_same_state_dir_comes_up_sealed(sim_factory, tmp_path):
+    state_dir = str(tmp_path / "shared-state")
+    s1 = sim_factory(init=(3, 2), state_dir=state_dir, name="first")
+    out = s1.init_output_json()
+    c = s1.hvac()
+    cluster_id = c.sys.submit_unseal_keys(out["unseal_keys_hex"][:2])["cluster_id"]
+    assert s1.state()["sealed"] is False
+    rc, log = s1.stop()
+    assert rc == 0 and "Traceback" not in log
+    for k in out["unseal_keys_hex"] + out["unseal_keys_b64"]:
+        assert k not in log
+    state_text = open(os.path.join(state_dir, vault_sim.STATE_FILE)).read()
+    for k in out["unseal_keys_hex"] + out["unseal_keys_b64"]:
+        assert k not in state_text
+    assert stat.S_IMODE(os.stat(os.path.join(state_dir, vault_sim.STATE_FILE)).st_mode) == 0o600
+
+    s2 = sim_factory(state_dir=state_dir, name="second")           # no init options
+    c2 = s2.hvac()
+    st = c2.sys.read_seal_status()
+    assert (st["initialized"], st["sealed"], st["t"], st["n"]) == (True, True, 2, 3)
+    assert c2.sys.read_health_status(method="GET").status_code == 503
+    done = c2.sys.submit_unseal_keys(out["unseal_keys_b64"][1:3])
+    assert done["sealed"] is False and done["cluster_id"] == cluster_id
+
+
+@pytest.mark.parametrize("seal_type", ["awskms", "transit"])
+def test_auto_unseal_rejects_keys(sim_factory, seal_type):
+    sim = sim_factory(["--seal-type", seal_type, "--auto-unseal-delay", "0.3"], init=(3, 2))
+    c = sim.hvac()
+    assert c.sys.read_seal_status()["sealed"] is True                # not yet: delay
+    sim.wait_state(lambda s: not s["sealed"], timeout=5)
+    st = c.sys.read_seal_status()
+    assert (st["type"], st["recovery_seal"], st["recovery_seal_type"], st["t"], st["n"]) == \
+        (seal_type, True, "shamir", 2, 3)
+    out = sim.init_output_json()
+    assert (out["unseal_keys_hex"], out["unseal_shares"], out["unseal_threshold"]) == ([], 1, 1)
+    assert (len(out["recovery_keys_hex"]), out["recovery_keys_shares"], out["recovery_keys_threshold"]) == (3, 3, 2)
+    assert sim.state()["unseal_requests"] == 0
+    # operator seal: stays sealed; a Shamir unseal key is treated as a recovery key and rejected
+    sim.control("POST", "/seal")
+    time.sleep(0.4)
+    assert c.sys.is_sealed() is True
+    foreign = shamir_split(secrets.token_bytes(32), 3, 2)
+    assert c.sys.submit_unseal_key(foreign[0].hex())["progress"] == 1
+    assert unseal_errors(c, foreign[1].hex()) == (hvac.exceptions.InvalidRequest, [
+        "invalid key: failed to verify recovery key: recovery key does not match submitted values"])
+    st = sim.state()
+    assert st["unseal_requests"] == 2 and st["sealed"] is True
+    assert c.sys.submit_unseal_keys(out["recovery_keys_b64"][:2])["sealed"] is False
+    # init via API on an auto-unseal node refuses Shamir parameters (hvac always sends them)
+    r = raw(sim, "PUT", "/v1/sys/init", json={"secret_shares": 5, "secret_threshold": 3})
+    assert r.json() == {"errors": [f"parameters secret_shares,secret_threshold not applicable to seal type {seal_type}"]}
+
+
+def test_foreign_share_and_request_counting(sim_factory):
+    sim = sim_factory(init=(5, 3))
+    r = sim.control("POST", "/foreign-share")
+    assert r["progress"] == 1 and UUID_RE.match(r["nonce"])
+    c = sim.hvac()
+    st = c.sys.read_seal_status()
+    assert (st["progress"], st["nonce"]) == (1, r["nonce"])
+    st = sim.state()
+    assert (st["unseal_requests"], st["foreign_shares"]) == (0, 1)
+    c.sys.submit_unseal_key(sim.init_output_json()["unseal_keys_hex"][0])
+    assert sim.state()["unseal_requests"] == 1
+    log = sim.control("GET", "/requests")
+    assert [e["path"] for e in log][-1] == "/v1/sys/unseal" and log[-1]["status"] == 200
+
+
+def test_faults(sim_factory):
+    sim = sim_factory(init=(1, 1))
+    s = requests.Session()     # verify passed per request: REQUESTS_CA_BUNDLE would override s.verify
+    sim.control("POST", "/fault", {"kind": "latency", "ms": 300})
+    t0 = time.monotonic()
+    assert s.get(sim.url + "/v1/sys/seal-status", timeout=5, verify=sim.verify).status_code == 200
+    assert time.monotonic() - t0 >= 0.28
+    sim.control("POST", "/fault/clear")
+    sim.control("POST", "/fault", {"kind": "status", "code": 500, "paths": ["/v1/sys/health"]})
+    r = s.get(sim.url + "/v1/sys/health", timeout=5, verify=sim.verify)
+    assert (r.status_code, r.content) == (500, b'{"errors":[]}\n')
+    assert s.get(sim.url + "/v1/sys/seal-status", timeout=5, verify=sim.verify).status_code == 200   # other paths unaffected
+    sim.control("POST", "/fault", {"kind": "garbage"})
+    r = s.get(sim.url + "/v1/sys/seal-status", timeout=5, verify=sim.verify)
+    assert r.status_code == 200
+    with pytest.raises(ValueError):
+        r.json()
+    sim.control("POST", "/fault/clear")
+    sim.control("POST", "/fault", {"kind": "close", "count": 1})
+    with pytest.raises(requests.ConnectionError):
+        requests.get(sim.url + "/v1/sys/health", verify=sim.verify, timeout=5)
+    assert s.get(sim.url + "/v1/sys/health", timeout=5, verify=sim.verify).status_code == 503        # count exhausted
+    sim.control("POST", "/fault", {"kind": "hang"})
+    with pytest.raises(requests.ReadTimeout):
+        requests.get(sim.url + "/v1/sys/health", verify=sim.verify, timeout=0.5)
+    sim.control("POST", "/fault/clear")
+    sim.control("POST", "/fault", {"kind": "refuse"})
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", sim.port), timeout=1)
+    assert sim.state()["listening"] is False                                      # control still answers
+    sim.control("POST", "/fault/clear")
+    assert requests.get(sim.url + "/v1/sys/health", verify=sim.verify, timeout=5).status_code == 503
+
+
+def test_unix_socket_and_plain_http(sim_factory, tmp_path):
+    path = str(tmp_path / "vault.sock")
+    sim = sim_factory(["--unix-socket", path], tls=False, listen=False, init=(1, 1))
+
+    class UnixConn(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(path)
+
+    conn = UnixConn("localhost")
+    conn.request("GET", "/v1/sys/health")
+    r = conn.getresponse()
+    assert r.status == 503 and json.loads(r.read())["sealed"] is True
+    key = sim.init_output_json()["unseal_keys_hex"][0]
+    conn.request("PUT", "/v1/sys/unseal", body=json.dumps({"key": key}))   # same keep-alive connection
+    r = conn.getresponse()
+    assert r.status == 200 and json.loads(r.read())["sealed"] is False
+    assert sim.state()["connections_total"] == 1
+    conn.close()
+
+
+def test_tls_identity_mtls_and_test_pki(sim_factory, pki):
+    sim = sim_factory(["--client-ca", pki["ca"]], init=(1, 1))
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(sim.url + "/v1/sys/health", verify=pki["impostor-ca"], timeout=5)
+    with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
+        requests.get(sim.url + "/v1/sys/health", verify=pki["ca"], timeout=5)          # no client cert
+    r = requests.get(sim.url + "/v1/sys/health", verify=pki["ca"], cert=(pki["client"], pki["client-key"]),
+                     timeout=5)
+    assert r.status_code == 503
+    assert sim.state()["tls_handshake_failures"] >= 1
+    for name in ("ca-key", "server-key", "client-key", "impostor-key", "other-name-key"):
+        assert stat.S_IMODE(os.stat(pki[name]).st_mode) == 0o600
+    # other-name.pem is signed by the real CA but only valid for other.test
+    other = sim_factory(["--tls-cert", pki["other-name"], "--tls-key", pki["other-name-key"]], name="other")
+    with pytest.raises(requests.exceptions.SSLError, match="(?i)hostname|match|IP address"):
+        requests.get(other.url + "/v1/sys/health", verify=pki["ca"], timeout=5)
+    impostor = sim_factory(["--tls-cert", pki["impostor"], "--tls-key", pki["impostor-key"]], name="imp")
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(impostor.url + "/v1/sys/health", verify=pki["ca"], timeout=5)
+    assert requests.get(impostor.url + "/v1/sys/health", verify=pki["impostor-ca"], timeout=5).status_code == 501
+
+
+def test_sigterm_clean_and_logs(sim_factory):
+    sim = sim_factory(init=(3, 2))
+    c = sim.hvac()
+    out = sim.init_output_json()
+    c.sys.submit_unseal_keys(out["unseal_keys_hex"][:2])
+    # abrupt client disconnects must not produce tracebacks
+    s = socket.create_connection(("127.0.0.1", sim.port))
+    s.sendall(b"\x16\x03\x01garbage")
+    s.close()
+    s = socket.create_connection(("127.0.0.1", sim.port))
+    s.close()
+    rc, log = sim.stop()
+    assert rc == 0 and "Traceback" not in log
+    assert re.search(r"PUT /v1/sys/unseal 200", log) and "shutting down" in log
+    for k in out["unseal_keys_hex"]:
+        assert k not in log
