@@ -30,6 +30,19 @@ public struct NodeConfig: Sendable, Equatable {
 
   /// A short name for messages and metric labels: the address as written.
   public var name: String { address.display }
+
+  public init(address: VaultAddress, caFile: String? = nil, serverName: String? = nil, clientCertFile: String? = nil,
+    clientKeyFile: String? = nil, unit: String? = nil, timeout: Duration = .seconds(5), connectTimeout: Duration = .seconds(2))
+  {
+    self.address = address
+    self.caFile = caFile
+    self.serverName = serverName
+    self.clientCertFile = clientCertFile
+    self.clientKeyFile = clientKeyFile
+    self.unit = unit
+    self.timeout = timeout
+    self.connectTimeout = connectTimeout
+  }
 }
 
 public struct HealthConfig: Sendable, Equatable {
@@ -41,6 +54,13 @@ public struct HealthConfig: Sendable, Equatable {
   public var maxBackoff: Duration
   /// Consecutive failures before "unreachable" is logged as an error (earlier ones are warnings).
   public var unreachableErrorAfter: Int
+
+  public init(interval: Duration = .seconds(5), fastInterval: Duration = .milliseconds(250), maxBackoff: Duration = .seconds(30), unreachableErrorAfter: Int = 3) {
+    self.interval = interval
+    self.fastInterval = fastInterval
+    self.maxBackoff = maxBackoff
+    self.unreachableErrorAfter = unreachableErrorAfter
+  }
 }
 
 public struct UnsealConfig: Sendable, Equatable {

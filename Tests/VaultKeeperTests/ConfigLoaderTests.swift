@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+@testable import VaultKeeper
+
+@Suite struct ConfigLoaderTests {
+  let directory: String
+
+  init() throws {
+    directory = NSTemporaryDirectory() + "vk-config-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    FileManager.default.createFile(atPath: directory + "/ca.pem", contents: Data("x".utf8))
+    FileManager.default.createFile(atPath: directory + "/keys.json", contents: Data("x".utf8))
+  }
+
+  func parse(_ text: String) throws(ConfigError) -> Config {
+    try ConfigLoader().parse(text, path: "/etc/vk.toml")
+  }
+
+  func error(_ text: String) -> ConfigError? {
+    do {
+      _ = try parse(text)
+      return nil
+    } catch {
+      return error
+    }
+  }
+
+  @Test func minimalConfigGetsDefaults() throws {
+    let config = try parse("[vault]\naddress = \"https://127.0.0.1:8200\"\n")
+    #expect(config.vault.timeout == .seconds(5))
+    #expect(config.vault.connectTimeout == .seconds(2))
+    #expect(config.vault.unit == "vault.service")
+    #expect(config.health.interval == .seconds(5))
+    #expect(config.health.fastInterval == .milliseconds(250))
+    #expect(config.unseal.enabled == false)
+    #expect(config.unseal.after == .restart)
+    #expect(config.peers.isEmpty)
+  }
+
+  @Test func fullConfig() throws {
+    let config = try parse("""
+      [vault]
+      address = "https://127.0.0.1:8200"
+      ca_file = "\(directory)/ca.pem"
+      server_name = "vault.example.com"
+      timeout = "3s"
+      [health]
+      interval = "10s"
+      fast_interval = "100ms"
+      [unseal]
+      key_file = "\(directory)/keys.json"
+      foreign_progress_grace = "1m"
+      after = "always"
+      [[peer]]
+      address = "https://10.0.0.2:8200"
+      [[peer]]
+      address = "https://10.0.0.3:8200"
+      timeout = "1s"
+      """)
+    #expect(config.unseal.enabled)
+    #expect(config.unseal.keySource == .file("\(directory)/keys.json"))
+    #expect(config.unseal.foreignProgressGrace == .seconds(60))
+    #expect(config.unseal.after == .always)
+    #expect(config.peers.count == 2)
+    // Peers inherit the CA and timeout of [vault], but not its unit.
+    #expect(config.peers[0].caFile == "\(directory)/ca.pem")
+    #expect(config.peers[0].timeout == .seconds(3))
+    #expect(config.peers[0].unit == nil)
+    #expect(config.peers[1].timeout == .seconds(1))
+    #expect(config.nodes.map(\.name) == ["https://127.0.0.1:8200", "https://10.0.0.2:8200", "https://10.0.0.3:8200"])
+  }
+
+  @Test func unknownKeyNamesKeyAndLine() {
+    let e = error("[vault]\naddress = \"https://127.0.0.1:8200\"\n\n[health]\ninterval = \"5s\"\nintreval = \"1s\"\n")
+    #expect(e?.key == "health.intreval")
+    #expect(e?.line == 6)
+    #expect(e?.file == "/etc/vk.toml")
+    #expect(e?.description.hasPrefix("/etc/vk.toml:6: health.intreval: unknown key") == true)
+  }
+
+  @Test func badDurationNamesKeyAndLine() {
+    let e = error("[vault]\naddress = \"https://127.0.0.1:8200\"\ntimeout = \"5 seconds\"\n")
+    #expect(e?.key == "vault.timeout")
+    #expect(e?.line == 3)
+    #expect(e?.message.contains("not a duration") == true)
+  }
+
+  @Test func wrongTypeIsReported() {
+    let e = error("[vault]\naddress = \"https://127.0.0.1:8200\"\ntimeout = 5\n")
+    #expect(e?.key == "vault.timeout")
+    #expect(e?.message.contains("duration string") == true)
+  }
+
+  @Test func syntaxErrorHasLine() {
+    let e = error("[vault]\naddress = \"https://127.0.0.1:8200\n")
+    #expect(e?.line == 2)
+    #expect(e?.message.contains("TOML syntax error") == true)
+  }
+
+  @Test func plainHTTPOnlyForLoopback() throws {
+    #expect(error("[vault]\naddress = \"http://127.0.0.1:8200\"\n") == nil)
+    #expect(error("[vault]\naddress = \"unix:///run/vault.sock\"\n") == nil)
+    let e = error("[vault]\naddress = \"https://127.0.0.1:8200\"\n[[peer]]\naddress = \"http://10.0.0.2:8200\"\n")
+    #expect(e?.key == "peer[0].address")
+    #expect(e?.line == 4)
+    #expect(e?.message.contains("plain http") == true)
+  }
+
+  @Test func missingFilesAreReported() {
+    let e = error("[vault]\naddress = \"https://127.0.0.1:8200\"\nca_file = \"/nonexistent/ca.pem\"\n")
+    #expect(e?.key == "vault.ca_file")
+    #expect(e?.message.contains("does not exist") == true)
+    let k = error("[vault]\naddress = \"https://127.0.0.1:8200\"\n[unseal]\nkey_file = \"/nonexistent/keys\"\n")
+    #expect(k?.key == "unseal.key_file")
+  }
+
+  @Test func vaultTableRequired() {
+    #expect(error("[health]\ninterval = \"5s\"\n")?.key == "vault")
+    #expect(error("[vault]\ntimeout = \"5s\"\n")?.key == "vault.address")
+  }
+
+  @Test func keySourcesAreExclusive() {
+    let e = error("[vault]\naddress = \"https://127.0.0.1:8200\"\n[unseal]\nkey_file = \"\(directory)/keys.json\"\ncredential = \"unseal-keys\"\n")
+    #expect(e?.key == "unseal.credential")
+    #expect(error("[vault]\naddress = \"https://127.0.0.1:8200\"\n[unseal]\nenabled = true\n")?.key == "unseal.enabled")
+    #expect(error("[vault]\naddress = \"https://127.0.0.1:8200\"\n[unseal]\ncredential = \"../x\"\n")?.key == "unseal.credential")
+  }
+
+  @Test func credentialSource() throws {
+    let config = try parse("[vault]\naddress = \"https://127.0.0.1:8200\"\n[unseal]\ncredential = \"unseal-keys\"\n")
+    #expect(config.unseal.enabled)
+    #expect(config.unseal.keySource == .credential("unseal-keys"))
+  }
+
+  @Test func intervalOrdering() {
+    #expect(error("[vault]\naddress = \"https://127.0.0.1:8200\"\n[health]\ninterval = \"1s\"\nfast_interval = \"2s\"\n")?.key == "health.fast_interval")
+  }
+
+  @Test func duplicatePeer() {
+    let e = error("[vault]\naddress = \"https://127.0.0.1:8200\"\n[[peer]]\naddress = \"https://127.0.0.1:8200\"\n")
+    #expect(e?.key == "peer[0].address")
+  }
+
+  @Test func clientCertNeedsKey() {
+    let e = error("[vault]\naddress = \"https://127.0.0.1:8200\"\nclient_cert_file = \"\(directory)/ca.pem\"\n")
+    #expect(e?.key == "vault.client_key_file")
+  }
+
+  @Test func afterMustBeKnown() {
+    #expect(error("[vault]\naddress = \"https://127.0.0.1:8200\"\n[unseal]\nkey_file = \"\(directory)/keys.json\"\nafter = \"never\"\n")?.key == "unseal.after")
+  }
+
+  @Test func loadReportsMissingFile() {
+    #expect(throws: ConfigError.self) { try ConfigLoader().load(path: "/nonexistent/vaultkeeper.toml") }
+  }
+
+  @Test func effectiveConfigRoundTrips() throws {
+    let config = try parse("[vault]\naddress = \"https://127.0.0.1:8200\"\n[unseal]\ncredential = \"unseal-keys\"\n[[peer]]\naddress = \"https://10.0.0.2:8200\"\n")
+    let rendered = EffectiveConfig.render(config)
+    #expect(rendered.contains("credential = \"unseal-keys\""))
+    var reparsed = try ConfigLoader().parse(rendered, path: "/etc/vk.toml")
+    reparsed.sourcePath = config.sourcePath
+    #expect(reparsed == config)
+  }
+}

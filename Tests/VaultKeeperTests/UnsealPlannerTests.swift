@@ -1,0 +1,140 @@
+import Testing
+@testable import VaultKeeper
+
+@Suite struct UnsealPlannerTests {
+  let t0 = ContinuousClock.now
+
+  func sealed(progress: Int = 0, nonce: String = "", threshold: Int = 3, type: String = "shamir", recovery: Bool = false) -> SealStatus {
+    SealStatus(type: type, sealed: true, threshold: threshold, shares: 5, progress: progress, nonce: nonce, recoverySeal: recovery)
+  }
+
+  @Test func submitsOneShareAtATimeUntilUnsealed() {
+    var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
+    #expect(planner.next(sealed(), now: t0) == .submit(shareIndex: 0))
+    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"))
+    #expect(planner.next(sealed(progress: 1, nonce: "n1"), now: t0) == .submit(shareIndex: 1))
+    planner.submitted(1, answer: sealed(progress: 2, nonce: "n1"))
+    #expect(planner.next(sealed(progress: 2, nonce: "n1"), now: t0) == .submit(shareIndex: 2))
+    let unsealed = SealStatus(sealed: false, threshold: 3, shares: 5, progress: 0, nonce: "")
+    planner.submitted(2, answer: unsealed)
+    #expect(planner.next(unsealed, now: t0) == .unsealed)
+  }
+
+  @Test func duplicateShareMovesOnToTheNextOne() {
+    var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
+    _ = planner.next(sealed(), now: t0)
+    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"))
+    _ = planner.next(sealed(progress: 1, nonce: "n1"), now: t0)
+    // Vault ignored share 1 (a duplicate): progress unchanged.
+    planner.submitted(1, answer: sealed(progress: 1, nonce: "n1"))
+    #expect(planner.next(sealed(progress: 1, nonce: "n1"), now: t0) == .submit(shareIndex: 2))
+  }
+
+  @Test func neverMoreThanItHoldsAndResetsWhenExhausted() {
+    var planner = UnsealPlanner(shareCount: 3, foreignProgressGrace: .seconds(30))
+    _ = planner.next(sealed(), now: t0)
+    for i in 0..<3 { planner.submitted(i, answer: sealed(progress: 1, nonce: "n1")) }
+    guard case .reset = planner.next(sealed(progress: 1, nonce: "n1"), now: t0) else {
+      Issue.record("expected a reset once every share was sent")
+      return
+    }
+  }
+
+  @Test func foreignProgressIsLeftAloneForTheGraceThenReset() {
+    var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
+    let foreign = sealed(progress: 1, nonce: "someone-else")
+    #expect(planner.next(foreign, now: t0) == .wait(.seconds(30), reason: "an unseal attempt started elsewhere is at 1/3"))
+    guard case .wait(let remaining, _) = planner.next(foreign, now: t0.advanced(by: .seconds(10))) else {
+      Issue.record("expected to keep waiting")
+      return
+    }
+    #expect(remaining == .seconds(20))
+    guard case .reset = planner.next(foreign, now: t0.advanced(by: .seconds(30))) else {
+      Issue.record("expected a reset after the grace period")
+      return
+    }
+  }
+
+  @Test func foreignProgressThatMovesRestartsTheGrace() {
+    var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
+    _ = planner.next(sealed(progress: 1, nonce: "x"), now: t0)
+    // The other operator is still typing: progress moved, so give them the full grace again.
+    #expect(planner.next(sealed(progress: 2, nonce: "x"), now: t0.advanced(by: .seconds(29))) == .wait(.seconds(30), reason: "an unseal attempt started elsewhere is at 2/3"))
+  }
+
+  @Test func zeroGraceResetsAtOnce() {
+    var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .zero)
+    guard case .reset = planner.next(sealed(progress: 2, nonce: "x"), now: t0) else {
+      Issue.record("expected an immediate reset")
+      return
+    }
+  }
+
+  @Test func autoUnsealIsNeverFed() {
+    var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
+    #expect(planner.next(sealed(type: "awskms", recovery: true), now: t0) == .autoUnseal(sealType: "awskms"))
+    #expect(planner.next(sealed(type: "shamir", recovery: true), now: t0) == .autoUnseal(sealType: "shamir"))
+    #expect(planner.next(sealed(type: "transit"), now: t0) == .autoUnseal(sealType: "transit"))
+  }
+
+  @Test func tooFewShares() {
+    var planner = UnsealPlanner(shareCount: 2, foreignProgressGrace: .seconds(30))
+    #expect(planner.next(sealed(threshold: 3), now: t0) == .notEnoughShares(have: 2, need: 3))
+  }
+
+  @Test func uninitializedAndUnsealed() {
+    var planner = UnsealPlanner(shareCount: 3, foreignProgressGrace: .seconds(30))
+    #expect(planner.next(SealStatus(initialized: false, sealed: true, threshold: 0, shares: 0, progress: 0, nonce: ""), now: t0) == .notInitialized)
+    #expect(planner.next(SealStatus(sealed: false, threshold: 3, shares: 5, progress: 0, nonce: ""), now: t0) == .unsealed)
+  }
+
+  @Test func vaultClearingProgressStartsOver() {
+    var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
+    _ = planner.next(sealed(), now: t0)
+    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"))
+    // Someone reset: progress 0 again → start from the first share.
+    #expect(planner.next(sealed(), now: t0) == .submit(shareIndex: 0))
+  }
+}
+
+@Suite struct SealJudgeTests {
+  let unsealed = HealthObservation(state: .active, newConnection: false)
+  let sealedReused = HealthObservation(state: .sealed, newConnection: false)
+  let sealedNew = HealthObservation(state: .sealed, newConnection: true)
+  let down = HealthObservation(state: .unreachable, newConnection: true)
+
+  @Test func sealedAtStartupIsUnsealed() {
+    #expect(SealJudge(after: .restart).verdict(sealedObservation: sealedReused, mainPID: 0) == .startup)
+  }
+
+  @Test func samePIDMeansDeliberate() {
+    var judge = SealJudge(after: .restart)
+    judge.observe(unsealed, mainPID: 100)
+    #expect(judge.verdict(sealedObservation: sealedNew, mainPID: 100) == .deliberate)
+    #expect(judge.verdict(sealedObservation: sealedReused, mainPID: 101) == .restart)
+  }
+
+  @Test func withoutPIDTheConnectionDecides() {
+    var judge = SealJudge(after: .restart)
+    judge.observe(unsealed, mainPID: 0)
+    #expect(judge.verdict(sealedObservation: sealedReused, mainPID: 0) == .deliberate)
+    #expect(judge.verdict(sealedObservation: sealedNew, mainPID: 0) == .restart)
+    judge.observe(down, mainPID: 0)
+    #expect(judge.verdict(sealedObservation: sealedReused, mainPID: 0) == .restart)
+  }
+
+  @Test func closedConnectionMeansRestart() {
+    var judge = SealJudge(after: .restart)
+    judge.observe(unsealed, mainPID: 0)
+    judge.connectionLost()
+    #expect(judge.verdict(sealedObservation: sealedReused, mainPID: 0) == .restart)
+    judge.observe(unsealed, mainPID: 0)
+    #expect(judge.verdict(sealedObservation: sealedReused, mainPID: 0) == .deliberate)
+  }
+
+  @Test func alwaysOverridesEverything() {
+    var judge = SealJudge(after: .always)
+    judge.observe(unsealed, mainPID: 100)
+    #expect(judge.verdict(sealedObservation: sealedReused, mainPID: 100) == .always)
+  }
+}
