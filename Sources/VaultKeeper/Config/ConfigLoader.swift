@@ -193,9 +193,9 @@ private struct TableReader {
     var config = HealthConfig(interval: .seconds(5), fastInterval: .milliseconds(250), maxBackoff: .seconds(30), unreachableErrorAfter: 3)
     guard let table else { return config }
     try allowOnly(table, keys: ["interval", "fast_interval", "max_backoff", "unreachable_error_after"], at: "health")
-    config.interval = try duration(table, "interval", at: "health", minimum: .milliseconds(100)) ?? config.interval
-    config.fastInterval = try duration(table, "fast_interval", at: "health", minimum: .milliseconds(20)) ?? config.fastInterval
-    config.maxBackoff = try duration(table, "max_backoff", at: "health", minimum: .milliseconds(100)) ?? max(config.maxBackoff, config.interval)
+    config.interval = try duration(table, "interval", at: "health", minimum: .milliseconds(1)) ?? config.interval
+    config.fastInterval = try duration(table, "fast_interval", at: "health", minimum: .milliseconds(1)) ?? config.fastInterval
+    config.maxBackoff = try duration(table, "max_backoff", at: "health", minimum: .milliseconds(1)) ?? max(config.maxBackoff, config.interval)
     config.unreachableErrorAfter = try int(table, "unreachable_error_after", at: "health", range: 1...1000) ?? config.unreachableErrorAfter
     if config.fastInterval > config.interval {
       throw error("health.fast_interval", "must not be longer than health.interval (\(DurationParsing.format(config.interval)))")

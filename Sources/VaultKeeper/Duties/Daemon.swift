@@ -217,12 +217,17 @@ public final class Daemon: Service, Sendable {
   /// Follows the Vault unit over D-Bus: a (re)start or a new main PID means "look now".
   private func followUnit(_ unit: String, view: UnitView, supervisor: NodeSupervisor) async {
     guard let watcher = env.unitWatcher else { return }
+    // Connecting and the first property reads block (bounded by the watcher's call timeout).
+    let result: Result<AsyncStream<UnitSnapshot>, UnitWatchUnavailable> = await OffPool.run("dbus-setup") {
+      do throws(UnitWatchUnavailable) { return .success(try watcher.watch(unit: unit)) } catch { return .failure(error) }
+    }
     let stream: AsyncStream<UnitSnapshot>
-    do {
-      stream = try watcher.watch(unit: unit)
-    } catch {
+    switch result {
+    case .success(let watched):
+      stream = watched
+    case .failure(let error):
       DaemonNotes.once("nobus") {
-        logger.info("no system bus (\(error)); detecting Vault restarts from its connection instead of \(unit) state changes")
+        logger.info("cannot follow \(unit) over D-Bus (\(error)); detecting Vault restarts from its connection instead")
       }
       return
     }

@@ -38,7 +38,7 @@ public final class Doorbell: Sendable {
       group.cancelAll()
       self.ring()  // release the other waiter if it is the ring-waiter
       _ = await group.next()
-      _ = state.withLock { s in s.pending = false }
+      state.withLock { s in s.pending = false }
       return first
     }
   }

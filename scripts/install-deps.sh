@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what building and testing vaultkeeper needs, only what is missing, from the
+# package sources this machine is already configured with (apt and pip).
+set -euo pipefail
+
+apt_packages=(libcurl4-openssl-dev libsystemd-dev pkg-config dbus util-linux procps openssl)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+pip_missing=()
+for m in hvac:hvac cryptography:cryptography pytest:pytest requests:requests; do
+  module=${m%%:*}; package=${m##*:}
+  python3 -c "import $module" 2>/dev/null || pip_missing+=("$package")
+done
+if [ ${#pip_missing[@]} -gt 0 ]; then
+  echo "pip installing: ${pip_missing[*]}" >&2
+  python3 -m pip install -q "${pip_missing[@]}"
+fi
