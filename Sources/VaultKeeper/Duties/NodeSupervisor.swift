@@ -125,6 +125,9 @@ public final class NodeSupervisor: Sendable {
         log(event, state: observation.state, version: observation.version)
       }
 
+      if !observation.state.isFailure, observation.state != .uninitialized {
+        await checkShareCountOnce()
+      }
       if observation.state == .sealed {
         context.heartbeats.promise(heartbeatName, within: context.node.timeout * Double(max(context.keys?.count ?? 0, 1) * 2 + 4) + slack)
         (waitingOnOperator, unsealedNow) = await handleSealed(observation, pid: pid)
@@ -222,6 +225,18 @@ public final class NodeSupervisor: Sendable {
     case .deliberate: reason = ""
     }
     return await unseal(keys: keys, reason: reason)
+  }
+
+  /// Says at start-up, not at the next seal, when the key file cannot reach the threshold:
+  /// seal-status reports `t` whether sealed or not.
+  private func checkShareCountOnce() async {
+    guard context.unseal.enabled, let keys = context.keys else { return }
+    guard loopState.withLock({ $0.loggedOnce.insert("startup.sharecount").inserted }) else { return }
+    guard let status = try? await context.client.sealStatus(), status.acceptsUnsealShares, status.threshold > keys.count else { return }
+    logOnce("sealed.few", OperatorEvent(
+      level: .critical,
+      message: "\(keys.origin) holds \(keys.count) unseal key share\(keys.count == 1 ? "" : "s") but vault at \(context.node.name) needs \(status.threshold): vaultkeeper cannot unseal it on its own",
+      id: .tooFewShares))
   }
 
   private func count(_ result: String) {
