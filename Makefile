@@ -22,7 +22,7 @@ build:
 	$(SWIFT) build --product vaultkeeper
 
 release:
-	$(SWIFT) build -c release --product vaultkeeper
+	$(SWIFT) build -c release --static-swift-stdlib --product vaultkeeper
 
 test: deps
 	$(SWIFT) build --build-tests
