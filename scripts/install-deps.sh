@@ -23,5 +23,7 @@ for m in hvac:hvac cryptography:cryptography pytest:pytest requests:requests; do
 done
 if [ ${#pip_missing[@]} -gt 0 ]; then
   echo "pip installing: ${pip_missing[*]}" >&2
-  python3 -m pip install -q "${pip_missing[@]}"
+  # Debian's own python3 refuses system-wide pip installs (PEP 668); these are test-only tools.
+  python3 -m pip install -q "${pip_missing[@]}" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "${pip_missing[@]}"
 fi

@@ -161,6 +161,11 @@ final class CurlEasy {
     }), "progress function"))
 
     if let failure = failures.compactMap({ $0 }).first { return .failure(failure) }
+    if options.body == nil && (options.method == .put || options.method == .post) {
+      // Without POSTFIELDS curl would fall back to its default read callback: stdin.
+      _ = ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, 0)
+      _ = ccurl_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, "")  // copied: no dangling pointer
+    }
 
     let started = ContinuousClock.now
     let code: CURLcode = withExtendedLifetime(context) {
@@ -205,10 +210,13 @@ final class CurlEasy {
       return TransportError(.connect, detail)
     case CURLE_OPERATION_TIMEDOUT:
       return TransportError(.timeout, detail)
-    case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
-      CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
-      CURLE_USE_SSL_FAILED, CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_CRL_BADFILE, CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CIPHER, CURLE_SSL_ISSUER_ERROR,
+      CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_USE_SSL_FAILED, CURLE_SSL_SHUTDOWN_FAILED,
+      CURLE_SSL_CLIENTCERT:
       return TransportError(.tls, detail)
+    case CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CRL_BADFILE, CURLE_SSL_ENGINE_INITFAILED:
+      // Our own files (CA bundle, client certificate) are unusable: a local problem.
+      return TransportError(.local, detail)
     case CURLE_ABORTED_BY_CALLBACK:
       return TransportError(.cancelled, "transfer cancelled")
     case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_WEIRD_SERVER_REPLY, CURLE_PARTIAL_FILE,

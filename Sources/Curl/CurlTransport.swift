@@ -40,6 +40,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
   }
 
   private struct Job {
+    var id: UInt64
     var request: HTTPRequest
     var timeout: Duration
     var cancellation: CancellationFlag
@@ -48,6 +49,9 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
 
   private struct Shared {
     var jobs: [Job] = []
+    var nextID: UInt64 = 0
+    /// The transfer in progress, so shutdown can abort it at once.
+    var running: CancellationFlag?
     var stopped = false
     var closedContinuations: [UUID: AsyncStream<Void>.Continuation] = [:]
   }
@@ -84,18 +88,28 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
 
   public func send(_ request: HTTPRequest, timeout: Duration) async throws(TransportError) -> HTTPResponse {
     let cancellation = CancellationFlag()
+    let jobID = Atomic<UInt64>(0)
     let result: Result<HTTPResponse, TransportError> = await withTaskCancellationHandler {
       await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) in
-        let job = Job(request: request, timeout: timeout, cancellation: cancellation) { continuation.resume(returning: $0) }
         let accepted = shared.withLock { state -> Bool in
           guard !state.stopped else { return false }
-          state.jobs.append(job)
+          state.nextID += 1
+          jobID.store(state.nextID, ordering: .relaxed)
+          state.jobs.append(Job(id: state.nextID, request: request, timeout: timeout, cancellation: cancellation) { continuation.resume(returning: $0) })
           return true
         }
         if accepted { wake() } else { continuation.resume(returning: .failure(TransportError(.cancelled, "transport is shut down"))) }
       }
     } onCancel: {
       cancellation.cancel()
+      // A job still waiting behind another transfer is answered now, not when the thread
+      // gets to it.
+      let id = jobID.load(ordering: .relaxed)
+      let queued = shared.withLock { state -> Job? in
+        guard let index = state.jobs.firstIndex(where: { $0.id == id }) else { return nil }
+        return state.jobs.remove(at: index)
+      }
+      queued?.complete(.failure(TransportError(.cancelled, "transfer cancelled")))
     }
     return try result.get()
   }
@@ -113,6 +127,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
   public func shutdown() {
     let pending = shared.withLock { state -> [Job] in
       state.stopped = true
+      state.running?.cancel()
       defer { state.jobs.removeAll() }
       return state.jobs
     }
@@ -158,7 +173,9 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     while true {
       let next = shared.withLock { state -> (Job?, Bool) in
         if state.stopped { return (nil, true) }
-        return (state.jobs.isEmpty ? nil : state.jobs.removeFirst(), false)
+        let job = state.jobs.isEmpty ? nil : state.jobs.removeFirst()
+        state.running = job?.cancellation
+        return (job, false)
       }
       if next.1 { break }
       if let job = next.0 {
@@ -169,6 +186,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
           result = easy.perform(options(for: job), cancellation: job.cancellation)
         }
         watchedSocket = easy.activeSocket
+        shared.withLock { $0.running = nil }
         job.complete(result)
         continue
       }

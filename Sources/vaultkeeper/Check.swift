@@ -26,14 +26,13 @@ struct Check: AsyncParsableCommand {
   @Option(help: ArgumentHelp("Latency (seconds) above which a node is CRITICAL.", valueName: "seconds"))
   var critLatency: Double = 3
 
-  func validate() throws {
+  func run() async throws {
+    // Monitoring Plugins report bad arguments as UNKNOWN (3), not as a usage error.
     let known = Set(MetricsText.states)
     for name in (okStates + "," + warningStates).split(separator: ",") where !known.contains(String(name)) {
-      throw ValidationError("unknown state \"\(name)\"; known: \(MetricsText.states.joined(separator: ", "))")
+      print("VAULT UNKNOWN: unknown state \"\(name)\" (known: \(MetricsText.states.joined(separator: ", ")))")
+      throw ExitCode(3)
     }
-  }
-
-  func run() async throws {
     let loaded: Config
     do {
       loaded = try ConfigLoader().load(path: config.path)

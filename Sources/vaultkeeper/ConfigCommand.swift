@@ -1,4 +1,5 @@
 import ArgumentParser
+import Systemd
 import VaultKeeper
 
 #if canImport(Glibc)
@@ -29,6 +30,7 @@ struct ConfigCheck: AsyncParsableCommand {
     }
     print(EffectiveConfig.render(loaded))
     if loaded.unseal.enabled, let source = loaded.unseal.keySource {
+      ProcessHardening.apply()  // key shares are about to be read into this process
       let environment = ProcessEnvironment.current()
       if case .credential(let name) = source, environment["CREDENTIALS_DIRECTORY"] == nil {
         print("# unseal.credential \"\(name)\" is read from $CREDENTIALS_DIRECTORY when the unit runs; not checked here")

@@ -7,7 +7,7 @@ import VaultKeeper
 struct Status: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Show the running daemon's view of every node.",
-    discussion: "Exit 0 when the daemon's state could be read, 3 when it is not running or its state file is missing or stale.")
+    discussion: "Exit 0 when the daemon's state could be read, 3 when it is not running or its state file is missing or stale (not updated for 2 minutes).")
 
   @Option(help: ArgumentHelp("State file written by `vaultkeeper run`.", valueName: "path"))
   var stateFile: String?
@@ -17,7 +17,8 @@ struct Status: AsyncParsableCommand {
 
   func run() async throws {
     let environment = ProcessEnvironment.current()
-    let path = stateFile ?? environment["RUNTIME_DIRECTORY"].map { "\($0)/state.json" } ?? "/run/vaultkeeper/state.json"
+    let runtime = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first.map(String.init)
+    let path = stateFile ?? runtime.map { "\($0)/state.json" } ?? "/run/vaultkeeper/state.json"
     let report: DaemonReport
     do {
       let bytes = try FileAccess.readBytes(path: path, limit: 4 << 20)
@@ -27,14 +28,17 @@ struct Status: AsyncParsableCommand {
       throw ExitCode(3)
     }
     let now = Date().timeIntervalSince1970
-    let running = kill(report.pid, 0) == 0
+    // EPERM means the process exists but belongs to another user (the daemon's): running.
+    let running = kill(report.pid, 0) == 0 || errno == EPERM
+    // The daemon rewrites the file at least every few seconds while its duties run.
+    let stale = now - report.updatedAt > 120
     if json {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
       print(String(decoding: try encoder.encode(report), as: UTF8.self))
     } else {
       print(StatusLine.render(report, now: now))
-      print("daemon pid \(report.pid)\(running ? "" : " (not running)"), config \(report.configPath), updated \(DurationParsing.humanize(.seconds(max(now - report.updatedAt, 0)))) ago")
+      print("daemon pid \(report.pid)\(running ? "" : " (not running)")\(stale ? " (state is stale)" : ""), config \(report.configPath), updated \(DurationParsing.humanize(.seconds(max(now - report.updatedAt, 0)))) ago")
       for node in report.nodes {
         var line = "  \(node.address): \(node.state)"
         if let version = node.version { line += " \(version)" }
@@ -44,6 +48,6 @@ struct Status: AsyncParsableCommand {
         print(line)
       }
     }
-    if !running { throw ExitCode(3) }
+    if !running || stale { throw ExitCode(3) }
   }
 }

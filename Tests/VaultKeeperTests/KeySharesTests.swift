@@ -72,6 +72,24 @@ import Testing
     #expect(keys.count == 1)
   }
 
+  @Test func sameShareInHexAndBase64CountsOnce() throws {
+    let hex = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021"
+    let b64 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAh"
+    let keys = try KeyShareLoader.parse(Array("\(hex)\n\(b64)\n\(Self.b64[0])\n".utf8), origin: "test")
+    #expect(keys.count == 2)
+    #expect(keys.shares.map(text) == [hex, Self.b64[0]])
+  }
+
+  @Test func decodesLikeVault() throws {
+    let hex = Array("0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021".utf8)
+    let b64 = Array("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAh".utf8)
+    let fromHex = try #require(hex.withUnsafeBytes { ShareEncoding.decode($0) })
+    let fromB64 = try #require(b64.withUnsafeBytes { ShareEncoding.decode($0) })
+    #expect(fromHex.withUnsafeBytes { Array($0) } == Array(1...33))
+    #expect(fromHex.constantTimeEquals(fromB64))
+    #expect(Array("nope".utf8).withUnsafeBytes { ShareEncoding.decode($0) } == nil)
+  }
+
   @Test(arguments: ["not a key", "abc", "\(String(repeating: "A", count: 80))==", "{\"unseal_keys_b64\": [1, 2]}", "{\"unseal_keys_b64\": [\"abc\"]}",
     "{\"unseal_keys_b64\": ", "{}", ""])
   func rejectsInvalidContent(content: String) {

@@ -165,7 +165,7 @@ public struct VaultAddress: Sendable, Equatable {
     guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == ":" }) else {
       return .failure(AddressError(reason: "missing or invalid host"))
     }
-    var port = scheme == .https ? 8200 : 8200
+    var port = 8200  // Vault's default listener port, for https and http alike
     if let portText {
       guard let p = Int(portText), (1...65535).contains(p) else {
         return .failure(AddressError(reason: "port must be a number from 1 to 65535"))

@@ -23,7 +23,7 @@ public struct ConfigLoader: Sendable {
     return try parse(text, path: path)
   }
 
-  /// Validates configuration text; `path` is used for messages and relative file names.
+  /// Validates configuration text; `path` is used for messages.
   public func parse(_ text: String, path: String) throws(ConfigError) -> Config {
     let root: TOMLTable
     do {

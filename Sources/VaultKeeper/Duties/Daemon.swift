@@ -107,8 +107,12 @@ public final class Daemon: Service, Sendable {
     }
   }
 
-  /// Start-up facts about the keys an operator should hear once.
+  /// Start-up facts about the configuration and keys an operator should hear once.
   private func announceKeys(_ generation: Generation) {
+    let health = generation.config.health
+    if health.interval < .seconds(1) || health.fastInterval < .milliseconds(50) {
+      logger.warning("health.interval \(DurationParsing.format(health.interval)) / fast_interval \(DurationParsing.format(health.fastInterval)) are test-grade values: every node is polled that often")
+    }
     guard let keys = generation.keys else { return }
     if keys.containedRootToken {
       logger.warning("\(keys.origin) also contains a root token; vaultkeeper ignores it, but it should not be stored next to the unseal keys (revoke it or keep it offline)")
@@ -127,7 +131,7 @@ public final class Daemon: Service, Sendable {
   /// is cancelled (nil).
   private func run(_ generation: Generation, announceReady: Bool) async -> Generation? {
     let config = generation.config
-    await board.configure(addresses: config.nodes.map(\.name), configPath: configPath)
+    await board.configure(addresses: config.nodes.map(\.name), configPath: configPath, metricsDirectory: config.metrics.textfileDirectory)
     var supervisors: [(NodeSupervisor, any HTTPTransport, UnitView)] = []
     for node in config.nodes {
       let transport = env.makeTransport(node)

@@ -54,6 +54,13 @@ public final class NodeSupervisor: Sendable {
     var connectionLostAt: ContinuousClock.Instant?
     /// The "still unreachable" error was logged for the current outage.
     var escalated = false
+    /// Failures after the reconnect window, for the exponential backoff.
+    var backoffFailures = 0
+    /// Unseal attempts that failed on an error (not a wrong key) in a row.
+    var unsealErrors = 0
+    /// Set after a reload: the first answer comes over a new connection because *we* replaced
+    /// the transport, which must not be mistaken for a Vault restart.
+    var freshTransport = false
     var loggedOnce: Set<String> = []
   }
 
@@ -65,7 +72,9 @@ public final class NodeSupervisor: Sendable {
       report: NodeReport(address: context.node.name, state: "unknown", since: now, lastCheck: 0), wrongKeyUntil: nil, wrongKeyCount: 0)
     var adjusted = memory
     adjusted.judge.after = context.unseal.after
-    loopState = Mutex(LoopState(memory: adjusted, planner: UnsealPlanner(shareCount: context.keys?.count ?? 0, foreignProgressGrace: context.unseal.foreignProgressGrace)))
+    var state = LoopState(memory: adjusted, planner: UnsealPlanner(shareCount: context.keys?.count ?? 0, foreignProgressGrace: context.unseal.foreignProgressGrace))
+    state.freshTransport = memory != nil
+    loopState = Mutex(state)
   }
 
   private var name: String { "node \(context.node.name)" }
@@ -94,10 +103,14 @@ public final class NodeSupervisor: Sendable {
     let slack = Duration.seconds(5)
     while !Task.isCancelled {
       context.heartbeats.promise(heartbeatName, within: context.node.timeout * 2 + slack)
-      let observation = await context.client.health()
+      var observation = await context.client.health()
       if Task.isCancelled { break }
+      if loopState.withLock({ s in defer { s.freshTransport = false }; return s.freshTransport }) {
+        observation.newConnection = false
+      }
       var waitingOnOperator = false
       var unsealedNow = false
+      var unsealErrored = false
       let pid = context.unitView.mainPID
       let reconnectWindow = PollSchedule(context.health).reconnectWindow
       let errorAfter = context.health.unreachableErrorAfter
@@ -108,6 +121,7 @@ public final class NodeSupervisor: Sendable {
         if observation.state.isFailure {
           if previous?.isFailure != true { s.connectionLostAt = s.connectionLostAt ?? .now }
           let outage = s.connectionLostAt.map { $0.duration(to: .now) } ?? .zero
+          if outage >= reconnectWindow { s.backoffFailures += 1 }
           if !s.escalated, s.consecutiveFailures >= errorAfter, outage >= reconnectWindow {
             s.escalated = true
             escalate = true
@@ -115,6 +129,7 @@ public final class NodeSupervisor: Sendable {
         } else {
           s.connectionLostAt = nil
           s.escalated = false
+          s.backoffFailures = 0
         }
         return (previous, s.consecutiveFailures, escalate)
       }
@@ -130,7 +145,7 @@ public final class NodeSupervisor: Sendable {
       }
       if observation.state == .sealed {
         context.heartbeats.promise(heartbeatName, within: context.node.timeout * Double(max(context.keys?.count ?? 0, 1) * 2 + 4) + slack)
-        (waitingOnOperator, unsealedNow) = await handleSealed(observation, pid: pid)
+        (waitingOnOperator, unsealedNow, unsealErrored) = await handleSealed(observation, pid: pid)
       } else {
         loopState.withLock { s in
           if s.memory.hold != nil && !observation.state.isFailure { s.memory.hold = nil }
@@ -146,9 +161,14 @@ public final class NodeSupervisor: Sendable {
       if unsealedNow { continue }  // look again at once: confirm and report the unsealed state
 
       let situation = loopState.withLock { s in
-        PollSchedule.Situation(
-          state: observation.state, changed: previous != observation.state, consecutiveFailures: s.consecutiveFailures,
-          sinceConnectionLoss: s.connectionLostAt.map { $0.duration(to: .now) }, waitingOnOperator: waitingOnOperator)
+        s.unsealErrors = unsealErrored ? s.unsealErrors + 1 : 0
+        // A node that answers health but fails unseal requests backs off like a failing one,
+        // so a persistent 5xx is not hammered (or logged) four times a second.
+        return unsealErrored
+          ? PollSchedule.Situation(state: .protocolError, consecutiveFailures: s.unsealErrors)
+          : PollSchedule.Situation(
+            state: observation.state, changed: previous != observation.state, consecutiveFailures: max(s.backoffFailures, 1),
+            sinceConnectionLoss: s.connectionLostAt.map { $0.duration(to: .now) }, waitingOnOperator: waitingOnOperator)
       }
       let delay = PollSchedule(context.health).nextDelay(situation, jitter: Double.random(in: 0...1))
       context.heartbeats.promise(heartbeatName, within: delay + slack)
@@ -161,7 +181,7 @@ public final class NodeSupervisor: Sendable {
   public func checkOnce(unseal: Bool) async -> (before: HealthObservation, after: HealthObservation, unsealed: Bool) {
     let first = await context.client.health()
     guard unseal, first.state == .sealed, let keys = context.keys else { return (first, first, false) }
-    let (_, unsealed) = await self.unseal(keys: keys, reason: "requested by `vaultkeeper unseal`")
+    let (_, unsealed, _) = await self.unseal(keys: keys, reason: "requested by `vaultkeeper unseal`")
     return (first, await context.client.health(), unsealed)
   }
 
@@ -194,9 +214,9 @@ public final class NodeSupervisor: Sendable {
 
   // MARK: - Unsealing
 
-  /// Returns (waiting on an operator, unsealed now).
-  private func handleSealed(_ observation: HealthObservation, pid: Int) async -> (Bool, Bool) {
-    guard context.unseal.enabled, let keys = context.keys else { return (true, false) }
+  /// Returns (waiting on an operator, unsealed now, failed on an error).
+  private func handleSealed(_ observation: HealthObservation, pid: Int) async -> (Bool, Bool, Bool) {
+    guard context.unseal.enabled, let keys = context.keys else { return (true, false, false) }
     let (verdict, held, wrongKeyUntil) = loopState.withLock { s in
       (s.memory.judge.verdict(sealedObservation: observation, mainPID: pid), s.memory.hold, s.memory.wrongKeyUntil)
     }
@@ -209,10 +229,10 @@ public final class NodeSupervisor: Sendable {
             + "To unseal it anyway run `vaultkeeper unseal`; a restart of Vault is unsealed automatically",
           id: .deliberateSeal), state: .sealed)
       }
-      return (true, false)
+      return (true, false, false)
     }
     if let until = wrongKeyUntil, until > .now {
-      return (true, false)
+      return (true, false, false)
     }
     if held == "deliberately sealed" {
       loopState.withLock { $0.memory.hold = nil }
@@ -243,52 +263,52 @@ public final class NodeSupervisor: Sendable {
     loopState.withLock { $0.memory.report.unsealAttempts[result, default: 0] += 1 }
   }
 
-  private func unseal(keys: KeyShares, reason: String) async -> (Bool, Bool) {
+  private func unseal(keys: KeyShares, reason: String) async -> (Bool, Bool, Bool) {
     let started = ContinuousClock.now
     var status: SealStatus
     do {
       status = try await context.client.sealStatus()
     } catch {
-      log(OperatorEvent(level: .warning, message: "cannot read seal status of \(context.node.name): \(error)", id: .unsealFailed))
-      return (false, false)
+      logOnce("sealed.error.status", OperatorEvent(level: .warning, message: "cannot read seal status of \(context.node.name): \(error)", id: .unsealFailed))
+      return (false, false, true)
     }
     var submitted = 0
     // Bounded: at most every share twice plus a reset per round; the planner normally ends
     // far sooner.
     for _ in 0..<(keys.count * 2 + 4) {
-      if Task.isCancelled { return (false, false) }
+      if Task.isCancelled { return (false, false, false) }
       let step = loopState.withLock { $0.planner.next(status, now: .now) }
       switch step {
       case .unsealed:
-        return (false, true)
+        return (false, true, false)
       case .notInitialized:
-        return (true, false)
+        return (true, false, false)
       case .autoUnseal(let type):
         logOnce("sealed.auto", OperatorEvent(
           level: .notice,
           message: "vault at \(context.node.name) uses the \(type) seal (auto-unseal): monitoring only, no key shares are ever submitted to it",
           id: .autoUnseal))
-        return (true, false)
+        return (true, false, false)
       case .notEnoughShares(let have, let need):
         loopState.withLock { $0.memory.hold = "too few shares (\(have)/\(need))" }
         logOnce("sealed.few", OperatorEvent(
           level: .critical,
           message: "cannot unseal vault at \(context.node.name): \(keys.origin) holds \(have) unseal key share\(have == 1 ? "" : "s") but the threshold is \(need)",
           id: .tooFewShares))
-        return (true, false)
+        return (true, false, false)
       case .wait(_, let why):
         logOnce("sealed.foreign.\(status.nonce)", OperatorEvent(
           level: .info,
           message: "\(why) on \(context.node.name); leaving it alone for up to \(DurationParsing.format(context.unseal.foreignProgressGrace))",
-          id: .unsealFailed))
-        return (false, false)
+          id: .foreignProgress))
+        return (false, false, false)
       case .reset(let why):
         log(OperatorEvent(level: .warning, message: "resetting unseal progress on \(context.node.name): \(why)", id: .foreignProgressReset))
         do {
           status = try await context.client.resetUnseal()
         } catch {
-          log(OperatorEvent(level: .error, message: "cannot reset unseal progress on \(context.node.name): \(error)", id: .unsealFailed))
-          return (false, false)
+          logOnce("sealed.error.reset", OperatorEvent(level: .error, message: "cannot reset unseal progress on \(context.node.name): \(error)", id: .unsealFailed))
+          return (false, false, true)
         }
         loopState.withLock { $0.planner.forget() }
       case .submit(let index):
@@ -298,8 +318,9 @@ public final class NodeSupervisor: Sendable {
           answer = try await context.client.submit(share: keys.shares[index])
         } catch {
           count("error")
-          log(OperatorEvent(level: .error, message: "unseal of \(context.node.name) failed: \(redacted(error.description, keys))", id: .unsealFailed))
-          return (false, false)
+          // Logged once per episode; the loop backs off like for a failing node until it works.
+          logOnce("sealed.error.submit", OperatorEvent(level: .error, message: "unseal of \(context.node.name) failed: \(redacted(error.description, keys))", id: .unsealFailed))
+          return (false, false, true)
         }
         switch answer {
         case .status(let after):
@@ -320,8 +341,8 @@ public final class NodeSupervisor: Sendable {
             log(OperatorEvent(
               level: .notice,
               message: "unsealed vault at \(context.node.name) (\(reason)) with \(submitted) share\(submitted == 1 ? "" : "s") in \(elapsed.milliseconds) ms",
-              id: .unsealed), ["vault.unseal_shares": "\(submitted)", "vault.unseal_ms": "\(elapsed.milliseconds)"], state: .active)
-            return (false, true)
+              id: .unsealed), ["vault.unseal_shares": "\(submitted)", "vault.unseal_ms": "\(elapsed.milliseconds)"])
+            return (false, true, false)
           }
         case .wrongKey(let message):
           count("wrong_key")
@@ -339,11 +360,11 @@ public final class NodeSupervisor: Sendable {
             message: "the unseal key shares in \(keys.origin) combine to a wrong key for vault at \(context.node.name) "
               + "(Vault said: \(redacted(message, keys))). Check that the shares belong to this cluster; next try in \(DurationParsing.format(backoff))",
             id: .wrongKey), state: .sealed)
-          return (true, false)
+          return (true, false, false)
         }
       }
     }
-    return (false, false)
+    return (false, false, false)
   }
 
   /// Vault never echoes keys in errors, but a proxy in between might: strip any share text.

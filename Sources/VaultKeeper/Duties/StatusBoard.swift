@@ -9,7 +9,8 @@ public actor StatusBoard {
   private var report: DaemonReport
   private let notifier: any ServiceManagerNotifier
   private let stateFile: String?
-  private let metricsFile: String?
+  private var metricsFile: String?
+  private var writeProblems: Set<String> = []
   private let logger: Logger
   private var lastStatus = ""
   private var lastWrite = 0.0
@@ -29,7 +30,8 @@ public actor StatusBoard {
   }
 
   /// Sets the nodes for a (new) configuration, keeping reports of nodes that stay.
-  public func configure(addresses: [String], configPath: String) {
+  public func configure(addresses: [String], configPath: String, metricsDirectory: String?) {
+    metricsFile = metricsDirectory.map { "\($0)/vaultkeeper.prom" }
     let old = Dictionary(report.nodes.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
     report.configPath = configPath
     report.nodes = addresses.map { old[$0] ?? NodeReport(address: $0, state: "unknown", since: 0, lastCheck: 0) }
@@ -88,16 +90,18 @@ public actor StatusBoard {
       if let data = try? encoder.encode(report) {
         do {
           try FileAccess.writeAtomically(path: stateFile, bytes: Array(data) + [0x0A], mode: 0o644, durable: false)
+          writeProblems.remove("state")
         } catch {
-          logger.warning("cannot write state file \(stateFile): \(error)")
+          if writeProblems.insert("state").inserted { logger.warning("cannot write state file \(stateFile): \(error)") }
         }
       }
     }
     if let metricsFile {
       do {
         try FileAccess.writeAtomically(path: metricsFile, bytes: Array(MetricsText.render(report).utf8), mode: 0o644, durable: false)
+        writeProblems.remove("metrics")
       } catch {
-        logger.warning("cannot write metrics file \(metricsFile): \(error)")
+        if writeProblems.insert("metrics").inserted { logger.warning("cannot write metrics file \(metricsFile): \(error)") }
       }
     }
   }

@@ -1,6 +1,6 @@
 /// The one-line `STATUS=` an operator reads in `systemctl status`, e.g.
 /// `vault active (1.15.0) · unsealed 3m ago · 2/2 nodes ok`.
-/// The local node leads; problems on any node are named, most urgent first.
+/// The local node leads; the first peer that is not ok is named (in configuration order).
 public enum StatusLine {
   public static func render(_ report: DaemonReport, now: Double) -> String {
     guard let local = report.nodes.first else { return "no nodes configured" }

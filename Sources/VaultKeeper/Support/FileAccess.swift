@@ -52,19 +52,28 @@ public enum FileAccess {
     return try readAll(fd: fd, path: path, limit: limit)
   }
 
+  /// Reads into one buffer allocated up front and trimmed in place: key files pass through
+  /// here, and a growing array would leave copies of their content in freed memory. The caller
+  /// wipes the result (`SecretBytes.wipe`) when it held key material.
   static func readAll(fd: Int32, path: String, limit: Int) throws(Failure) -> [UInt8] {
-    var result: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-      let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    var result = [UInt8](repeating: 0, count: limit + 1)
+    var filled = 0
+    while filled <= limit {
+      let n = result.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
       if n < 0 {
         if errno == EINTR { continue }
-        throw Failure(errno: errno, operation: "read \(path)")
+        let code = errno
+        SecretBytes.wipe(&result)
+        throw Failure(errno: code, operation: "read \(path)")
       }
       if n == 0 { break }
-      result.append(contentsOf: chunk[0..<n])
-      if result.count > limit { throw Failure(errno: EFBIG, operation: "read \(path) (larger than \(limit) bytes)") }
+      filled += n
     }
+    if filled > limit {
+      SecretBytes.wipe(&result)
+      throw Failure(errno: EFBIG, operation: "read \(path) (larger than \(limit) bytes)")
+    }
+    result.removeSubrange(filled...)  // shrinks in place; the capacity (and the zeroed tail) stays
     return result
   }
 

@@ -175,11 +175,18 @@ public enum KeyShareLoader {
     return KeyShares(shares: try deduplicated(shares, origin: origin), format: .operatorInitJSON, declaredThreshold: threshold, containedRootToken: hasRootToken, origin: origin)
   }
 
-  /// The same share listed twice would make Vault ignore the second copy; drop it here and keep
-  /// the count honest for the "fewer shares than the threshold" check.
+  /// The same share listed twice (even once in hex and once in base64) would make Vault ignore
+  /// the second copy; drop it here and keep the count honest for the "fewer shares than the
+  /// threshold" check. Shares are compared by their decoded bytes, in locked memory.
   private static func deduplicated(_ shares: [SecretBytes], origin: String) throws(KeyLoadError) -> [SecretBytes] {
     var unique: [SecretBytes] = []
-    for share in shares where !unique.contains(where: { $0.constantTimeEquals(share) }) { unique.append(share) }
+    var decodedUnique: [SecretBytes] = []
+    for share in shares {
+      let decoded = share.withUnsafeBytes { ShareEncoding.decode($0) } ?? share
+      if decodedUnique.contains(where: { $0.constantTimeEquals(decoded) }) { continue }
+      unique.append(share)
+      decodedUnique.append(decoded)
+    }
     return unique
   }
 
@@ -215,6 +222,55 @@ public enum ShareEncoding {
     if let n = hexLength(text), (16...33).contains(n) { return true }
     if let n = base64Length(text), (16...33).contains(n) { return true }
     return false
+  }
+
+  /// The raw share bytes, decoded the way Vault decodes them, in locked memory.
+  static func decode(_ text: UnsafeRawBufferPointer) -> SecretBytes? {
+    var raw: [UInt8] = []
+    defer { SecretBytes.wipe(&raw) }
+    if let n = hexLength(text), (16...33).contains(n) {
+      raw.reserveCapacity(n)
+      var i = text.startIndex
+      while i < text.endIndex {
+        raw.append(hexValue(text[i]) << 4 | hexValue(text[i + 1]))
+        i += 2
+      }
+      return SecretBytes(raw)
+    }
+    if let n = base64Length(text), (16...33).contains(n) {
+      raw.reserveCapacity(n + 2)
+      var accumulator: UInt32 = 0
+      var bits = 0
+      for c in text where c != UInt8(ascii: "=") {
+        accumulator = accumulator << 6 | UInt32(base64Value(c))
+        bits += 6
+        if bits >= 8 {
+          bits -= 8
+          raw.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+        }
+      }
+      accumulator = 0
+      return SecretBytes(raw)
+    }
+    return nil
+  }
+
+  private static func hexValue(_ c: UInt8) -> UInt8 {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+    default: return c - UInt8(ascii: "A") + 10
+    }
+  }
+
+  private static func base64Value(_ c: UInt8) -> UInt8 {
+    switch c {
+    case UInt8(ascii: "A")...UInt8(ascii: "Z"): return c - UInt8(ascii: "A")
+    case UInt8(ascii: "a")...UInt8(ascii: "z"): return c - UInt8(ascii: "a") + 26
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0") + 52
+    case UInt8(ascii: "+"): return 62
+    default: return 63
+    }
   }
 
   static func hexLength<C: Collection>(_ text: C) -> Int? where C.Element == UInt8 {
