@@ -52,6 +52,8 @@ public final class NodeSupervisor: Sendable {
     var planner: UnsealPlanner
     var consecutiveFailures = 0
     var connectionLostAt: ContinuousClock.Instant?
+    /// Start of the current run of failures (unreachable or protocol errors).
+    var failingSince: ContinuousClock.Instant?
     /// The "still unreachable" error was logged for the current outage.
     var escalated = false
     /// Failures after the reconnect window, for the exponential backoff.
@@ -72,6 +74,11 @@ public final class NodeSupervisor: Sendable {
       report: NodeReport(address: context.node.name, state: "unknown", since: now, lastCheck: 0), wrongKeyUntil: nil, wrongKeyCount: 0)
     var adjusted = memory
     adjusted.judge.after = context.unseal.after
+    // A reload is how an operator installs corrected keys: give them a try at once instead of
+    // waiting out a wrong-key backoff earned by the old ones.
+    adjusted.wrongKeyUntil = nil
+    adjusted.wrongKeyCount = 0
+    if adjusted.hold == "wrong unseal key" { adjusted.hold = nil }
     var state = LoopState(memory: adjusted, planner: UnsealPlanner(shareCount: context.keys?.count ?? 0, foreignProgressGrace: context.unseal.foreignProgressGrace))
     state.freshTransport = memory != nil
     loopState = Mutex(state)
@@ -119,15 +126,20 @@ public final class NodeSupervisor: Sendable {
         s.consecutiveFailures = observation.state.isFailure ? s.consecutiveFailures + 1 : 0
         var escalate = false
         if observation.state.isFailure {
-          if previous?.isFailure != true { s.connectionLostAt = s.connectionLostAt ?? .now }
-          let outage = s.connectionLostAt.map { $0.duration(to: .now) } ?? .zero
-          if outage >= reconnectWindow { s.backoffFailures += 1 }
+          if previous?.isFailure != true { s.failingSince = s.failingSince ?? .now }
+          // Only a lost connection (Vault restarting) earns the quick reconnect polling; a node
+          // answering garbage or 5xx gets the ordinary backoff.
+          if observation.state == .unreachable, previous != .unreachable { s.connectionLostAt = s.connectionLostAt ?? .now }
+          if observation.state != .unreachable { s.connectionLostAt = nil }
+          let outage = s.failingSince.map { $0.duration(to: .now) } ?? .zero
+          if s.connectionLostAt == nil || outage >= reconnectWindow { s.backoffFailures += 1 }
           if !s.escalated, s.consecutiveFailures >= errorAfter, outage >= reconnectWindow {
             s.escalated = true
             escalate = true
           }
         } else {
           s.connectionLostAt = nil
+          s.failingSince = nil
           s.escalated = false
           s.backoffFailures = 0
         }

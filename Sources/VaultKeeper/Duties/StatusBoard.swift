@@ -16,7 +16,8 @@ public actor StatusBoard {
   private var lastWrite = 0.0
   private var lastWrittenShape: [String] = []
   private var expected: Set<String> = []
-  private var readyWaiters: [CheckedContinuation<Void, Never>] = []
+  private var readyWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+  private var nextWaiter: UInt64 = 0
   /// What each node's duty must remember across a reload (keyed by address).
   private var memories: [String: NodeMemory] = [:]
 
@@ -47,16 +48,30 @@ public actor StatusBoard {
     report.nodes[index] = node
     expected.remove(node.address)
     if expected.isEmpty {
-      for waiter in readyWaiters { waiter.resume() }
+      for waiter in readyWaiters.values { waiter.resume() }
       readyWaiters.removeAll()
     }
     publish()
   }
 
   /// Returns once every configured node has reported at least once.
+  /// Returns once every configured node has reported at least once, or when the calling task
+  /// is cancelled (a SIGTERM before READY must not wait for a node that never answers).
   public func waitForFirstResults() async {
-    if expected.isEmpty { return }
-    await withCheckedContinuation { readyWaiters.append($0) }
+    if expected.isEmpty || Task.isCancelled { return }
+    nextWaiter += 1
+    let id = nextWaiter
+    await withTaskCancellationHandler {
+      await withCheckedContinuation { continuation in
+        if Task.isCancelled { continuation.resume() } else { readyWaiters[id] = continuation }
+      }
+    } onCancel: {
+      Task { await self.releaseWaiter(id) }
+    }
+  }
+
+  private func releaseWaiter(_ id: UInt64) {
+    readyWaiters.removeValue(forKey: id)?.resume()
   }
 
   public func snapshot() -> DaemonReport { report }
