@@ -1,0 +1,106 @@
+import Foundation
+
+/// Which snapshots to keep, in the manner of restic/borg `forget`: a snapshot survives if any
+/// rule keeps it. Pure and table-tested.
+///
+/// - `keepLast` N: the N newest.
+/// - `keepDaily`/`keepWeekly`/`keepMonthly` N: the newest snapshot of each of the N most recent
+///   UTC days / ISO weeks / months that have one.
+/// - `maxAge`: anything older goes, whatever the rules above say.
+/// - With no keep rule at all, everything younger than `maxAge` is kept.
+/// - Whatever the policy says, the newest *verified* snapshot is never deleted: a policy typo
+///   must not be able to remove the last good backup.
+public struct RetentionPolicy: Sendable, Equatable {
+  public var keepLast: Int?
+  public var keepDaily: Int?
+  public var keepWeekly: Int?
+  public var keepMonthly: Int?
+  public var maxAge: Duration?
+
+  public init(keepLast: Int? = nil, keepDaily: Int? = nil, keepWeekly: Int? = nil, keepMonthly: Int? = nil, maxAge: Duration? = nil) {
+    self.keepLast = keepLast
+    self.keepDaily = keepDaily
+    self.keepWeekly = keepWeekly
+    self.keepMonthly = keepMonthly
+    self.maxAge = maxAge
+  }
+
+  public struct Item: Sendable, Equatable {
+    public var name: String
+    public var time: Date
+    public var verified: Bool
+
+    public init(name: String, time: Date, verified: Bool) {
+      self.name = name
+      self.time = time
+      self.verified = verified
+    }
+  }
+
+  public struct Decision: Sendable, Equatable {
+    public var keep: [String]
+    /// Names to delete, with the reason (for the journal entry).
+    public var delete: [(name: String, reason: String)]
+
+    public static func == (a: Decision, b: Decision) -> Bool {
+      a.keep == b.keep && a.delete.map(\.name) == b.delete.map(\.name) && a.delete.map(\.reason) == b.delete.map(\.reason)
+    }
+  }
+
+  var hasKeepRule: Bool { keepLast != nil || keepDaily != nil || keepWeekly != nil || keepMonthly != nil }
+
+  public func apply(to items: [Item], now: Date) -> Decision {
+    let sorted = items.sorted { $0.time != $1.time ? $0.time > $1.time : $0.name > $1.name }  // newest first
+    var kept = Set<String>()
+    if let n = keepLast { for item in sorted.prefix(max(n, 0)) { kept.insert(item.name) } }
+    func keepNewestPer(_ count: Int?, bucket: (Date) -> String) {
+      guard let count, count > 0 else { return }
+      var seen: [String] = []
+      for item in sorted {
+        let key = bucket(item.time)
+        if seen.contains(key) { continue }
+        seen.append(key)
+        kept.insert(item.name)
+        if seen.count == count { break }
+      }
+    }
+    keepNewestPer(keepDaily) { Self.utc.string(from: $0, format: .day) }
+    keepNewestPer(keepWeekly) { Self.utc.string(from: $0, format: .isoWeek) }
+    keepNewestPer(keepMonthly) { Self.utc.string(from: $0, format: .month) }
+    if !hasKeepRule { for item in sorted { kept.insert(item.name) } }
+
+    let protected = sorted.first { $0.verified }?.name
+    var decision = Decision(keep: [], delete: [])
+    for item in sorted {
+      let tooOld = maxAge.map { now.timeIntervalSince(item.time) > $0.seconds } ?? false
+      if item.name == protected {
+        decision.keep.append(item.name)
+      } else if tooOld {
+        decision.delete.append((item.name, "older than max_age \(DurationParsing.format(maxAge ?? .zero))"))
+      } else if kept.contains(item.name) {
+        decision.keep.append(item.name)
+      } else {
+        decision.delete.append((item.name, "not kept by any keep_* rule"))
+      }
+    }
+    return decision
+  }
+
+  /// UTC calendar buckets, computed without a locale.
+  static let utc = UTCBuckets()
+
+  struct UTCBuckets: Sendable {
+    enum Format { case day, isoWeek, month }
+
+    func string(from date: Date, format: Format) -> String {
+      var calendar = Calendar(identifier: .iso8601)
+      calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+      let c = calendar.dateComponents([.year, .month, .day, .yearForWeekOfYear, .weekOfYear], from: date)
+      switch format {
+      case .day: return "\(c.year ?? 0)-\(c.month ?? 0)-\(c.day ?? 0)"
+      case .isoWeek: return "\(c.yearForWeekOfYear ?? 0)-W\(c.weekOfYear ?? 0)"
+      case .month: return "\(c.year ?? 0)-\(c.month ?? 0)"
+      }
+    }
+  }
+}
