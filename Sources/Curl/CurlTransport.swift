@@ -1,5 +1,4 @@
 import CCurl
-import Foundation
 import Synchronization
 import VaultKeeper
 
@@ -53,7 +52,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     /// The transfer in progress, so shutdown can abort it at once.
     var running: CancellationFlag?
     var stopped = false
-    var closedContinuations: [UUID: AsyncStream<Void>.Continuation] = [:]
+    var closedContinuations: [UInt64: AsyncStream<Void>.Continuation] = [:]
   }
 
   private let settings: Settings
@@ -76,9 +75,14 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     self.wakeRead = fds[0]
     self.wakeWrite = fds[1]
     // The thread holds a strong reference until `shutdown()` ends its loop.
-    let thread = Thread { [self] in self.run() }
-    thread.name = name
-    thread.start()
+    let result = DedicatedThread.start { [self] in
+      _ = name.withCString { ccurl_set_thread_name($0) }
+      self.run()
+    }
+    if result != 0 {
+      // No thread means no transfers: fail every request clearly instead of hanging.
+      shared.withLock { $0.stopped = true }
+    }
   }
 
   deinit {
@@ -116,7 +120,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
 
   public func connectionClosedEvents() -> AsyncStream<Void> {
     let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-    let id = UUID()
+    let id = shared.withLock { state -> UInt64 in
+      state.nextID += 1
+      return state.nextID
+    }
     shared.withLock { $0.closedContinuations[id] = continuation }
     continuation.onTermination = { [weak self] _ in
       _ = self?.shared.withLock { $0.closedContinuations.removeValue(forKey: id) }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What one look at a node found.
 public enum NodeState: Sendable, Equatable, Hashable {

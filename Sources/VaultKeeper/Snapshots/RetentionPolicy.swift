@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Which snapshots to keep, in the manner of restic/borg `forget`: a snapshot survives if any
 /// rule keeps it. Pure and table-tested.
@@ -86,20 +90,28 @@ public struct RetentionPolicy: Sendable, Equatable {
     return decision
   }
 
-  /// UTC calendar buckets, computed without a locale.
+  /// UTC calendar buckets, computed with plain arithmetic (no locale, no ICU calendar).
   static let utc = UTCBuckets()
 
   struct UTCBuckets: Sendable {
     enum Format { case day, isoWeek, month }
 
     func string(from date: Date, format: Format) -> String {
-      var calendar = Calendar(identifier: .iso8601)
-      calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
-      let c = calendar.dateComponents([.year, .month, .day, .yearForWeekOfYear, .weekOfYear], from: date)
+      let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+      let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
       switch format {
-      case .day: return "\(c.year ?? 0)-\(c.month ?? 0)-\(c.day ?? 0)"
-      case .isoWeek: return "\(c.yearForWeekOfYear ?? 0)-W\(c.weekOfYear ?? 0)"
-      case .month: return "\(c.year ?? 0)-\(c.month ?? 0)"
+      case .day:
+        return "d\(days)"
+      case .month:
+        let (y, m, _) = SnapshotName.civil(fromDays: days)
+        return "\(y)-\(m)"
+      case .isoWeek:
+        // ISO 8601: weeks start on Monday and belong to the year of their Thursday.
+        let weekday = ((days % 7) + 7 + 3) % 7  // 0 = Monday (1970-01-01 was a Thursday)
+        let thursday = days - weekday + 3
+        let (year, _, _) = SnapshotName.civil(fromDays: thursday)
+        let week = (thursday - SnapshotName.daysFromCivil(year, 1, 1)) / 7 + 1
+        return "\(year)-W\(week)"
       }
     }
   }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Snapshot file names: `vaultkeeper-CLUSTER-YYYYMMDDTHHMMSSZ-INDEX.snap`, plus `.age` when
 /// encrypted. They sort by time within a cluster, carry the Raft index, and are the only files

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// When the next scheduled snapshot is due. Pure: the last good snapshot's time comes from the
 /// state directory, `now` and the random factor are passed in.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What went wrong talking to Vault, beyond the transport.
 public enum VaultError: Error, Sendable, Equatable, CustomStringConvertible {
