@@ -59,6 +59,7 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ]
     ),
     .testTarget(name: "VaultKeeperTests", dependencies: ["VaultKeeper"]),
@@ -67,3 +68,10 @@ let package = Package(
   ],
   swiftLanguageModes: [.v6]
 )
+
+// Members are visible only from modules a file imports itself (SE-0444). Besides tidiness this
+// keeps Foundation's String overloads (which would link all of Foundation, CoreFoundation and
+// ICU into the daemon) from leaking in through a dependency's imports.
+for target in package.targets where target.type == .regular || target.type == .executable {
+  target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("MemberImportVisibility")]
+}

@@ -32,7 +32,7 @@ class Simulator:
         self.proc = subprocess.Popen(
             [sys.executable, SIM, "--listen", "127.0.0.1:0", "--port-file", f"{self.dir}/port",
              "--control-listen", "127.0.0.1:0", "--control-port-file", f"{self.dir}/cport",
-             "--tls-cert", pki["server.pem"], "--tls-key", pki["server-key.pem"], "--state-dir", f"{self.dir}/state",
+             "--tls-cert", pki["server"], "--tls-key", pki["server-key"], "--state-dir", f"{self.dir}/state",
              "--init-shares", "5", "--init-threshold", "3", "--init-output", f"{self.dir}/init.json"],
             stderr=self.log)
         self.port = int(wait_file(f"{self.dir}/port"))
@@ -55,7 +55,7 @@ class Simulator:
 
 def write_config(path, sim, pki, interval="5s", fast="250ms"):
     with open(path, "w") as f:
-        f.write(f'[vault]\naddress = "https://127.0.0.1:{sim.port}"\nca_file = "{pki["ca.pem"]}"\nunit = "bench-none.service"\n'
+        f.write(f'[vault]\naddress = "https://127.0.0.1:{sim.port}"\nca_file = "{pki["ca"]}"\nunit = "bench-none.service"\n'
                 f'[health]\ninterval = "{interval}"\nfast_interval = "{fast}"\n'
                 f'[unseal]\nkey_file = "{sim.keys}"\n')
 
@@ -162,7 +162,7 @@ def bench_cpu(binary, work, pki, seconds):
     (cpu_a, n_a), (cpu_b, n_b) = results
     per_check = (cpu_b - cpu_a) / max(n_b - n_a, 1)
     # The shell check a seed setup runs from cron: curl + 3x jq per check.
-    script = (f'for i in $(seq {{n}}); do out=$(curl -s --cacert {pki["ca.pem"]} https://127.0.0.1:{sim.port}/v1/sys/health); '
+    script = (f'for i in $(seq {{n}}); do out=$(curl -s --cacert {pki["ca"]} https://127.0.0.1:{sim.port}/v1/sys/health); '
               'echo "$out" | jq -r .sealed >/dev/null; echo "$out" | jq -r .standby >/dev/null; echo "$out" | jq -r .version >/dev/null; done')
     shell = []
     for n in (5, 25):
@@ -207,6 +207,22 @@ def bench_ready(binary, work, pki, runs):
         d.stop()
     sim.stop()
     return times
+
+
+def write_section(path, name, body, title):
+    """Replaces the text between <!-- NAME:begin --> and <!-- NAME:end --> in `path`, keeping
+    every other section (the systemd end-to-end suite writes its own), so one file holds all
+    measurements."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    text = open(path).read() if os.path.exists(path) else f"{title}\n\n"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def main():
@@ -259,8 +275,7 @@ def main():
         "(both millisecond wall-clock timestamps). CPU is user+system time from wait4(2) of the whole process, differenced "
         "between a short and a long run so start-up cost cancels out. The systemd end-to-end measurement of the same "
         "restart latency is part of the e2e suite (issue #3).", ""]
-    with open(args.output, "w") as f:
-        f.write("\n".join(lines))
+    write_section(args.output, "bench", "\n".join(lines[2:]), title="# Benchmarks")
     print("\n".join(lines))
     shutil.rmtree(work, ignore_errors=True)
 

@@ -67,7 +67,9 @@ public enum JournalSink: String, Sendable, Equatable, CustomStringConvertible {
     journalSocketAvailable: Bool,
     forceNative: Bool = false
   ) -> JournalSink {
-    if forceNative { return .native }
+    // Forced native output without journald would vanish: sd_journal_sendv reports success
+    // even when nothing listens. Then stderr is the only place left.
+    if forceNative { return journalSocketAvailable ? .native : .plainStderr }
     guard stderrIsJournalStream(journalStream: journalStream, stderr: stderr) else { return .plainStderr }
     return journalSocketAvailable ? .native : .prefixedStderr
   }

@@ -3,6 +3,7 @@ import Curl
 import Logging
 import ServiceLifecycle
 import Systemd
+import UnixSignals
 import VaultKeeper
 
 #if canImport(Glibc)

@@ -75,8 +75,13 @@ private struct FakeStderr {
     #expect(JournalSink.select(journalStream: stderr.journalStream, stderr: nil, journalSocketAvailable: true) == .plainStderr)
   }
 
-  @Test func forcedNativeWins() {
-    #expect(JournalSink.select(journalStream: nil, stderr: nil, journalSocketAvailable: false, forceNative: true) == .native)
+  @Test func forcedNativeWinsWhenJournaldListens() {
+    #expect(JournalSink.select(journalStream: nil, stderr: nil, journalSocketAvailable: true, forceNative: true) == .native)
+  }
+
+  @Test func forcedNativeWithoutJournaldFallsBackToStderr() {
+    // sd_journal_sendv "succeeds" with no journald: forcing native there would lose everything.
+    #expect(JournalSink.select(journalStream: nil, stderr: nil, journalSocketAvailable: false, forceNative: true) == .plainStderr)
   }
 
   @Test func socketCheckRequiresASocket() throws {

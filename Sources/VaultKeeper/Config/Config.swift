@@ -136,7 +136,7 @@ public struct VaultAddress: Sendable, Equatable {
       }
       return .success(VaultAddress(scheme: .unix, host: "", port: 0, socketPath: path, display: text))
     }
-    guard let schemeEnd = text.range(of: "://") else {
+    guard let schemeEnd = text.firstRange(of: "://") else {
       return .failure(AddressError(reason: "expected https://HOST[:PORT], http://HOST[:PORT] or unix:///PATH"))
     }
     guard let scheme = Scheme(rawValue: String(text[..<schemeEnd.lowerBound]).lowercased()), scheme != .unix else {

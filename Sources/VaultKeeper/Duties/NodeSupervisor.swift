@@ -173,8 +173,10 @@ public final class NodeSupervisor: Sendable {
         s.memory.judge.observe(observation, mainPID: pid)
         s.memory.previous = observation.state
       }
+      // Just unsealed: look again at once and report what Vault says now, rather than publishing
+      // the stale "sealed" answer (READY=1 and STATUS would otherwise say "sealed").
+      if unsealedNow { continue }
       await publish(observation)
-      if unsealedNow { continue }  // look again at once: confirm and report the unsealed state
 
       let situation = loopState.withLock { s in
         s.unsealErrors = unsealErrored ? s.unsealErrors + 1 : 0

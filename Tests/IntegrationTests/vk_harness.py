@@ -1,0 +1,597 @@
+"""Harness for the vaultkeeper integration tests: the Vault simulator, the daemon under test with
+an sd_notify socket, one-shot CLI runs, config/key-file writers, and the session ledger of every
+byte the daemon produced (checked for key material at the end of the session).
+
+Everything here drives real processes: the built `vaultkeeper` binary against `vault_sim.py`
+over real TLS. No mocks.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+SIM_DIR = REPO / "Tests" / "Simulator"
+VAULT_SIM = SIM_DIR / "vault_sim.py"
+VK_BIN = os.environ.get("VAULTKEEPER_BIN") or str(REPO / ".build" / "debug" / "vaultkeeper")
+
+if str(SIM_DIR) not in sys.path:
+    sys.path.insert(0, str(SIM_DIR))
+
+import testca  # noqa: E402  (the project's test PKI)
+
+# MESSAGE_IDs (Sources/VaultKeeper/Reporting/MessageID.swift) - the alerting contract.
+MID = {
+    "started": "49e81896291f47b191a6fe71add851d3",
+    "stopping": "4ea8d8b9b0154f9d8949debde1f5a0ec",
+    "sealed": "73e6171de4dc4fdb9dc3d43cd1189dd8",
+    "unsealed": "7128e551b505414cbe85725495e8fad8",
+    "unseal_failed": "7f2fda94236f49128aa0d7bcac60b505",
+    "wrong_key": "fa12a65c7df74152bd862a36bab0efba",
+    "deliberate_seal": "978f6bbf58354cbb9115621df492a3be",
+    "too_few_shares": "f6e97d8e02b448409a07feca005b0282",
+    "unreachable": "ea4e16d4e27348e3ba29bf43ecbb0059",
+    "protocol_error": "40b50cc0a96e423f9226587364788faf",
+    "recovered": "fb258f3c210a42d3b94b33a939b36bcc",
+    "state_changed": "5824bcf4280d48f99aabe41b3c8db0b5",
+    "auto_unseal": "d7c54e25357d445091756abc702fbb57",
+    "foreign_progress": "d2b164477fd046fda8bfc330078aab1e",
+    "foreign_reset": "d76b27e92c04427db7ce4ef601c54adb",
+    "config_reloaded": "1d5490b5bcfe4a5bb26d67e2746dcbc2",
+    "config_rejected": "e976abdc5c5b4c99bfcd535883e26905",
+}
+
+EX_DATAERR = 65
+EX_UNAVAILABLE = 69
+EX_NOPERM = 77
+EX_CONFIG = 78
+
+
+# ---------------------------------------------------------------------------
+# The session ledger: secrets that must never appear, and everything captured.
+# ---------------------------------------------------------------------------
+
+class Ledger:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.secrets: dict[bytes, str] = {}
+        self.captures: list[tuple[str, bytes]] = []
+
+    def secret(self, value: Any, label: str) -> None:
+        if not value:
+            return
+        raw = value.encode() if isinstance(value, str) else bytes(value)
+        with self.lock:
+            self.secrets.setdefault(raw, label)
+
+    def register_init(self, init: dict, label: str) -> None:
+        """Every share of an `operator init` output, in every textual form, plus the root token."""
+        for kind in ("unseal", "recovery"):
+            for i, h in enumerate(init.get(f"{kind}_keys_hex") or []):
+                raw = bytes.fromhex(h)
+                self.secret(h.lower(), f"{label} {kind} share {i} (hex)")
+                self.secret(h.upper(), f"{label} {kind} share {i} (HEX)")
+                self.secret(base64.b64encode(raw), f"{label} {kind} share {i} (b64)")
+                # Without padding too, and the URL-safe alphabet: any rendering counts as a leak.
+                self.secret(base64.b64encode(raw).rstrip(b"="), f"{label} {kind} share {i} (b64, unpadded)")
+                self.secret(base64.urlsafe_b64encode(raw).rstrip(b"="), f"{label} {kind} share {i} (b64url)")
+            for i, b in enumerate(init.get(f"{kind}_keys_b64") or []):
+                self.secret(b, f"{label} {kind} share {i} (b64 as listed)")
+        self.secret(init.get("root_token"), f"{label} root token")
+
+    def capture(self, label: str, data: bytes | str | None) -> None:
+        if data is None:
+            return
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        with self.lock:
+            self.captures.append((label, raw))
+
+    def leaks(self) -> list[str]:
+        found = []
+        with self.lock:
+            for label, data in self.captures:
+                for secret, what in self.secrets.items():
+                    if secret in data:
+                        found.append(f"{what} found in {label}")
+        return found
+
+
+LEDGER = Ledger()
+
+
+# ---------------------------------------------------------------------------
+# Small utilities
+# ---------------------------------------------------------------------------
+
+def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.02, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def monotonic_usec() -> int:
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+def short_tmpdir(prefix: str) -> str:
+    """AF_UNIX paths are limited to 108 bytes; pytest's tmp_path can be longer."""
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+
+
+# ---------------------------------------------------------------------------
+# The Vault simulator
+# ---------------------------------------------------------------------------
+
+class Sim:
+    """One vault_sim.py process (TLS by default) and its control channel."""
+
+    def __init__(self, workdir: Path, pki: dict, *, extra: Iterable[str] = (), tls: bool = True,
+                 cert: str = "server", init: Optional[tuple[int, int]] = (5, 3), name: str = "sim",
+                 port: int = 0, same_cluster_as: Optional["Sim"] = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.pki = pki
+        self.tls = tls
+        self.state_dir = self.workdir / "state"
+        self.init_output = self.workdir / "init.json"
+        if same_cluster_as is not None:
+            # Another node of the same cluster: a copy of its seal state (same shares), sealed.
+            shutil.copytree(same_cluster_as.state_dir, self.state_dir)
+            init = None
+        port_file, cport_file = self.workdir / "port", self.workdir / "cport"
+        for p in (port_file, cport_file):
+            if p.exists():
+                p.unlink()
+        cmd = [sys.executable, str(VAULT_SIM), "--listen", f"127.0.0.1:{port}", "--port-file", str(port_file),
+               "--control-listen", "127.0.0.1:0", "--control-port-file", str(cport_file),
+               "--state-dir", str(self.state_dir), "--init-output", str(self.init_output)]
+        if tls:
+            cmd += ["--tls-cert", pki[cert], "--tls-key", pki[f"{cert}-key"]]
+        if init:
+            cmd += ["--init-shares", str(init[0]), "--init-threshold", str(init[1])]
+        cmd += list(extra)
+        self.stderr_path = self.workdir / "sim-stderr.log"
+        self._stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._stderr, start_new_session=True)
+        try:
+            self.cport = self._read_port(cport_file)
+            self.port = self._read_port(port_file)
+            if init:
+                wait_until(lambda: self.init_output.exists() and self.init_output.stat().st_size > 0, 10,
+                           what=f"{self.init_output}")
+                LEDGER.register_init(self.init_json(), f"simulator {name}")
+        except BaseException:
+            self.stop()
+            raise
+        self.address = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _read_port(self, path: Path) -> int:
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"vault_sim exited early ({self.proc.returncode}): {self.stderr_path.read_text()}")
+            return path.exists() and path.read_text().strip()
+        return int(wait_until(ready, 15, what=str(path)))
+
+    # control channel -----------------------------------------------------
+    def control(self, method: str, path: str, body: Optional[dict] = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else (b"{}" if method == "POST" else None)
+        req = urllib.request.Request(f"http://127.0.0.1:{self.cport}{path}", data=data, method=method)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def state(self) -> dict:
+        return self.control("GET", "/state")
+
+    def requests(self) -> list[dict]:
+        return self.control("GET", "/requests")
+
+    def fault(self, **spec) -> Any:
+        return self.control("POST", "/fault", spec)
+
+    def clear_faults(self) -> Any:
+        return self.control("POST", "/fault/clear")
+
+    def seal(self) -> Any:
+        return self.control("POST", "/seal")
+
+    def unseal_now(self) -> Any:
+        return self.control("POST", "/unseal")
+
+    def restart(self, down_ms: int = 300) -> Any:
+        return self.control("POST", "/restart", {"down_ms": down_ms})
+
+    def foreign_share(self, index: Optional[int] = None) -> Any:
+        return self.control("POST", "/foreign-share", {} if index is None else {"index": index})
+
+    def wait_state(self, pred: Callable[[dict], bool], timeout: float = 5.0, what: str = "simulator state") -> dict:
+        last: dict = {}
+
+        def check():
+            nonlocal last
+            last = self.state()
+            return last if pred(last) else None
+        try:
+            return wait_until(check, timeout, what=what)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last state: {last}") from None
+
+    def wait_unsealed(self, timeout: float = 5.0) -> dict:
+        return self.wait_state(lambda s: not s["sealed"] and s["listening"] and not s["down"], timeout,
+                               "simulator unsealed")
+
+    def init_json(self) -> dict:
+        return json.loads(self.init_output.read_text())
+
+    # lifecycle -----------------------------------------------------------
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+
+
+# ---------------------------------------------------------------------------
+# Config and key files
+# ---------------------------------------------------------------------------
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))
+
+
+def render_config(vault: dict, *, health: Optional[dict] = None, unseal: Optional[dict] = None,
+                  peers: Iterable[dict] = (), metrics: Optional[dict] = None) -> str:
+    out = ["[vault]"] + [f"{k} = {_toml_value(v)}" for k, v in vault.items()]
+    for name, table in (("health", health), ("unseal", unseal), ("metrics", metrics)):
+        if table is not None:
+            out += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    for peer in peers:
+        out += ["", "[[peer]]"] + [f"{k} = {_toml_value(v)}" for k, v in peer.items()]
+    return "\n".join(out) + "\n"
+
+
+FAST_HEALTH = {"interval": "1s", "fast_interval": "100ms"}
+
+
+def write_key_json(path: Path, init: dict, *, drop_root_token: bool = False, keep: Optional[int] = None) -> Path:
+    data = dict(init)
+    if drop_root_token:
+        data.pop("root_token", None)
+    if keep is not None:
+        data["unseal_keys_b64"] = data["unseal_keys_b64"][:keep]
+        data["unseal_keys_hex"] = data["unseal_keys_hex"][:keep]
+    path.write_text(json.dumps(data, indent=2))
+    os.chmod(path, 0o600)
+    return path
+
+
+def write_key_lines(path: Path, keys: Iterable[str]) -> Path:
+    path.write_text("# unseal key shares, one per line\n" + "\n".join(keys) + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Captured process output
+# ---------------------------------------------------------------------------
+
+LINE_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (\w+) vaultkeeper: (.*)$")
+
+
+@dataclass
+class LogEntry:
+    time: str
+    level: str
+    text: str  # message plus logfmt metadata
+
+    @property
+    def message_id(self) -> Optional[str]:
+        m = re.search(r"(?:^| )message_id=([0-9a-f]{32})(?: |$)", self.text)
+        return m.group(1) if m else None
+
+
+def parse_log(text: str) -> list[LogEntry]:
+    entries = []
+    for line in text.splitlines():
+        m = LINE_RE.match(line)
+        if m:
+            entries.append(LogEntry(m.group(1), m.group(2), m.group(3)))
+    return entries
+
+
+@dataclass
+class CliResult:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def __str__(self) -> str:
+        return f"{' '.join(self.args)} -> {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+
+
+def run_cli(args: list[str], *, timeout: float = 20, env: Optional[dict] = None,
+            preexec: Optional[list[str]] = None) -> CliResult:
+    cmd = list(preexec or []) + [VK_BIN] + list(args)
+    full_env = dict(os.environ)
+    full_env.pop("NOTIFY_SOCKET", None)
+    full_env.update(env or {})
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+    label = f"`vaultkeeper {' '.join(args)}`"
+    LEDGER.capture(f"{label} stdout", p.stdout)
+    LEDGER.capture(f"{label} stderr", p.stderr)
+    return CliResult(cmd, p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+
+
+class NotifySocket:
+    """An AF_UNIX datagram socket standing in for systemd's notify socket."""
+
+    def __init__(self) -> None:
+        self.dir = short_tmpdir("vkn-")
+        self.path = os.path.join(self.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
+        self.messages: list[tuple[float, str]] = []
+        self.raw: list[bytes] = []
+        self.lock = threading.Lock()
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.raw.append(data)
+                self.messages.append((time.monotonic(), data.decode(errors="replace")))
+
+    def snapshot(self) -> list[tuple[float, str]]:
+        with self.lock:
+            return list(self.messages)
+
+    def close(self) -> None:
+        self.stop_flag.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def fields(datagram: str) -> dict[str, str]:
+    out = {}
+    for line in datagram.split("\n"):
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k] = v
+    return out
+
+
+class Daemon:
+    """`vaultkeeper run` with a notify socket, captured stderr/stdout and a state file."""
+
+    def __init__(self, workdir: Path, config: Path, *, watchdog_usec: Optional[int] = None,
+                 env: Optional[dict] = None, extra_args: Iterable[str] = (), name: str = "vk",
+                 journal_stream: bool = False, pass_state_file: bool = True):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config = Path(config)
+        self.name = name
+        self.state_file = self.workdir / f"{name}-state.json"
+        self.notify = NotifySocket()
+        full_env = dict(os.environ)
+        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "RUNTIME_DIRECTORY",
+                  "CREDENTIALS_DIRECTORY", "LISTEN_FDS"):
+            full_env.pop(k, None)
+        full_env["NOTIFY_SOCKET"] = self.notify.path
+        if watchdog_usec is not None:
+            full_env["WATCHDOG_USEC"] = str(watchdog_usec)
+        full_env.update(env or {})
+        self.stderr_path = self.workdir / f"{name}-stderr.log"
+        self.stdout_path = self.workdir / f"{name}-stdout.log"
+        self._stderr = open(self.stderr_path, "wb")
+        self._stdout = open(self.stdout_path, "wb")
+        if journal_stream:
+            # Pretend stderr is systemd's journal stream (with no native journal socket here).
+            st = os.fstat(self._stderr.fileno())
+            full_env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        self.args = [VK_BIN, "run", "--config", str(self.config), *extra_args]
+        if pass_state_file:
+            self.args += ["--state-file", str(self.state_file)]
+        elif env and "RUNTIME_DIRECTORY" in env:
+            self.state_file = Path(env["RUNTIME_DIRECTORY"].split(":")[0]) / "state.json"
+        self.started = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(self.args, stdout=self._stdout, stderr=self._stderr, stdin=subprocess.DEVNULL,
+                                         env=full_env, start_new_session=True)
+        except BaseException:
+            self.notify.close()
+            self._stderr.close()
+            self._stdout.close()
+            raise
+        self.metrics_dir: Optional[Path] = None
+        self.stop_requested = False
+        self._closed = False
+
+    # observation -----------------------------------------------------------
+    def stderr(self) -> str:
+        return self.stderr_path.read_bytes().decode(errors="replace")
+
+    def log(self) -> list[LogEntry]:
+        return parse_log(self.stderr())
+
+    def entries(self, mid: Optional[str] = None, level: Optional[str] = None,
+                contains: Optional[str] = None) -> list[LogEntry]:
+        out = []
+        for e in self.log():
+            if mid is not None and e.message_id != MID.get(mid, mid):
+                continue
+            if level is not None and e.level != level:
+                continue
+            if contains is not None and contains not in e.text:
+                continue
+            out.append(e)
+        return out
+
+    def wait_entry(self, mid: Optional[str] = None, *, level: Optional[str] = None, contains: Optional[str] = None,
+                   count: int = 1, timeout: float = 5.0) -> list[LogEntry]:
+        def check():
+            if self.proc.poll() is not None and not self.entries(mid, level, contains):
+                raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {mid or contains}:\n{self.stderr()}")
+            found = self.entries(mid, level, contains)
+            return found if len(found) >= count else None
+        try:
+            return wait_until(check, timeout, what=f"log entry {mid or ''} {contains or ''} x{count}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- daemon stderr ---\n{self.stderr()}") from None
+
+    def notes(self) -> list[tuple[float, str]]:
+        return self.notify.snapshot()
+
+    def wait_note(self, pred: Callable[[dict], bool], *, timeout: float = 5.0, after: float = 0.0,
+                  what: str = "notification") -> tuple[float, dict]:
+        def check():
+            for t, d in self.notes():
+                if t >= after and pred(fields(d)):
+                    return (t, fields(d))
+            return None
+        try:
+            return wait_until(check, timeout, what=what)
+        except AssertionError as e:
+            notes = "\n".join(f"{t - self.started:7.3f} {d!r}" for t, d in self.notes())
+            raise AssertionError(f"{e}\n--- notifications ---\n{notes}\n--- daemon stderr ---\n{self.stderr()}") from None
+
+    def statuses(self) -> list[str]:
+        return [fields(d)["STATUS"] for _, d in self.notes() if "STATUS" in fields(d)]
+
+    def wait_status(self, *needles: str, timeout: float = 5.0, after: float = 0.0) -> str:
+        """The first STATUS= (sent at or after `after`) that contains every needle."""
+        return self.wait_note(lambda f: "STATUS" in f and all(n in f["STATUS"] for n in needles),
+                              timeout=timeout, after=after, what=f"STATUS containing {needles!r}")[1]["STATUS"]
+
+    def wait_ready(self, timeout: float = 5.0) -> float:
+        return self.wait_note(lambda f: f.get("READY") == "1", timeout=timeout, what="READY=1")[0]
+
+    def read_state(self) -> Optional[dict]:
+        try:
+            raw = self.state_file.read_bytes()
+        except FileNotFoundError:
+            return None
+        LEDGER.capture(f"{self.name} state file", raw)
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return None  # cannot happen with an atomic writer; the test using it will fail
+
+    def wait_state(self, pred: Callable[[dict], bool], timeout: float = 6.0, what: str = "state file") -> dict:
+        def check():
+            st = self.read_state()
+            return st if st and pred(st) else None
+        try:
+            return wait_until(check, timeout, interval=0.05, what=what)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last: {self.read_state()}\n--- daemon stderr ---\n{self.stderr()}") from None
+
+    def read_metrics(self) -> Optional[str]:
+        if self.metrics_dir is None:
+            return None
+        try:
+            raw = (self.metrics_dir / "vaultkeeper.prom").read_bytes()
+        except FileNotFoundError:
+            return None
+        LEDGER.capture(f"{self.name} metrics file", raw)
+        return raw.decode()
+
+    # control ---------------------------------------------------------------
+    def signal(self, sig: int) -> None:
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            self.stop_requested = True
+        self.proc.send_signal(sig)
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_exit(self, timeout: float = 5.0) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 5.0) -> int:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.proc.poll() is None:
+            # What the process exposes about itself is captured output too: keys must never
+            # be in its argv or environment.
+            for what in ("cmdline", "environ"):
+                try:
+                    LEDGER.capture(f"{self.name} /proc {what}", Path(f"/proc/{self.proc.pid}/{what}").read_bytes())
+                except OSError:
+                    pass
+            # A daemon that already ignored one stop request gets little more patience.
+            grace = 0.5 if self.stop_requested else 5
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        time.sleep(0.05)  # let the last datagrams arrive
+        self.notify.close()
+        self._stderr.close()
+        self._stdout.close()
+        LEDGER.capture(f"{self.name} stderr", self.stderr_path.read_bytes())
+        LEDGER.capture(f"{self.name} stdout", self.stdout_path.read_bytes())
+        for raw in self.notify.raw:
+            LEDGER.capture(f"{self.name} notify datagram", raw)
+        self.read_state()
+        self.read_metrics()
+        LEDGER.capture(f"{self.name} argv", "\0".join(self.args))
