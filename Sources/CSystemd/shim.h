@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 #include <sys/prctl.h>
 #include <sys/mman.h>
+#include <malloc.h>
 
 // SD_BUS_ERROR_NULL is a macro Swift cannot import.
 static inline sd_bus_error csystemd_bus_error_null(void) {
@@ -37,5 +38,8 @@ static inline int csystemd_set_thread_name(const char *_Nonnull name) {
 // prctl is variadic; PR_SET_DUMPABLE=0 keeps key material out of core dumps and away from
 // ptrace and /proc/PID/mem readers running as the same user.
 static inline int csystemd_set_not_dumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
+
+// mallopt's constants are macros; one typed helper keeps them out of Swift.
+static inline int csystemd_limit_malloc_arenas(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
 
 #endif

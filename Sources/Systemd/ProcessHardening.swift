@@ -17,4 +17,11 @@ public enum ProcessHardening {
     _ = setrlimit(Int32(RLIMIT_CORE.rawValue), &noCore)
     _ = csystemd_set_not_dumpable()
   }
+
+  /// glibc gives each thread that allocates its own arena (up to 8 per core), and a daemon with
+  /// a transfer thread per node would keep several mostly empty arenas resident. Two suffice
+  /// for a handful of threads that mostly wait.
+  public static func limitMallocArenas() {
+    _ = csystemd_limit_malloc_arenas(2)
+  }
 }

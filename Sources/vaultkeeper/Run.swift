@@ -30,6 +30,7 @@ struct Run: AsyncParsableCommand {
 
   func run() async throws {
     ProcessHardening.apply()
+    ProcessHardening.limitMallocArenas()
     let output = JournalOutput.detect(forceNative: journal)
     LoggingSystem.bootstrap { label in JournalLogHandler(label: label, output: output) }
     let logger = Logger(label: "vaultkeeper")
