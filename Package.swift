@@ -3,8 +3,8 @@
 // vaultkeeper: keeps a HashiCorp Vault / OpenBao node available, recoverable and trusted.
 //
 // Layering (see docs/architecture.md):
-//   CCurl, CSystemd   system libraries with typed static-inline shims (C stays here)
-//   Curl, Systemd     thin Swift adapters over them; the only importers of the C modules
+//   CCurl, CSystemd, CZlib   system libraries with typed static-inline shims (C stays here)
+//   Curl, Systemd, Compression   thin Swift adapters over them; the only importers of the C modules
 //   VaultKeeper       the core: config, pure decisions, duties; imports no C
 //   vaultkeeper       the executable: argument parsing and wiring
 import PackageDescription
@@ -20,6 +20,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+    .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
   ],
   targets: [
     .systemLibrary(
@@ -31,6 +32,15 @@ let package = Package(
       name: "CSystemd",
       pkgConfig: "libsystemd",
       providers: [.apt(["libsystemd-dev"])]
+    ),
+    .systemLibrary(
+      name: "CZlib",
+      pkgConfig: "zlib",
+      providers: [.apt(["zlib1g-dev"])]
+    ),
+    .target(
+      name: "Compression",
+      dependencies: ["CZlib", "VaultKeeper"]
     ),
     .target(
       name: "Curl",
@@ -50,6 +60,7 @@ let package = Package(
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         .product(name: "TOMLKit", package: "TOMLKit"),
+        .product(name: "Crypto", package: "swift-crypto"),
       ]
     ),
     .executableTarget(
@@ -65,6 +76,7 @@ let package = Package(
     .testTarget(name: "VaultKeeperTests", dependencies: ["VaultKeeper"]),
     .testTarget(name: "CurlTests", dependencies: ["Curl", "VaultKeeper"]),
     .testTarget(name: "SystemdTests", dependencies: ["Systemd", "VaultKeeper"]),
+    .testTarget(name: "ArchiveTests", dependencies: ["Compression", "VaultKeeper"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -3,7 +3,7 @@
 # package sources this machine is already configured with (apt and pip).
 set -euo pipefail
 
-apt_packages=(libcurl4-openssl-dev libsystemd-dev pkg-config dbus util-linux procps openssl)
+apt_packages=(libcurl4-openssl-dev libsystemd-dev zlib1g-dev pkg-config dbus util-linux procps openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
