@@ -8,8 +8,8 @@ import Testing
   init() throws {
     directory = NSTemporaryDirectory() + "vk-config-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    FileManager.default.createFile(atPath: directory + "/ca.pem", contents: Data("x".utf8))
-    FileManager.default.createFile(atPath: directory + "/keys.json", contents: Data("x".utf8))
+    _ = FileManager.default.createFile(atPath: directory + "/ca.pem", contents: Data("x".utf8))
+    _ = FileManager.default.createFile(atPath: directory + "/keys.json", contents: Data("x".utf8))
   }
 
   func parse(_ text: String) throws(ConfigError) -> Config {

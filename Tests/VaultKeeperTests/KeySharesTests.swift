@@ -131,7 +131,7 @@ import Testing
   @Test func loadsFromARealFileAndChecksPermissions() throws {
     let path = NSTemporaryDirectory() + "vk-keys-\(UUID().uuidString)"
     defer { unlink(path) }
-    FileManager.default.createFile(atPath: path, contents: Data(Self.initJSON()), attributes: [.posixPermissions: 0o600])
+    _ = FileManager.default.createFile(atPath: path, contents: Data(Self.initJSON()), attributes: [.posixPermissions: 0o600])
     #expect(try KeyShareLoader.load(source: .file(path), environment: [:]).count == 3)
     chmod(path, 0o644)
     #expect(throws: KeyLoadError.self) { try KeyShareLoader.load(source: .file(path), environment: [:]) }

@@ -75,8 +75,8 @@ public final class Daemon: Service, Sendable {
 
   public func run() async throws {
     announceKeys(initial)
-    try await withGracefulShutdownHandler {
-      try await cancelWhenGracefulShutdown {
+    await withGracefulShutdownHandler {
+      await cancelWhenGracefulShutdown {
         // The duties run until cancelled; the helpers (signals, watchdog) may end early
         // (no watchdog configured), so wait for the duties specifically.
         await withTaskGroup(of: Bool.self) { group in
@@ -121,7 +121,7 @@ public final class Daemon: Service, Sendable {
       logger.warning("health.interval \(DurationParsing.format(health.interval)) / fast_interval \(DurationParsing.format(health.fastInterval)) are test-grade values: every node is polled that often")
     }
     guard let keys = generation.keys else { return }
-    if keys.containedRootToken {
+    if keys.containedRootToken, DaemonNotes.first("roottoken:\(keys.origin)") {
       logger.warning("\(keys.origin) also contains a root token; vaultkeeper ignores it, but it should not be stored next to the unseal keys (revoke it or keep it offline)")
     }
     if let threshold = keys.declaredThreshold, keys.count < threshold {
@@ -172,11 +172,13 @@ public final class Daemon: Service, Sendable {
       if announceReady {
         group.addTask {
           await self.board.waitForFirstResults()
+          guard !Task.isCancelled else { return nil }  // stopping before the first results: no READY
           let status = await self.board.statusLine()
-          self.env.notifier.send(["READY=1", "STATUS=\(status)"])
+          // Log first, so our "ready" entry precedes systemd's "Started" in the journal.
           self.logger.info(
             "vaultkeeper \(VaultKeeperVersion.string) ready: watching \(config.nodes.map(\.name).joined(separator: ", "))",
             metadata: ["message_id": "\(MessageID.started.rawValue)"])
+          self.env.notifier.send(["READY=1", "STATUS=\(status)"])
           return nil
         }
       }
@@ -275,6 +277,11 @@ public final class Daemon: Service, Sendable {
 enum DaemonNotes {
   private static let said = Mutex<Set<String>>([])
   static func once(_ key: String, _ body: () -> Void) {
-    if said.withLock({ $0.insert(key).inserted }) { body() }
+    if first(key) { body() }
+  }
+
+  /// True the first time `key` is asked about in this process.
+  static func first(_ key: String) -> Bool {
+    said.withLock { $0.insert(key).inserted }
   }
 }

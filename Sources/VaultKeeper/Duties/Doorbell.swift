@@ -1,64 +1,65 @@
+import Dispatch
 import Synchronization
 
 /// Lets events (connection closed, unit restarted, reload) cut a duty's sleep short.
 /// `ring()` from anywhere; `wait(for:)` returns after the delay or at the first ring,
 /// whichever comes first. A ring while nobody waits is remembered once.
+///
+/// One continuation and one Dispatch timer per wait: no child tasks, so a duty polling every
+/// few milliseconds costs next to nothing between checks.
 public final class Doorbell: Sendable {
   private struct State {
     var pending = false
-    var waiter: CheckedContinuation<Void, Never>?
+    var waiter: CheckedContinuation<Bool, Never>?
+    /// Identifies the current wait, so a late timer cannot end a later one.
+    var generation: UInt64 = 0
   }
   private let state = Mutex(State())
 
   public init() {}
 
   public func ring() {
-    let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-      if let w = s.waiter {
-        s.waiter = nil
-        return w
+    let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+      guard let w = s.waiter else {
+        s.pending = true
+        return nil
       }
-      s.pending = true
-      return nil
+      s.waiter = nil
+      return w
     }
-    waiter?.resume()
+    waiter?.resume(returning: true)
   }
 
-  /// Sleeps up to `duration`; returns true if woken by a ring.
+  /// Sleeps up to `duration`; returns true if woken by a ring (or by cancellation).
   @discardableResult
   public func wait(for duration: Duration) async -> Bool {
-    if state.withLock({ s in defer { s.pending = false }; return s.pending }) { return true }
-    return await withTaskGroup(of: Bool.self) { group in
-      group.addTask {
-        try? await Task.sleep(for: duration)
-        return false
-      }
-      group.addTask { await self.waitForRing() }
-      let first = await group.next() ?? false
-      group.cancelAll()
-      self.ring()  // release the other waiter if it is the ring-waiter
-      _ = await group.next()
-      state.withLock { s in s.pending = false }
-      return first
-    }
-  }
-
-  private func waitForRing() async -> Bool {
     await withTaskCancellationHandler {
-      await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let resumeNow = state.withLock { s -> Bool in
+      await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+        let generation = state.withLock { s -> UInt64? in
           if s.pending || Task.isCancelled {
             s.pending = false
-            return true
+            return nil
           }
+          s.generation &+= 1
           s.waiter = continuation
-          return false
+          return s.generation
         }
-        if resumeNow { continuation.resume() }
+        guard let generation else {
+          continuation.resume(returning: true)
+          return
+        }
+        let nanoseconds = max(duration.milliseconds, 0) * 1_000_000 + Int64(duration.components.attoseconds / 1_000_000_000 % 1_000_000)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(min(nanoseconds, Int64(Int.max))))) {
+          let waiter = self.state.withLock { s -> CheckedContinuation<Bool, Never>? in
+            guard s.generation == generation, let w = s.waiter else { return nil }
+            s.waiter = nil
+            return w
+          }
+          waiter?.resume(returning: false)
+        }
       }
-      return !Task.isCancelled
     } onCancel: {
-      self.ring()
+      ring()
     }
   }
 }

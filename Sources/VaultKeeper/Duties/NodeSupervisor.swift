@@ -73,6 +73,7 @@ public final class NodeSupervisor: Sendable {
   public init(context: Context, memory: NodeMemory?) {
     self.context = context
     let now = Date().timeIntervalSince1970
+    let isReload = memory != nil
     let memory = memory ?? NodeMemory(
       judge: SealJudge(after: context.unseal.after), previous: nil, hold: nil,
       report: NodeReport(address: context.node.name, state: "unknown", since: now, lastCheck: 0), wrongKeyUntil: nil, wrongKeyCount: 0)
@@ -84,7 +85,7 @@ public final class NodeSupervisor: Sendable {
     adjusted.wrongKeyCount = 0
     if adjusted.hold == "wrong unseal key" { adjusted.hold = nil }
     var state = LoopState(memory: adjusted, planner: UnsealPlanner(shareCount: context.keys?.count ?? 0, foreignProgressGrace: context.unseal.foreignProgressGrace))
-    state.freshTransport = memory != nil
+    state.freshTransport = isReload
     loopState = Mutex(state)
   }
 
@@ -226,8 +227,7 @@ public final class NodeSupervisor: Sendable {
       s.memory.report = r
       return (r, s.memory)
     }
-    await context.board.remember(memory, for: context.node.name)
-    await context.board.post(report)
+    await context.board.post(report, memory: memory)
   }
 
   // MARK: - Unsealing

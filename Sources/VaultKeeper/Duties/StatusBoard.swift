@@ -21,7 +21,8 @@ public actor StatusBoard {
   private let logger: Logger
   private var lastStatus = ""
   private var lastWrite = 0.0
-  private var lastWrittenShape: [String] = []
+  private var lastWrittenShape: [ReportShape] = []
+  private var lastRender = 0.0
   private var expected: Set<String> = []
   private var readyWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
   private var nextWaiter: UInt64 = 0
@@ -49,6 +50,12 @@ public actor StatusBoard {
 
   public func memory(for address: String) -> NodeMemory? { memories[address] }
   public func remember(_ memory: NodeMemory, for address: String) { memories[address] = memory }
+
+  /// Posts a node's report and what its duty must remember, in one hop onto the board.
+  public func post(_ node: NodeReport, memory: NodeMemory) {
+    memories[node.address] = memory
+    post(node)
+  }
 
   public func post(_ node: NodeReport) {
     guard let index = report.nodes.firstIndex(where: { $0.address == node.address }) else { return }
@@ -90,15 +97,20 @@ public actor StatusBoard {
   private func publish() {
     let now = Date().timeIntervalSince1970
     report.updatedAt = now
-    let status = StatusLine.render(report, now: now)
-    if status != lastStatus {
-      lastStatus = status
-      notifier.send(["STATUS=\(status)"])
+    // What an operator sees changes only with these fields (and, for "unsealed 3m ago", with
+    // time): re-render STATUS when they change or once a second, rewrite the files when they
+    // change or every 5 s. A fast poll must not turn into a render-and-write loop.
+    let shape = report.nodes.map { ReportShape($0) }
+    let changed = shape != lastWrittenShape
+    if changed || now - lastRender >= 1 {
+      lastRender = now
+      let status = StatusLine.render(report, now: now)
+      if status != lastStatus {
+        lastStatus = status
+        notifier.send(["STATUS=\(status)"])
+      }
     }
-    // Files are rewritten at once when something an operator cares about changed, otherwise
-    // at most every 5 s: the fast poll while sealed must not turn into a disk-write loop.
-    let shape = report.nodes.map { "\($0.state)|\($0.hold ?? "")|\($0.version ?? "")|\($0.unsealAttempts)|\($0.lastUnsealTime ?? 0)" }
-    guard shape != lastWrittenShape || now - lastWrite >= 5 else { return }
+    guard changed || now - lastWrite >= 5 else { return }
     lastWrittenShape = shape
     lastWrite = now
     writeFiles()
@@ -138,4 +150,23 @@ public struct NodeMemory: Sendable {
   public var report: NodeReport
   public var wrongKeyUntil: ContinuousClock.Instant?
   public var wrongKeyCount: Int
+}
+
+/// The parts of a node report that change what an operator sees (not timestamps or latency).
+struct ReportShape: Equatable {
+  var address: String
+  var state: String
+  var hold: String?
+  var version: String?
+  var unsealAttempts: [String: Int]
+  var lastUnsealTime: Double?
+
+  init(_ node: NodeReport) {
+    address = node.address
+    state = node.state
+    hold = node.hold
+    version = node.version
+    unsealAttempts = node.unsealAttempts
+    lastUnsealTime = node.lastUnsealTime
+  }
 }
