@@ -3,18 +3,7 @@
 # package sources this machine is already configured with (apt and pip).
 set -euo pipefail
 
-apt_packages=(libcurl4-openssl-dev libsystemd-dev zlib1g-dev pkg-config dbus util-linux procps openssl)
-missing=()
-for p in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+"$(dirname "$0")/apt-ensure.sh" libcurl4-openssl-dev libsystemd-dev zlib1g-dev pkg-config dbus util-linux procps openssl
 
 pip_missing=()
 for m in hvac:hvac cryptography:cryptography pytest:pytest requests:requests; do
