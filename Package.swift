@@ -66,7 +66,7 @@ let package = Package(
     .executableTarget(
       name: "vaultkeeper",
       dependencies: [
-        "VaultKeeper", "Curl", "Systemd",
+        "VaultKeeper", "Curl", "Systemd", "Compression",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

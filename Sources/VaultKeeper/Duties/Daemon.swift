@@ -231,7 +231,7 @@ public final class Daemon: Service, Sendable {
   private func followUnit(_ unit: String, view: UnitView, supervisor: NodeSupervisor) async {
     guard let watcher = env.unitWatcher else { return }
     // Connecting and the first property reads block (bounded by the watcher's call timeout).
-    let result: Result<AsyncStream<UnitSnapshot>, UnitWatchUnavailable> = await OffPool.run("dbus-setup") {
+    let result: Result<AsyncStream<UnitSnapshot>, UnitWatchUnavailable> = await OffPool.run {
       do throws(UnitWatchUnavailable) { return .success(try watcher.watch(unit: unit)) } catch { return .failure(error) }
     }
     let stream: AsyncStream<UnitSnapshot>

@@ -2,7 +2,7 @@
 /// (two threads here) never waits on I/O. For rare calls only (setting up a D-Bus watch);
 /// per-request I/O uses the transports' long-lived threads instead.
 public enum OffPool {
-  public static func run<T: Sendable>(_ name: String, _ body: @escaping @Sendable () -> T) async -> T {
+  public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
       let started = DedicatedThread.start { continuation.resume(returning: body()) }
       if started != 0 { continuation.resume(returning: body()) }  // no thread to be had: block here rather than hang
