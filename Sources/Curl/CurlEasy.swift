@@ -19,10 +19,16 @@ final class TransferContext {
   let bodyLimit: Int
   var bodyTooLarge = false
   let cancellation: CancellationFlag
+  /// For streamed downloads: where 2xx body bytes go, and why it stopped us, if it did.
+  let streaming: StreamingBody?
+  var streamingError: String?
+  let handle: UnsafeMutableRawPointer
 
-  init(bodyLimit: Int, cancellation: CancellationFlag) {
+  init(bodyLimit: Int, cancellation: CancellationFlag, streaming: StreamingBody?, handle: UnsafeMutableRawPointer) {
     self.bodyLimit = bodyLimit
     self.cancellation = cancellation
+    self.streaming = streaming
+    self.handle = handle
   }
 }
 
@@ -65,8 +71,10 @@ final class CurlEasy {
     var clientCertFile: String?
     var clientKeyFile: String?
     var connectTimeout: Duration
-    var totalTimeout: Duration
+    var totalTimeout: Duration?
     var bodyLimit: Int
+    var streaming: StreamingBody? = nil
+    var lowSpeed: (bytesPerSecond: Int, window: Duration)? = nil
   }
 
   /// Runs one transfer synchronously (call only from the transport thread).
@@ -75,7 +83,7 @@ final class CurlEasy {
     // no option from the previous request can leak into this one.
     curl_easy_reset(handle)
     errorBuffer[0] = 0
-    let context = TransferContext(bodyLimit: options.bodyLimit, cancellation: cancellation)
+    let context = TransferContext(bodyLimit: options.bodyLimit, cancellation: cancellation, streaming: options.streaming, handle: handle)
     var headerList: UnsafeMutablePointer<curl_slist>?
     defer { curl_slist_free_all(headerList) }
 
@@ -94,7 +102,13 @@ final class CurlEasy {
     failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2), "host verification"))
     failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2)), "TLS minimum version"))
     failures.append(check(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(max(options.connectTimeout.milliseconds, 1))), "connect timeout"))
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(max(options.totalTimeout.milliseconds, 1))), "timeout"))
+    if let total = options.totalTimeout {
+      failures.append(check(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(max(total.milliseconds, 1))), "timeout"))
+    }
+    if let lowSpeed = options.lowSpeed {
+      failures.append(check(ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, lowSpeed.bytesPerSecond), "low speed limit"))
+      failures.append(check(ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, Int(max(lowSpeed.window.milliseconds / 1000, 1))), "low speed time"))
+    }
     failures.append(check(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1), "TCP keepalive"))
     failures.append(check(ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "error buffer"))
     if let path = options.unixSocketPath {
@@ -130,6 +144,17 @@ final class CurlEasy {
       guard let userdata else { return 0 }
       let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
       let length = size * count
+      if let sink = context.streaming {
+        var status = 0
+        _ = ccurl_getinfo_long(context.handle, CURLINFO_RESPONSE_CODE, &status)
+        if (200..<300).contains(status) {
+          if let reason = sink.receive(UnsafeRawBufferPointer(start: pointer, count: length)) {
+            context.streamingError = reason
+            return 0  // makes curl abort with CURLE_WRITE_ERROR
+          }
+          return length
+        }
+      }
       if context.body.count + length > context.bodyLimit {
         context.bodyTooLarge = true
         return 0  // makes curl abort with CURLE_WRITE_ERROR
@@ -204,6 +229,7 @@ final class CurlEasy {
 
   private func mapError(_ code: CURLcode, context: TransferContext) -> TransportError {
     let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
+    if let reason = context.streamingError { return TransportError(.aborted, reason) }
     if context.bodyTooLarge { return TransportError(.protocolError, "response body larger than \(context.bodyLimit) bytes") }
     switch code {
     case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:

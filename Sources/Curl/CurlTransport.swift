@@ -42,6 +42,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     var id: UInt64
     var request: HTTPRequest
     var timeout: Duration
+    var download: (limits: DownloadLimits, body: StreamingBody)? = nil
     var cancellation: CancellationFlag
     var complete: @Sendable (Result<HTTPResponse, TransportError>) -> Void
   }
@@ -91,6 +92,16 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
   }
 
   public func send(_ request: HTTPRequest, timeout: Duration) async throws(TransportError) -> HTTPResponse {
+    try await enqueue(request, timeout: timeout, download: nil)
+  }
+
+  public func download(_ request: HTTPRequest, limits: DownloadLimits, into body: StreamingBody) async throws(TransportError) -> HTTPResponse {
+    try await enqueue(request, timeout: limits.connectTimeout, download: (limits, body))
+  }
+
+  private func enqueue(_ request: HTTPRequest, timeout: Duration, download: (limits: DownloadLimits, body: StreamingBody)?) async throws(TransportError)
+    -> HTTPResponse
+  {
     let cancellation = CancellationFlag()
     let jobID = Atomic<UInt64>(0)
     let result: Result<HTTPResponse, TransportError> = await withTaskCancellationHandler {
@@ -99,7 +110,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
           guard !state.stopped else { return false }
           state.nextID += 1
           jobID.store(state.nextID, ordering: .relaxed)
-          state.jobs.append(Job(id: state.nextID, request: request, timeout: timeout, cancellation: cancellation) { continuation.resume(returning: $0) })
+          state.jobs.append(
+            Job(id: state.nextID, request: request, timeout: timeout, download: download, cancellation: cancellation) {
+              continuation.resume(returning: $0)
+            })
           return true
         }
         if accepted { wake() } else { continuation.resume(returning: .failure(TransportError(.cancelled, "transport is shut down"))) }
@@ -163,11 +177,17 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
       let host = address.host.contains(":") ? "[\(address.host)]" : address.host
       connectTo = "\(serverName):\(address.port):\(host):\(address.port)"
     }
-    return CurlEasy.Options(
+    var options = CurlEasy.Options(
       url: url + job.request.path, method: job.request.method, headers: job.request.headers, body: job.request.body,
       allowedProtocol: address.scheme == .https ? "https" : "http", unixSocketPath: address.socketPath, connectTo: connectTo,
       caFile: settings.caFile, clientCertFile: settings.clientCertFile, clientKeyFile: settings.clientKeyFile,
       connectTimeout: min(settings.connectTimeout, job.timeout), totalTimeout: job.timeout, bodyLimit: settings.bodyLimit)
+    if let download = job.download {
+      options.streaming = download.body
+      options.totalTimeout = download.limits.maxDuration
+      options.lowSpeed = (download.limits.lowSpeedBytesPerSecond, download.limits.lowSpeedWindow)
+    }
+    return options
   }
 
   /// The thread's loop: run queued jobs; between them, wait on the wake fd and the idle socket.

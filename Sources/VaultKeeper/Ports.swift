@@ -64,6 +64,8 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
     case cancelled
     /// Local problems: bad CA file, out of memory, …
     case local
+    /// The receiver of a streamed body stopped the transfer (verification failed, disk full).
+    case aborted
   }
   public var kind: Kind
   /// A human-readable reason; never contains request bodies or headers.
@@ -82,6 +84,11 @@ public protocol HTTPTransport: Sendable {
   /// Performs the exchange. Blocking I/O happens on the transport's own thread, never on the
   /// caller's executor. Cancelling the calling task aborts the transfer.
   func send(_ request: HTTPRequest, timeout: Duration) async throws(TransportError) -> HTTPResponse
+
+  /// Streams a (large) 2xx response body into `body` piece by piece on the transport's own
+  /// thread, in constant memory; a non-2xx body is collected as usual (it is small JSON).
+  /// The returned response has an empty body when it was streamed.
+  func download(_ request: HTTPRequest, limits: DownloadLimits, into body: StreamingBody) async throws(TransportError) -> HTTPResponse
 
   /// Yields once each time the server closes the kept-alive connection while we were idle
   /// (Vault restarting does that), so the health duty can look at once.
@@ -124,3 +131,34 @@ public protocol UnitWatcher: Sendable {
   /// when there is no system bus to ask.
   func watch(unit: String) throws(UnitWatchUnavailable) -> AsyncStream<UnitSnapshot>
 }
+
+/// How long a streamed download may take. A snapshot can be gigabytes, so there is no total
+/// timeout by default; instead a stalled transfer (below `lowSpeedBytesPerSecond` for
+/// `lowSpeedWindow`) is aborted, like Vault's own clients recommend.
+public struct DownloadLimits: Sendable, Equatable {
+  public var connectTimeout: Duration
+  public var maxDuration: Duration?
+  public var lowSpeedBytesPerSecond: Int
+  public var lowSpeedWindow: Duration
+
+  public init(connectTimeout: Duration = .seconds(5), maxDuration: Duration? = nil, lowSpeedBytesPerSecond: Int = 1024, lowSpeedWindow: Duration = .seconds(60)) {
+    self.connectTimeout = connectTimeout
+    self.maxDuration = maxDuration
+    self.lowSpeedBytesPerSecond = lowSpeedBytesPerSecond
+    self.lowSpeedWindow = lowSpeedWindow
+  }
+}
+
+/// The receiving end of a streamed body. `receive` runs on the transport's thread, one call at a
+/// time, for one transfer only: that confinement is why non-Sendable state (a verifier, a file)
+/// may sit behind it. Returning a reason stops the transfer (`TransportError.Kind.aborted`).
+public final class StreamingBody: @unchecked Sendable {
+  private let receiver: (UnsafeRawBufferPointer) -> String?
+
+  public init(_ receiver: @escaping (UnsafeRawBufferPointer) -> String?) {
+    self.receiver = receiver
+  }
+
+  public func receive(_ bytes: UnsafeRawBufferPointer) -> String? { receiver(bytes) }
+}
+

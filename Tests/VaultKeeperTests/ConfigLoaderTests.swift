@@ -163,3 +163,76 @@ import Testing
     #expect(reparsed == config)
   }
 }
+
+@Suite struct SnapshotConfigTests {
+  let directory: String
+
+  init() throws {
+    directory = NSTemporaryDirectory() + "vk-snapcfg-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    _ = FileManager.default.createFile(atPath: directory + "/role", contents: Data("r".utf8))
+  }
+
+  func parse(_ snapshot: String) throws(ConfigError) -> Config {
+    try ConfigLoader().parse("[vault]\naddress = \"https://127.0.0.1:8200\"\n[snapshot]\n" + snapshot, path: "/etc/vk.toml")
+  }
+
+  @Test func appRoleWithScheduleAndRetention() throws {
+    let config = try parse("""
+      directory = "\(directory)"
+      role_id_file = "\(directory)/role"
+      secret_id_credential = "approle-secret"
+      interval = "6h"
+      daily_at = "03:30"
+      randomized_delay = "10m"
+      keep_last = 24
+      keep_daily = 7
+      max_age = "90d"
+      min_free_space = "2GiB"
+      """)
+    let s = try #require(config.snapshot)
+    #expect(s.auth == .appRole(roleID: .file("\(directory)/role"), secretID: .credential("approle-secret"), mount: "approle"))
+    #expect(s.schedule.interval == .seconds(6 * 3600))
+    #expect(s.schedule.dailyAt?.description == "03:30")
+    #expect(s.retention == RetentionPolicy(keepLast: 24, keepDaily: 7, maxAge: .seconds(90 * 86400)))
+    #expect(s.minFreeBytes == 2 << 30)
+    #expect(s.staleAfter == .seconds(3 * 6 * 3600))
+    var reparsed = try ConfigLoader().parse(EffectiveConfig.render(config), path: "/etc/vk.toml")
+    reparsed.sourcePath = config.sourcePath
+    #expect(reparsed == config)
+  }
+
+  @Test func defaultsToHourly() throws {
+    let s = try #require(try parse("directory = \"\(directory)\"\ntoken_credential = \"vault-token\"\n").snapshot)
+    #expect(s.schedule.interval == .seconds(3600))
+    #expect(s.auth == .token(.credential("vault-token")))
+  }
+
+  @Test func errorsNameTheKey() {
+    func key(_ text: String) -> String? {
+      do {
+        _ = try parse(text)
+        return nil
+      } catch {
+        return error.key
+      }
+    }
+    #expect(key("token_credential = \"t\"\n") == "snapshot.directory")
+    #expect(key("directory = \"\(directory)/missing\"\ntoken_credential = \"t\"\n") == "snapshot.directory")
+    #expect(key("directory = \"\(directory)\"\n") == "snapshot")
+    #expect(key("directory = \"\(directory)\"\nrole_id_file = \"\(directory)/role\"\n") == "snapshot.secret_id_file")
+    #expect(key("directory = \"\(directory)\"\ntoken_credential = \"t\"\ndaily_at = \"25:00\"\n") == "snapshot.daily_at")
+    #expect(key("directory = \"\(directory)\"\ntoken_credential = \"t\"\nmin_free_space = \"lots\"\n") == "snapshot.min_free_space")
+    #expect(key("directory = \"\(directory)\"\ntoken_credential = \"t\"\nkeep_lats = 3\n") == "snapshot.keep_lats")
+  }
+
+  @Test(arguments: [("512MiB", Int64(536_870_912)), ("2GiB", Int64(2_147_483_648)), ("1GB", Int64(1_000_000_000)), ("0", Int64(0)), ("10 MiB", Int64(10_485_760))])
+  func sizes(text: String, bytes: Int64) {
+    #expect(SizeParsing.parse(text) == bytes)
+  }
+
+  @Test(arguments: ["", "MiB", "-1GiB", "1 parsec", "1e3"])
+  func badSizes(text: String) {
+    #expect(SizeParsing.parse(text) == nil)
+  }
+}

@@ -10,6 +10,8 @@ public struct Config: Sendable, Equatable {
   public var health: HealthConfig
   public var unseal: UnsealConfig
   public var metrics: MetricsConfig
+  /// `[snapshot]`, when present.
+  public var snapshot: SnapshotConfig?
 
   /// All nodes, the local one first.
   public var nodes: [NodeConfig] { [vault] + peers }

@@ -34,7 +34,7 @@ public struct ConfigLoader: Sendable {
       throw ConfigError(file: path, key: nil, line: nil, message: "TOML syntax error: \(error)")
     }
     let reader = TableReader(file: path, locator: TOMLLineLocator(source: text))
-    try reader.allowOnly(root, keys: ["vault", "peer", "health", "unseal", "metrics"], at: nil)
+    try reader.allowOnly(root, keys: ["vault", "peer", "health", "unseal", "metrics", "snapshot"], at: nil)
 
     guard let vaultTable = try reader.table(root, "vault", at: nil) else {
       throw ConfigError(file: path, key: "vault", line: nil, message: "the [vault] table is required (at least `address`)")
@@ -60,7 +60,8 @@ public struct ConfigLoader: Sendable {
     let health = try reader.health(try reader.table(root, "health", at: nil))
     let unseal = try reader.unseal(try reader.table(root, "unseal", at: nil))
     let metrics = try reader.metrics(try reader.table(root, "metrics", at: nil))
-    return Config(sourcePath: path, vault: vault, peers: peers, health: health, unseal: unseal, metrics: metrics)
+    let snapshot = try reader.snapshot(try reader.table(root, "snapshot", at: nil))
+    return Config(sourcePath: path, vault: vault, peers: peers, health: health, unseal: unseal, metrics: metrics, snapshot: snapshot)
   }
 }
 
@@ -254,5 +255,78 @@ private struct TableReader {
     case .other, .inaccessible: break
     }
     return MetricsConfig(textfileDirectory: dir)
+  }
+
+  func snapshot(_ table: TOMLTable?) throws(ConfigError) -> SnapshotConfig? {
+    guard let table else { return nil }
+    let at = "snapshot"
+    try allowOnly(table, keys: TableReaderKeys.snapshot, at: at)
+    guard let directory = try string(table, "directory", at: at) else {
+      throw error("snapshot.directory", "is required: where snapshots are written (e.g. \"/var/lib/vaultkeeper/snapshots\")")
+    }
+    guard directory.hasPrefix("/") else { throw error("snapshot.directory", "must be an absolute path") }
+    guard FileAccess.isDirectory(path: directory) else { throw error("snapshot.directory", "\(directory) is not an existing directory") }
+
+    func credential(_ fileKey: String, _ credentialKey: String) throws(ConfigError) -> SnapshotConfig.Credential? {
+      let file = try string(table, fileKey, at: at)
+      let name = try string(table, credentialKey, at: at)
+      switch (file, name) {
+      case (.some, .some): throw error("snapshot.\(credentialKey)", "set \(fileKey) or \(credentialKey), not both")
+      case (.some(let path), nil):
+        guard path.hasPrefix("/") else { throw error("snapshot.\(fileKey)", "must be an absolute path") }
+        if case .missing = FileAccess.kind(path: path) { throw error("snapshot.\(fileKey)", "\(path) does not exist") }
+        return .file(path)
+      case (nil, .some(let credential)):
+        guard !credential.isEmpty, !credential.contains("/") else { throw error("snapshot.\(credentialKey)", "must be a credential name, not a path") }
+        return .credential(credential)
+      case (nil, nil): return nil
+      }
+    }
+    let token = try credential("token_file", "token_credential")
+    let roleID = try credential("role_id_file", "role_id_credential")
+    let secretID = try credential("secret_id_file", "secret_id_credential")
+    let auth: SnapshotConfig.Auth
+    switch (token, roleID, secretID) {
+    case (.some(let token), nil, nil):
+      auth = .token(token)
+    case (nil, .some(let role), .some(let secret)):
+      let mount = try string(table, "approle_mount", at: at) ?? "approle"
+      guard !mount.isEmpty, mount.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "/" }) else {
+        throw error("snapshot.approle_mount", "must be an auth mount path such as \"approle\"")
+      }
+      auth = .appRole(roleID: role, secretID: secret, mount: mount)
+    case (nil, nil, nil):
+      throw error("snapshot", "needs credentials: token_file/token_credential, or role_id_* and secret_id_* for AppRole")
+    case (.some, _, _):
+      throw error("snapshot.token_file", "use either a token or AppRole (role_id_*/secret_id_*), not both")
+    default:
+      throw error(roleID == nil ? "snapshot.role_id_file" : "snapshot.secret_id_file", "AppRole needs both a role ID and a secret ID")
+    }
+
+    let interval = try duration(table, "interval", at: at, minimum: .seconds(60))
+    var dailyAt: SnapshotSchedule.TimeOfDay?
+    if let text = try string(table, "daily_at", at: at) {
+      guard let time = SnapshotSchedule.TimeOfDay(text) else { throw error("snapshot.daily_at", "must be a UTC time of day as \"HH:MM\", got \"\(text)\"") }
+      dailyAt = time
+    }
+    let schedule = SnapshotSchedule(
+      interval: interval ?? (dailyAt == nil ? .seconds(3600) : nil), dailyAt: dailyAt,
+      randomizedDelay: try duration(table, "randomized_delay", at: at, minimum: .zero) ?? .zero)
+    let retention = RetentionPolicy(
+      keepLast: try int(table, "keep_last", at: at, range: 0...100_000),
+      keepDaily: try int(table, "keep_daily", at: at, range: 0...100_000),
+      keepWeekly: try int(table, "keep_weekly", at: at, range: 0...100_000),
+      keepMonthly: try int(table, "keep_monthly", at: at, range: 0...100_000),
+      maxAge: try duration(table, "max_age", at: at, minimum: .seconds(3600)))
+    var minFree: Int64 = 1 << 30
+    if let text = try string(table, "min_free_space", at: at) {
+      guard let bytes = SizeParsing.parse(text) else { throw error("snapshot.min_free_space", "\"\(text)\" is not a size (use e.g. \"512MiB\", \"2GiB\")") }
+      minFree = bytes
+    }
+    let cadence = interval ?? (dailyAt == nil ? .seconds(3600) : .seconds(86400))
+    return SnapshotConfig(
+      enabled: try bool(table, "enabled", at: at) ?? true, directory: directory, auth: auth, schedule: schedule, retention: retention,
+      minFreeBytes: minFree, staleAfter: try duration(table, "stale_after", at: at, minimum: .seconds(60)) ?? cadence * 3,
+      maxDuration: try duration(table, "max_duration", at: at, minimum: .seconds(10)))
   }
 }

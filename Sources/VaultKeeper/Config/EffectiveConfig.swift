@@ -34,7 +34,35 @@ public enum EffectiveConfig {
       "wrong_key_backoff = \(quote(DurationParsing.format(config.unseal.wrongKeyBackoff)))"]
     for peer in config.peers { node("[[peer]]", peer) }
     if let dir = config.metrics.textfileDirectory { lines += ["", "[metrics]", "textfile_dir = \(quote(dir))"] }
+    if let snapshot = config.snapshot { lines += snapshotLines(snapshot) }
     return lines.joined(separator: "\n")
+  }
+
+  static func snapshotLines(_ s: SnapshotConfig) -> [String] {
+    var lines = ["", "[snapshot]", "enabled = \(s.enabled)", "directory = \(quote(s.directory))"]
+    func credential(_ c: SnapshotConfig.Credential, _ base: String) -> String {
+      switch c {
+      case .file(let path): return "\(base)_file = \(quote(path))"
+      case .credential(let name): return "\(base)_credential = \(quote(name))"
+      }
+    }
+    switch s.auth {
+    case .token(let c): lines.append(credential(c, "token"))
+    case .appRole(let role, let secret, let mount):
+      lines += [credential(role, "role_id"), credential(secret, "secret_id"), "approle_mount = \(quote(mount))"]
+    }
+    if let interval = s.schedule.interval { lines.append("interval = \(quote(DurationParsing.format(interval)))") }
+    if let at = s.schedule.dailyAt { lines.append("daily_at = \(quote(at.description))") }
+    lines.append("randomized_delay = \(quote(DurationParsing.format(s.schedule.randomizedDelay)))")
+    if let n = s.retention.keepLast { lines.append("keep_last = \(n)") }
+    if let n = s.retention.keepDaily { lines.append("keep_daily = \(n)") }
+    if let n = s.retention.keepWeekly { lines.append("keep_weekly = \(n)") }
+    if let n = s.retention.keepMonthly { lines.append("keep_monthly = \(n)") }
+    if let age = s.retention.maxAge { lines.append("max_age = \(quote(DurationParsing.format(age)))") }
+    lines.append("min_free_space = \(quote("\(s.minFreeBytes)"))")
+    lines.append("stale_after = \(quote(DurationParsing.format(s.staleAfter)))")
+    if let max = s.maxDuration { lines.append("max_duration = \(quote(DurationParsing.format(max)))") }
+    return lines
   }
 
   static func quote(_ text: String) -> String {
