@@ -63,6 +63,7 @@ final class CurlEasy {
     var url: String
     var method: HTTPRequest.Method
     var headers: [(name: String, value: String)]
+    var secretHeaders: [(name: String, value: SecretBytes)] = []
     var body: SecretBytes?
     var allowedProtocol: String
     var unixSocketPath: String?
@@ -133,6 +134,18 @@ final class CurlEasy {
     }
     for header in options.headers {
       headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
+    }
+    for header in options.secretHeaders {
+      // Built in locked memory and wiped once curl has copied it (curl's own copy lives until
+      // the list is freed after the transfer).
+      var line = Array("\(header.name): ".utf8)
+      header.value.withUnsafeBytes { line.append(contentsOf: $0) }
+      line.append(0)
+      let locked = SecretBytes(line)
+      SecretBytes.wipe(&line)
+      headerList = locked.withUnsafeBytes { raw in
+        curl_slist_append(headerList, raw.baseAddress?.assumingMemoryBound(to: CChar.self))
+      }
     }
     // curl adds "Expect: 100-continue" to some uploads; Vault does not need the round trip.
     headerList = curl_slist_append(headerList, "Expect:")

@@ -178,7 +178,8 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
       connectTo = "\(serverName):\(address.port):\(host):\(address.port)"
     }
     var options = CurlEasy.Options(
-      url: url + job.request.path, method: job.request.method, headers: job.request.headers, body: job.request.body,
+      url: url + job.request.path, method: job.request.method, headers: job.request.headers, secretHeaders: job.request.secretHeaders,
+      body: job.request.body,
       allowedProtocol: address.scheme == .https ? "https" : "http", unixSocketPath: address.socketPath, connectTo: connectTo,
       caFile: settings.caFile, clientCertFile: settings.clientCertFile, clientKeyFile: settings.clientKeyFile,
       connectTimeout: min(settings.connectTimeout, job.timeout), totalTimeout: job.timeout, bodyLimit: settings.bodyLimit)

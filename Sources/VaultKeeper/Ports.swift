@@ -12,12 +12,17 @@ public struct HTTPRequest: Sendable, Equatable {
   /// Request body. Held in a `SecretBytes` because unseal requests carry key material: the
   /// transport copies it into curl and the buffer is wiped when the request is released.
   public var body: SecretBytes?
+  /// Headers whose values are secrets (`X-Vault-Token`): kept out of Swift strings.
+  public var secretHeaders: [(name: String, value: SecretBytes)]
 
-  public init(method: Method, path: String, headers: [(name: String, value: String)] = [], body: SecretBytes? = nil) {
+  public init(method: Method, path: String, headers: [(name: String, value: String)] = [], body: SecretBytes? = nil,
+    secretHeaders: [(name: String, value: SecretBytes)] = [])
+  {
     self.method = method
     self.path = path
     self.headers = headers
     self.body = body
+    self.secretHeaders = secretHeaders
   }
 
   public static func == (lhs: HTTPRequest, rhs: HTTPRequest) -> Bool {

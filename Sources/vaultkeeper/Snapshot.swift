@@ -1,6 +1,10 @@
 import ArgumentParser
 import Compression
+import Curl
+import Systemd
 import VaultKeeper
+
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +12,7 @@ import Glibc
 
 struct SnapshotCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "snapshot", abstract: "Raft snapshot tools.", subcommands: [SnapshotVerify.self])
+    commandName: "snapshot", abstract: "Raft snapshot tools.", subcommands: [SnapshotNow.self, SnapshotVerify.self])
 }
 
 /// `vaultkeeper snapshot verify FILE…`: the checks Vault's restore would make, without Vault.
@@ -65,5 +69,89 @@ struct SnapshotVerify: AsyncParsableCommand {
     } catch {
       return .failure(error)
     }
+  }
+}
+
+/// `vaultkeeper snapshot now`: one snapshot of the local node, written and verified like the
+/// scheduled ones (credentials and directory from `[snapshot]`).
+struct SnapshotNow: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "now",
+    abstract: "Take a Raft snapshot now into [snapshot] directory, verified before it is kept.",
+    discussion: "Shows progress (bytes, rate) on a terminal, plain lines otherwise. Exit 0 on success, 1 when the snapshot failed (the line says why), 78 for configuration errors.")
+
+  @OptionGroup var config: ConfigOption
+
+  func run() async throws {
+    ProcessHardening.apply()  // tokens and secret IDs are about to be read into this process
+    let loaded: Config
+    do {
+      loaded = try ConfigLoader().load(path: config.path)
+    } catch {
+      printError("\(error)")
+      throw Exit.config
+    }
+    guard let snapshot = loaded.snapshot else {
+      printError("\(config.path): snapshot: no [snapshot] table (directory and credentials are configured there)")
+      throw Exit.config
+    }
+    let node = loaded.vault
+    let health = await OneShot.withClients(loaded) { clients in await clients[0].1.health() }
+    let taker = SnapshotTaker(
+      config: snapshot, node: node, environment: ProcessEnvironment.current(),
+      makeTransport: { CurlTransport(settings: .init(node: $0), name: "snapshot") },
+      makeDecompressor: { () throws(SnapshotVerificationError) in try GzipInflater() })
+    let terminal = isatty(1) == 1
+    let meter = ProgressMeter(terminal: terminal)
+    do {
+      let outcome = try await taker.take(clusterName: health.clusterName, progress: { meter.update($0) })
+      meter.finish()
+      let seconds = max(outcome.duration.seconds, 0.001)
+      print("saved \(outcome.path): \(outcome.bytes) bytes in \(String(format2(seconds))) s (\(Int(Double(outcome.bytes) / seconds / 1_048_576)) MiB/s), raft index \(outcome.facts.index), verified")
+    } catch {
+      meter.finish()
+      print("snapshot failed: \(error.message)")
+      throw ExitCode(1)
+    }
+  }
+}
+
+private func format2(_ value: Double) -> String {
+  let hundredths = Int((value * 100).rounded())
+  return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
+}
+
+/// Progress for `snapshot now`: a redrawn line on a terminal, a line every 64 MiB otherwise.
+final class ProgressMeter: @unchecked Sendable {
+  private let terminal: Bool
+  private let lock = Mutex(State())
+  private struct State {
+    var started = ContinuousClock.now
+    var lastDraw = ContinuousClock.now
+    var lastLine: Int64 = 0
+    var drew = false
+  }
+
+  init(terminal: Bool) { self.terminal = terminal }
+
+  func update(_ bytes: Int64) {
+    let line: String? = lock.withLock { s in
+      let now = ContinuousClock.now
+      if terminal {
+        guard s.lastDraw.duration(to: now) >= .milliseconds(200) else { return nil }
+        s.lastDraw = now
+        s.drew = true
+        let rate = Double(bytes) / max(s.started.duration(to: now).seconds, 0.001) / 1_048_576
+        return "\r\(bytes / 1_048_576) MiB  \(Int(rate)) MiB/s   "
+      }
+      guard bytes - s.lastLine >= 64 << 20 else { return nil }
+      s.lastLine = bytes
+      return "\(bytes / 1_048_576) MiB received\n"
+    }
+    if let line { FileStream.standardError.write(line) }
+  }
+
+  func finish() {
+    if terminal, lock.withLock({ $0.drew }) { FileStream.standardError.write("\n") }
   }
 }

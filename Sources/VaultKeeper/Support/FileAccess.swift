@@ -117,4 +117,11 @@ public enum FileAccess {
     guard rename(temp, path) == 0 else { throw Failure(errno: errno, operation: "rename \(temp) to \(path)") }
     ok = true
   }
+
+  /// Bytes available to unprivileged users on the filesystem holding `path`.
+  public static func freeBytes(path: String) -> Int64? {
+    var info = statvfs()
+    guard statvfs(path, &info) == 0 else { return nil }
+    return Int64(info.f_bavail) * Int64(info.f_frsize)
+  }
 }

@@ -54,26 +54,31 @@ public enum KeyShareLoader {
 
   public static func load(source: UnsealConfig.KeySource, environment: [String: String]) throws(KeyLoadError) -> KeyShares {
     let (path, origin) = try path(for: source, environment: environment)
+    var bytes = try readSecretFile(path: path, what: "key file")
+    defer { SecretBytes.wipe(&bytes) }
+    return try parse(bytes, origin: origin)
+  }
+
+  /// Opens a file holding secrets (key shares, a token, an AppRole secret ID), refuses it unless
+  /// only the daemon's user can read it, and reads it whole. The caller wipes the bytes.
+  public static func readSecretFile(path: String, what: String, limit: Int = 64 * 1024) throws(KeyLoadError) -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
     guard fd >= 0 else {
       let code = errno
       let reason = String(cString: strerror(code))
       let hint = code == EACCES ? " (the daemon's user must own it: chown \(userName()) \(path))" : ""
-      throw KeyLoadError(kind: .unreadable, message: "cannot open key file \(path): \(reason)\(hint)")
+      throw KeyLoadError(kind: .unreadable, message: "cannot open \(what) \(path): \(reason)\(hint)")
     }
     defer { close(fd) }
     guard let owner = FileAccess.ownership(fd: fd) else {
-      throw KeyLoadError(kind: .unreadable, message: "cannot inspect key file \(path)")
+      throw KeyLoadError(kind: .unreadable, message: "cannot inspect \(what) \(path)")
     }
     try checkOwnership(owner, path: path, expectedUID: geteuid())
-    var bytes: [UInt8]
     do {
-      bytes = try FileAccess.readAll(fd: fd, path: path, limit: 64 * 1024)
+      return try FileAccess.readAll(fd: fd, path: path, limit: limit)
     } catch {
-      throw KeyLoadError(kind: .unreadable, message: "cannot read key file: \(error)")
+      throw KeyLoadError(kind: .unreadable, message: "cannot read \(what): \(error)")
     }
-    defer { SecretBytes.wipe(&bytes) }
-    return try parse(bytes, origin: origin)
   }
 
   /// Group/other bits must be clear and the file must belong to us. systemd credentials are
@@ -166,10 +171,7 @@ public enum KeyShareLoader {
       }
       shares.append(SecretBytes(bytes[range]))
     }
-    var threshold: Int?
-    if case .number = member("unseal_threshold") {
-      threshold = Self.integer(named: "unseal_threshold", in: bytes)
-    }
+    let threshold = SecretJSON.integer(member("unseal_threshold"), in: bytes)
     let hasRootToken: Bool
     if case .string(let range, _) = member("root_token") { hasRootToken = !range.isEmpty } else { hasRootToken = false }
     return KeyShares(shares: try deduplicated(shares, origin: origin), format: .operatorInitJSON, declaredThreshold: threshold, containedRootToken: hasRootToken, origin: origin)
@@ -188,30 +190,6 @@ public enum KeyShareLoader {
       decodedUnique.append(decoded)
     }
     return unique
-  }
-
-  /// Reads a small non-secret integer field by scanning for `"name":`; only used for the
-  /// threshold, whose value SecretJSON does not keep.
-  static func integer(named name: String, in bytes: [UInt8]) -> Int? {
-    let needle = Array("\"\(name)\"".utf8)
-    guard bytes.count >= needle.count else { return nil }
-    var i = 0
-    while i + needle.count <= bytes.count {
-      if Array(bytes[i..<(i + needle.count)]) == needle {
-        var j = i + needle.count
-        while j < bytes.count, [0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ":")].contains(bytes[j]) { j += 1 }
-        var value = 0
-        var digits = 0
-        while j < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[j]), digits < 4 {
-          value = value * 10 + Int(bytes[j] - UInt8(ascii: "0"))
-          j += 1
-          digits += 1
-        }
-        return digits > 0 ? value : nil
-      }
-      i += 1
-    }
-    return nil
   }
 }
 

@@ -9,7 +9,8 @@ enum SecretJSON {
   indirect enum Value: Equatable {
     /// Raw bytes between the quotes; `hasEscapes` tells whether they need decoding.
     case string(Range<Int>, hasEscapes: Bool)
-    case number
+    /// Raw bytes of the number literal.
+    case number(Range<Int>)
     case bool(Bool)
     case null
     case array([Value])
@@ -18,7 +19,8 @@ enum SecretJSON {
     static func == (lhs: Value, rhs: Value) -> Bool {
       switch (lhs, rhs) {
       case (.string(let a, let e1), .string(let b, let e2)): return a == b && e1 == e2
-      case (.number, .number), (.null, .null): return true
+      case (.number(let a), .number(let b)): return a == b
+      case (.null, .null): return true
       case (.bool(let a), .bool(let b)): return a == b
       case (.array(let a), .array(let b)): return a == b
       case (.object(let a), .object(let b)):
@@ -71,13 +73,15 @@ enum SecretJSON {
       case UInt8(ascii: "t"): try expect("true"); return .bool(true)
       case UInt8(ascii: "f"): try expect("false"); return .bool(false)
       case UInt8(ascii: "n"): try expect("null"); return .null
-      case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try number(); return .number
+      case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        let start = index
+        try number()
+        return .number(start..<index)
       default: throw fail("unexpected character")
       }
     }
 
     mutating func number() throws(SyntaxError) {
-      let start = index
       if bytes[index] == UInt8(ascii: "-") { index += 1 }
       var digits = 0
       while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1; digits += 1 }
@@ -95,7 +99,6 @@ enum SecretJSON {
         while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1; exp += 1 }
         guard exp > 0 else { throw fail("invalid number") }
       }
-      _ = start
     }
 
     /// Returns the range between the quotes.
@@ -162,4 +165,17 @@ enum SecretJSON {
       }
     }
   }
+
+  /// The member `name` of an object value.
+  static func member(_ name: String, of value: Value) -> Value? {
+    guard case .object(let members) = value else { return nil }
+    return members.first { $0.key == name }?.value
+  }
+
+  /// An integer number value (no fraction or exponent), read from the bytes.
+  static func integer(_ value: Value?, in bytes: [UInt8]) -> Int? {
+    guard case .number(let range)? = value else { return nil }
+    return Int(String(decoding: bytes[range], as: UTF8.self))
+  }
 }
+
