@@ -8,7 +8,10 @@ Expectations come from /work/shared/vault-api.md.
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
 import http.client
+import io
 import json
 import os
 import re
@@ -16,7 +19,10 @@ import secrets
 import socket
 import ssl
 import stat
+import tarfile
 import time
+import urllib.error
+import zlib
 
 import hvac
 import pytest
@@ -543,3 +549,408 @@ def test_sigterm_clean_and_logs(sim_factory):
     assert re.search(r"PUT /v1/sys/unseal 200", log) and "shutting down" in log
     for k in out["unseal_keys_hex"]:
         assert k not in log
+
+
+# ---------------------------------------------------------------------------
+# Raft snapshots, tokens, AppRole, standby redirects (vault-api.md §6, §7)
+# ---------------------------------------------------------------------------
+
+SNAP = "/v1/sys/storage/raft/snapshot"
+SNAP_FORCE = "/v1/sys/storage/raft/snapshot-force"
+INVALID_TOKEN = "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"
+ROLE_ID, SECRET_ID = "role-7f3c", "secret-5e2a91"
+META_KEYS = ["Version", "ID", "Index", "Term", "Peers", "Configuration", "ConfigurationIndex", "Size"]
+
+
+def unsealed(sim_factory, extra=(), **kw):
+    """An initialised (1 share) and unsealed simulator and its root token."""
+    sim = sim_factory(list(extra), init=(1, 1), **kw)
+    sim.control("POST", "/unseal")
+    return sim, sim.init_output_json()["root_token"]
+
+
+class Tee:
+    """File-like wrapper keeping every byte read (so the same stream is parsed and inspected)."""
+
+    def __init__(self, raw):
+        self.raw, self.data = raw, bytearray()
+
+    def read(self, n=-1):
+        d = self.raw.read(n)
+        self.data += d
+        return d
+
+
+def read_archive(fileobj):
+    """Parse a streamed snapshot with tarfile in stream mode: [(TarInfo, bytes)] in archive order."""
+    out = []
+    with tarfile.open(fileobj=fileobj, mode="r|gz") as tar:
+        for m in tar:
+            f = tar.extractfile(m)
+            out.append((m, f.read() if f else b""))
+    return out
+
+
+def verify_sums(entries):
+    """SHA256SUMS lines ("%x  %s\\n") against the entries; returns {name: digest}."""
+    files = dict((m.name, d) for m, d in entries)
+    listed = {}
+    for line in files["SHA256SUMS"].decode().splitlines(keepends=True):
+        m = re.fullmatch(r"([0-9a-f]{64})  (meta\.json|state\.bin)\n", line)
+        assert m, line
+        listed[m.group(2)] = m.group(1)
+    assert set(listed) == {"meta.json", "state.bin"}
+    return {n: (h, hashlib.sha256(files[n]).hexdigest()) for n, h in listed.items()}
+
+
+def snapshot_body(sim, token, **kw):
+    r = requests.get(sim.url + SNAP, headers={"X-Vault-Token": token}, verify=sim.verify, timeout=10, **kw)
+    assert r.status_code == 200, r.content
+    return r.content
+
+
+def test_snapshot_archive_format_streamed(sim_factory):
+    sim, root = unsealed(sim_factory, ["--snapshot-size", "200000", "--snapshot-seed", "7", "--node-id", "vault-a"])
+    c = sim.hvac()
+    c.token = root
+    before = sim.state()["raft_index"]
+    r = c.sys.take_raft_snapshot()                       # hvac streams (stream=True)
+    assert r.status_code == 200
+    h = r.headers
+    assert (h["Content-Type"], h["Content-Disposition"], h["Cache-Control"]) == \
+        ("application/gzip", "attachment", "no-store")
+    assert h["Transfer-Encoding"] == "chunked" and "Content-Length" not in h
+    tee = Tee(r.raw)
+    entries = read_archive(tee)
+    assert tee.raw.read() == b""
+    raw_body = bytes(tee.data)
+
+    # entry order, names, regular files 0600, uid/gid 0, ModTime now, no directories
+    assert [m.name for m, _ in entries] == ["meta.json", "state.bin", "SHA256SUMS", "SHA256SUMS.sealed"]
+    for m, data in entries:
+        assert m.isreg() and m.type == tarfile.REGTYPE and m.mode == 0o600 and (m.uid, m.gid) == (0, 0)
+        assert abs(m.mtime - time.time()) < 60 and m.size == len(data)
+    files = {m.name: d for m, d in entries}
+    # meta.json: raft SnapshotMeta, capitalised keys in Go field order, one trailing newline
+    mj = files["meta.json"]
+    assert mj.endswith(b"}\n") and mj.count(b"\n") == 1
+    meta = json.loads(mj)
+    assert list(meta) == META_KEYS
+    assert meta["Version"] == 1 and meta["Size"] == 200000 == len(files["state.bin"])
+    assert meta["Index"] == before + 1 and meta["Term"] >= 2
+    assert re.fullmatch(rf"{meta['Term']}-{meta['Index']}-\d{{13}}", meta["ID"])
+    (server,) = meta["Configuration"]["Servers"]
+    assert list(server) == ["Suffrage", "ID", "Address"] and server["Suffrage"] == 0 and server["ID"] == "vault-a"
+    assert server["Address"].encode() in base64.b64decode(meta["Peers"])    # msgpack list of voter addresses
+    # state.bin: deterministic from the seed, so predictable
+    assert files["state.bin"] == b"".join(vault_sim.state_bin_chunks(7, 200000))
+    for name, (listed, actual) in verify_sums(entries).items():
+        assert listed == actual, name
+    sealed = files["SHA256SUMS.sealed"]
+    assert 0 < len(sealed) <= 8192 and files["SHA256SUMS"] not in sealed          # opaque, not the plain text
+
+    # byte level: Go gzip header (no name, mtime 0, OS 255), tar ended by exactly two zero blocks
+    assert raw_body[:10] == bytes.fromhex("1f8b08000000000000ff")
+    tar_bytes = zlib.decompress(raw_body, 31)
+    expect_len = sum(512 + -(-len(d) // 512) * 512 for _, d in entries) + 1024
+    assert len(tar_bytes) == expect_len and tar_bytes.endswith(bytes(1024))
+    hdr = tar_bytes[:512]
+    assert hdr[257:265] == b"ustar\x0000" and hdr[100:108] == b"0000600\x00" and hdr[329:337] == b"0000000\x00"
+    assert hdr[154:156] == b"\x00 "                                         # Go's checksum field ending
+
+    st = sim.state()
+    assert (st["snapshots_served"], st["snapshots_completed"], st["snapshot_bytes_sent"]) == (1, 1, len(raw_body))
+    assert st["raft_index"] == meta["Index"] and st["last_snapshot"]["state_sha256"] == \
+        vault_sim.state_bin_sha256(7, 200000)
+    assert sim.control("GET", "/requests")[-1]["body_bytes"] == len(raw_body)
+
+    # Authorization: Bearer works too; Index grows; size/seed changeable at runtime
+    assert sim.control("POST", "/snapshot-size", {"bytes": 1000, "seed": 1}) == {"bytes": 1000, "seed": 1, "gzip_level": 6}
+    body2 = requests.get(sim.url + SNAP, headers={"Authorization": "Bearer " + root}, verify=sim.verify, timeout=10).content
+    e2 = read_archive(io.BytesIO(body2))
+    m2 = json.loads(e2[0][1])
+    assert m2["Index"] == meta["Index"] + 1 and m2["Size"] == 1000 and m2["ID"] != meta["ID"]
+    assert e2[1][1] == b"".join(vault_sim.state_bin_chunks(1, 1000))
+
+
+def test_snapshot_auth_sealed_and_storage_errors(sim_factory):
+    sim, root = unsealed(sim_factory, ["--snapshot-size", "4096"])
+    r = raw(sim, "GET", SNAP)
+    assert (r.status_code, r.content) == (403, b'{"errors":["permission denied"]}\n')
+    r = raw(sim, "GET", SNAP, headers={"X-Vault-Token": "hvs.not-a-token"})
+    assert r.status_code == 403 and r.json() == {"errors": [INVALID_TOKEN]}
+    assert r.headers["Content-Type"] == "application/json" and "Transfer-Encoding" not in r.headers
+    no_snap = sim.control("POST", "/tokens", {"policies": ["default"]})
+    assert no_snap["token"].startswith("hvs.") and no_snap["ttl"] == 3600 and no_snap["max_ttl"] == 4 * 3600
+    c = sim.hvac()
+    c.token = no_snap["token"]
+    with pytest.raises(hvac.exceptions.Forbidden) as ei:
+        c.sys.take_raft_snapshot()
+    assert ei.value.errors == ["permission denied"]
+    assert c.auth.token.lookup_self()["data"]["policies"] == ["default"]          # default policy still works
+    snap_tok = sim.control("POST", "/tokens", {"policies": ["snapshot"]})["token"]
+    assert read_archive(io.BytesIO(snapshot_body(sim, snap_tok)))[0][0].name == "meta.json"
+    # X-Vault-Token wins over Authorization: Bearer
+    r = raw(sim, "GET", SNAP, headers={"X-Vault-Token": "hvs.bogus", "Authorization": "Bearer " + snap_tok})
+    assert r.json() == {"errors": [INVALID_TOKEN]}
+    # the snapshot policy only grants read: no restore, no lookup-self (no default policy)
+    r = raw(sim, "POST", SNAP, headers={"X-Vault-Token": snap_tok}, data=b"x")
+    assert (r.status_code, r.json()) == (403, {"errors": ["permission denied"]})
+    r = raw(sim, "GET", SNAP_FORCE, headers={"X-Vault-Token": root})
+    assert r.status_code == 405
+    # revoke-all: every non-root token is invalid at once; root still works
+    assert sim.control("POST", "/tokens/revoke-all")["revoked"] == 2
+    r = raw(sim, "GET", SNAP, headers={"X-Vault-Token": snap_tok})
+    assert r.json() == {"errors": [INVALID_TOKEN]}
+    assert len(snapshot_body(sim, root)) > 0
+    sim.control("POST", "/seal")
+    r = raw(sim, "GET", SNAP, headers={"X-Vault-Token": root})
+    assert (r.status_code, r.json()) == (503, {"errors": ["Vault is sealed"]})
+    assert sim.state()["snapshots_served"] == 2
+    # not raft storage: 400 after the token check
+    fsim, froot = unsealed(sim_factory, ["--storage-type", "file"], tls=False, name="file")
+    r = raw(fsim, "GET", SNAP, headers={"X-Vault-Token": froot})
+    assert (r.status_code, r.json()) == (400, {"errors": ["raft storage is not in use"]})
+    assert raw(fsim, "GET", SNAP, headers={"X-Vault-Token": "hvs.x"}).status_code == 403
+
+
+def test_approle_login_lookup_renew_and_expiry(sim_factory):
+    sim, root = unsealed(sim_factory, ["--approle-role-id", ROLE_ID, "--approle-secret-id", SECRET_ID,
+                                       "--token-ttl", "1", "--token-max-ttl", "3", "--snapshot-size", "1024"])
+    c = sim.hvac()
+    for rid, sid in ((ROLE_ID, "wrong"), ("wrong", SECRET_ID)):
+        with pytest.raises(hvac.exceptions.InvalidRequest) as ei:
+            c.auth.approle.login(rid, sid)
+        assert ei.value.errors == ["invalid role or secret ID"]
+    r = raw(sim, "POST", "/v1/auth/approle/login", json={"role_id": ROLE_ID})
+    assert (r.status_code, r.json()) == (400, {"errors": ["missing secret_id"]})
+    assert sim.state()["approle_login_failures"] == 3
+
+    short = sim.control("POST", "/tokens", {"policies": ["default", "snapshot"], "ttl": 1})["token"]
+    login = c.auth.approle.login(ROLE_ID, SECRET_ID)          # hvac keeps the token
+    (info,) = [t for t in sim.control("GET", "/tokens") if t["accessor"] == login["auth"]["accessor"]]
+    first_expiry = time.time() + info["ttl_remaining"]        # issue + 1 s, on the simulator's clock
+    max_expiry = first_expiry + 2                             # issue + max TTL (3 s)
+    assert list(login) == ["request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info",
+                           "warnings", "auth", "mount_type"]
+    assert (login["mount_type"], login["data"], login["lease_duration"], login["renewable"]) == ("approle", None, 0, False)
+    a = login["auth"]
+    assert list(a) == ["client_token", "accessor", "policies", "token_policies", "metadata", "lease_duration",
+                       "renewable", "entity_id", "token_type", "orphan", "mfa_requirement", "num_uses"]
+    assert re.fullmatch(r"hvs\.[A-Za-z0-9_-]{90,}", a["client_token"]) and c.token == a["client_token"]
+    assert (a["lease_duration"], a["renewable"], a["policies"], a["token_policies"]) == \
+        (1, True, ["default", "snapshot"], ["default", "snapshot"])
+    assert (a["metadata"], a["token_type"], a["orphan"]) == ({"role_name": "vaultkeeper"}, "service", True)
+    assert UUID_RE.match(a["entity_id"])
+    d = c.auth.token.lookup_self()["data"]
+    assert list(d) == sorted(d) and d["id"] == a["client_token"] and d["accessor"] == a["accessor"]
+    assert (d["creation_ttl"], d["path"], d["display_name"], d["meta"], d["type"]) == \
+        (1, "auth/approle/login", "approle", {"role_name": "vaultkeeper"}, "service")
+    assert 0 <= d["ttl"] <= 1 and d["expire_time"].endswith("Z") and d["renewable"] is True
+    assert read_archive(c.sys.take_raft_snapshot().raw)[0][0].name == "meta.json"
+
+    time.sleep(max(0.0, first_expiry - 0.5 - time.time()))
+    ren = c.auth.token.renew_self()                           # now expires ~0.5 s after the first expiry
+    assert ren["auth"]["client_token"] == a["client_token"] and ren["auth"]["lease_duration"] == 1
+    assert ren["mount_type"] == "token" and ren["warnings"] is None
+    time.sleep(max(0.0, first_expiry + 0.15 - time.time()))   # past the first expiry: alive only thanks to the renewal
+    d = c.auth.token.lookup_self()["data"]
+    assert "last_renewal_time" in d and d["creation_ttl"] == 1
+    r = raw(sim, "GET", SNAP, headers={"X-Vault-Token": short})      # TTL 1 s, never renewed: expired
+    assert (r.status_code, r.json()) == (403, {"errors": [INVALID_TOKEN]})
+    capped = c.auth.token.renew_self(increment="1h")                   # capped at max TTL (3 s from login)
+    assert capped["auth"]["lease_duration"] in (1, 2)
+    assert re.fullmatch(r'TTL of "1h0m0s" exceeded the effective max_ttl of "1\.\d+s"; TTL value is capped accordingly',
+                        capped["warnings"][0])
+    time.sleep(max(0.0, max_expiry + 0.2 - time.time()))
+    for call in (c.auth.token.lookup_self, c.auth.token.renew_self, c.sys.take_raft_snapshot):
+        with pytest.raises(hvac.exceptions.Forbidden) as ei:
+            call()
+        assert ei.value.errors == [INVALID_TOKEN]
+    assert sim.state()["token_renewals"] == 2
+
+    # root token: no TTL, not renewable
+    c.token = root
+    d = c.auth.token.lookup_self()["data"]
+    assert (d["policies"], d["ttl"], d["creation_ttl"], d["expire_time"], d["path"]) == \
+        (["root"], 0, 0, None, "auth/token/root")
+    with pytest.raises(hvac.exceptions.InvalidRequest) as ei:
+        c.auth.token.renew_self()
+    assert ei.value.errors == ["lease is not renewable"]
+    c.token = sim.control("POST", "/tokens", {"policies": ["default"], "ttl": 60, "renewable": False})["token"]
+    with pytest.raises(hvac.exceptions.InvalidRequest) as ei:
+        c.auth.token.renew_self()
+    assert ei.value.errors == ["lease is not renewable"]
+    r = raw(sim, "POST", "/v1/auth/token/revoke-self", headers={"X-Vault-Token": c.token})
+    assert r.status_code == 204
+    r = raw(sim, "GET", "/v1/auth/token/lookup-self", headers={"X-Vault-Token": c.token})
+    assert r.json() == {"errors": [INVALID_TOKEN]}
+
+
+def test_standby_redirects_307_and_client_follows(sim_factory, tmp_path):
+    shared = str(tmp_path / "cluster-state")      # one cluster: same seal, root token and token store
+    approle = ["--approle-role-id", ROLE_ID, "--approle-secret-id", SECRET_ID, "--snapshot-size", "20000"]
+    active, root = unsealed(sim_factory, approle + ["--node-id", "node-a"], state_dir=shared, name="active")
+    standby = sim_factory(approle + ["--role", "standby", "--leader-address", active.url, "--node-id", "node-b"],
+                          state_dir=shared, name="standby")
+    standby.control("POST", "/unseal")
+    c = standby.hvac()
+    c.auth.approle.login(ROLE_ID, SECRET_ID)      # issued through the standby, valid cluster-wide
+    hdr = {"X-Vault-Token": c.token}
+    r = requests.get(standby.url + SNAP + "?a=1&b=x%20y", headers=hdr, verify=standby.verify,
+                     allow_redirects=False, timeout=5)
+    assert r.status_code == 307 and r.content == b"" and r.headers["Content-Length"] == "0"
+    assert r.headers["Location"] == active.url + SNAP + "?a=1&b=x%20y"
+    r = requests.get(standby.url + SNAP, verify=standby.verify, allow_redirects=False, timeout=5)   # no token needed
+    assert r.status_code == 307 and r.headers["Location"] == active.url + SNAP
+    # hvac/requests follow the 307 and resend X-Vault-Token to the active node
+    snap = c.sys.take_raft_snapshot()
+    assert snap.status_code == 200 and snap.url == active.url + SNAP and snap.history[0].status_code == 307
+    entries = read_archive(snap.raw)
+    assert json.loads(entries[0][1])["Configuration"]["Servers"][0]["ID"] == "node-a"
+    assert active.control("GET", "/requests")[-1]["has_token"] is True
+    assert (active.state()["snapshots_served"], standby.state()["snapshots_served"]) == (1, 0)
+    # restore through the standby: the 307 is followed with the body resent
+    body = snapshot_body(active, root)
+    cr = standby.hvac()
+    cr.token = root
+    resp = cr.sys.restore_raft_snapshot(body)
+    assert resp.status_code == 204 and active.state()["restores"] == 1 and standby.state()["restores"] == 0
+    # performance standbys redirect too (never forwarded)
+    standby.control("POST", "/role", {"role": "perfstandby"})
+    assert raw(standby, "GET", SNAP, allow_redirects=False).status_code == 307
+    # no active node known -> 503; sealed standby -> 503 sealed
+    assert standby.control("POST", "/leader", {"address": ""}) == {"leader_address": ""}
+    r = raw(standby, "GET", SNAP, headers=hdr, allow_redirects=False)
+    assert (r.status_code, r.json()) == (503, {"errors": ["no active Vault instance found"]})
+    standby.control("POST", "/seal")
+    r = raw(standby, "GET", SNAP, headers=hdr, allow_redirects=False)
+    assert (r.status_code, r.json()) == (503, {"errors": ["Vault is sealed"]})
+
+
+def test_snapshot_stream_faults(sim_factory):
+    sim, root = unsealed(sim_factory, ["--snapshot-size", "300000", "--snapshot-gzip-level", "0"])
+    hdr = {"X-Vault-Token": root}
+
+    def get():
+        return requests.get(sim.url + SNAP, headers=hdr, verify=sim.verify, stream=True, timeout=10)
+
+    clean = snapshot_body(sim, root)
+    # cut: headers and K bytes, then the connection closes without the terminating chunk
+    f = sim.control("POST", "/fault", {"kind": "cut", "bytes": 100000, "count": 1})["fault"]
+    assert f["paths"] == [SNAP] and f["bytes"] == 100000
+    assert raw(sim, "GET", SNAP).status_code == 403                  # a non-streamed answer keeps the fault
+    assert raw(sim, "GET", "/v1/sys/health").status_code == 200       # other paths unaffected
+    sent0 = sim.state()["snapshot_bytes_sent"]
+    r = get()
+    assert r.status_code == 200 and r.headers["Transfer-Encoding"] == "chunked"
+    got = bytearray()
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        for chunk in r.iter_content(8192):
+            got += chunk
+    assert len(got) == 100000 and got[2000:] == clean[2000:100000]        # same state.bin bytes, then nothing
+    st = sim.state()
+    assert st["snapshot_bytes_sent"] - sent0 == 100000 and st["faults"] == []       # count consumed
+    assert sim.control("GET", "/requests")[-1]["fault"] == "cut"
+    # clean cut: a well-formed HTTP body that is a truncated gzip (what a client must catch)
+    sim.control("POST", "/fault", {"kind": "cut", "bytes": 5000, "clean": True})
+    body = snapshot_body(sim, root)
+    assert len(body) == 5000
+    with pytest.raises((tarfile.ReadError, EOFError, zlib.error)):
+        read_archive(io.BytesIO(body))
+    sim.control("POST", "/fault", {"kind": "cut", "bytes": 0, "clean": True})
+    assert snapshot_body(sim, root) == b""                              # 200 with an empty body
+    sim.control("POST", "/fault/clear")
+    # corrupt: exactly one byte flipped at the offset; gzip CRC and SHA256SUMS both catch it
+    sim.control("POST", "/fault", {"kind": "corrupt", "offset": 50000, "xor": 1, "count": 1})
+    bad = snapshot_body(sim, root)
+    good = snapshot_body(sim, root)
+    assert len(bad) == len(good) == len(clean)
+    diff = [i for i in range(2000, 290000) if bad[i] != good[i]]       # state.bin region (stored deflate)
+    assert diff == [50000] and bad[50000] ^ good[50000] == 1
+    with pytest.raises(zlib.error):
+        zlib.decompress(bad, 31)
+    sums = verify_sums(read_archive(io.BytesIO(bad)))                   # tarfile's stream mode skips the CRC
+    assert sums["state.bin"][0] != sums["state.bin"][1] and sums["meta.json"][0] == sums["meta.json"][1]
+    # slow: bytes per second
+    sim.control("POST", "/snapshot-size", {"bytes": 100000})
+    sim.control("POST", "/fault", {"kind": "slow", "bps": 250000})
+    t0 = time.monotonic()
+    body = snapshot_body(sim, root)
+    elapsed = time.monotonic() - t0
+    assert elapsed >= len(body) / 250000 * 0.9 and len(read_archive(io.BytesIO(body))) == 4
+    sim.control("POST", "/fault/clear", {"kind": "slow"})
+    # status 500 before any byte (the general status fault, restricted to the snapshot path)
+    served = sim.state()["snapshots_served"]
+    sim.control("POST", "/fault", {"kind": "status", "code": 500, "paths": [SNAP]})
+    r = raw(sim, "GET", SNAP, headers=hdr)
+    assert (r.status_code, r.content, r.headers["Content-Length"]) == (500, b'{"errors":[]}\n', "14")
+    assert raw(sim, "GET", "/v1/sys/health").status_code == 200
+    assert sim.state()["snapshots_served"] == served
+    with pytest.raises(urllib.error.HTTPError) as ei:
+        sim.control("POST", "/fault", {"kind": "cut", "bytes": -1})
+    assert ei.value.code == 400
+
+
+def test_snapshot_restore_and_force(sim_factory):
+    sim, root = unsealed(sim_factory, ["--snapshot-size", "50000"])
+    c = sim.hvac()
+    c.token = root
+    body = c.sys.take_raft_snapshot().content
+    index = sim.state()["last_snapshot"]["index"]
+    later = sim.control("POST", "/tokens", {"policies": ["default"]})["token"]   # created after the snapshot
+    assert sim.control("POST", "/raft", {"index": 5000})["index"] == 5000
+    r = c.sys.restore_raft_snapshot(body)
+    assert (r.status_code, r.content) == (204, b"")
+    st = sim.state()
+    assert st["raft_index"] == index and st["restores"] == 1 and st["last_restore"]["force"] is False
+    r = raw(sim, "GET", "/v1/auth/token/lookup-self", headers={"X-Vault-Token": later})
+    assert r.json() == {"errors": [INVALID_TOKEN]}                      # the token store is the snapshot's
+    # update capability needed: a read-only snapshot token gets 403
+    reader = sim.hvac()
+    reader.token = sim.control("POST", "/tokens", {"policies": ["snapshot"]})["token"]
+    with pytest.raises(hvac.exceptions.Forbidden):
+        reader.sys.restore_raft_snapshot(body)
+    # streamed (chunked) request body, PUT
+    r = raw(sim, "PUT", SNAP, headers={"X-Vault-Token": root}, data=iter([body[:1000], body[1000:]]))
+    assert r.status_code == 204 and sim.state()["restores"] == 2
+
+    # damaged archives: 500 with Vault's reader errors
+    tar_bytes = bytearray(zlib.decompress(body, 31))
+    tar_bytes[3 * 512 + 100] ^= 1                                        # a byte of state.bin
+    extra = io.BytesIO()
+    with tarfile.open(fileobj=extra, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        ti = tarfile.TarInfo("evil.sh")
+        ti.size = 3
+        t.addfile(ti, io.BytesIO(b"x=1"))
+    cases = [
+        (gzip.compress(bytes(tar_bytes)), 'failed to read snapshot file: failed checking integrity of snapshot: '
+                                          'hash check failed for "state.bin"'),
+        (gzip.compress(zlib.decompress(body, 31)[:-1024] + extra.getvalue()),
+         'failed to read snapshot file: unexpected file "evil.sh" in snapshot'),
+        (body[: len(body) // 2], "failed to read snapshot file: failed to read or write snapshot data: unexpected EOF"),
+        (body[:-3] + bytes([body[-3] ^ 1]) + body[-2:], "gzip: invalid checksum"),
+        (b"<html>oops</html>", "failed to decompress snapshot: gzip: invalid header"),
+        (b"", "failed to decompress snapshot: EOF"),
+    ]
+    for data, msg in cases:
+        r = raw(sim, "POST", SNAP, headers={"X-Vault-Token": root}, data=data)
+        assert (r.status_code, r.json()) == (500, {"errors": [msg]}), msg
+    assert sim.state()["restores"] == 2
+
+    # a snapshot from another cluster (other unseal keys): 400 unless snapshot-force
+    other, oroot = unsealed(sim_factory, ["--snapshot-size", "3000"], tls=False, name="other")
+    foreign = snapshot_body(other, oroot)
+    foreign_index = other.state()["last_snapshot"]["index"]
+    with pytest.raises(hvac.exceptions.InvalidRequest) as ei:
+        c.sys.restore_raft_snapshot(foreign)
+    assert ei.value.errors == ["could not verify hash file, possibly the snapshot is using a different set of "
+                               "unseal keys; use the snapshot-force API to bypass this check"]
+    sim.control("POST", "/raft", {"index": 9999})
+    r = c.sys.force_restore_raft_snapshot(foreign)
+    assert r.status_code == 204
+    st = sim.state()
+    assert st["raft_index"] == foreign_index and st["last_restore"]["force"] is True and st["restores"] == 3
+    sim.control("POST", "/seal")
+    r = raw(sim, "POST", SNAP_FORCE, headers={"X-Vault-Token": root}, data=foreign)
+    assert (r.status_code, r.json()) == (503, {"errors": ["Vault is sealed"]})

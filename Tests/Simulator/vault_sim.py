@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """HashiCorp Vault HTTP API simulator for the vaultkeeper tests.
 
-Follows /work/shared/vault-api.md (sections 1-5 and 9): sys/health, sys/seal-status,
-sys/unseal, sys/init, sys/leader, sys/seal, with Vault's status codes, body field
-order, Go json.Encoder output (compact, HTML-escaped, trailing newline) and
+Follows /work/shared/vault-api.md (sections 1-7 and 9): sys/health, sys/seal-status,
+sys/unseal, sys/init, sys/leader, sys/seal, Raft snapshots (streamed save, restore,
+standby 307), tokens and AppRole login, with Vault's status codes, body field order,
+Go json.Encoder output (compact, HTML-escaped, trailing newline) and
 `Cache-Control: no-store` on every response.
 
 Run `python3 vault_sim.py --help` for the command line; README.md next to this file
@@ -11,7 +12,9 @@ describes the control API. Python 3.11 standard library plus `cryptography`.
 
 Structure (so later features - snapshots, AppRole, cert reload - slot in easily):
   * Shamir / GF(2^8)           : gf_mul, shamir_split, shamir_combine
-  * Go compatibility helpers   : go_json, go_decode_struct, go_parse_query, ...
+  * Go compatibility helpers   : go_json, go_decode_struct, go_parse_query, go_duration, ...
+  * Raft snapshot archive      : snapshot_archive (streamed writer), SnapshotArchiveReader
+  * Tokens                     : TokenStore (shared through --state-dir), POLICY_RULES
   * Sim                        : all state behind one lock (Sim.lock / Sim.cond)
   * Router + vault_* handlers  : one function per endpoint, returning a Response
   * Listener / _BaseHandler    : accept loop, TLS, keep-alive, faults, logging
@@ -24,8 +27,11 @@ import argparse
 import base64
 import binascii
 import collections
+import contextlib
 import dataclasses
 import email.utils
+import fcntl
+import hashlib
 import json
 import os
 import posixpath
@@ -40,10 +46,12 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 # ---------------------------------------------------------------------------
@@ -451,6 +459,65 @@ def parse_version(v: str) -> tuple[int, int]:
     return (int(m.group(1)), int(m.group(2)))
 
 
+def _frac(value: int, unit: int) -> str:
+    whole, rem = divmod(value, unit)
+    if not rem:
+        return str(whole)
+    digits = len(str(unit)) - 1
+    return f"{whole}." + f"{rem:0{digits}d}".rstrip("0")
+
+
+def go_duration(ns: int) -> str:
+    """time.Duration.String(): "1h0m0s", "59m58.5s", "1.5ms", "0s"."""
+    if ns == 0:
+        return "0s"
+    sign, u = ("-" if ns < 0 else ""), abs(ns)
+    if u < 1_000:
+        return f"{sign}{u}ns"
+    if u < 1_000_000:
+        return f"{sign}{_frac(u, 1_000)}µs"
+    if u < 1_000_000_000:
+        return f"{sign}{_frac(u, 1_000_000)}ms"
+    secs, frac = divmod(u, 1_000_000_000)
+    h, rem = divmod(secs, 3600)
+    m, sec = divmod(rem, 60)
+    stext = _frac(sec * 1_000_000_000 + frac, 1_000_000_000) + "s"
+    if h:
+        return f"{sign}{h}h{m}m{stext}"
+    if m:
+        return f"{sign}{m}m{stext}"
+    return sign + stext
+
+
+_GO_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                 "h": 3600.0, "d": 86400.0}
+_GO_DUR_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d)")
+
+
+def parse_duration_second(v: Any) -> Optional[float]:
+    """parseutil.ParseDurationSecond: a number (seconds), "3600", or a Go duration ("1h", "90m", "2d")."""
+    if v is None or v == "":
+        return 0.0
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if not isinstance(v, str):
+        return None
+    t = v.strip()
+    if re.fullmatch(r"-?\d+", t):
+        return float(int(t))
+    pos, total = 0, 0.0
+    while pos < len(t):
+        m = _GO_DUR_RE.match(t, pos)
+        if not m:
+            return None
+        total += float(m.group(1)) * _GO_DUR_UNITS[m.group(2)]
+        pos = m.end()
+    return total if t else None
+
+
+
 # ---------------------------------------------------------------------------
 # HTTP plumbing types
 # ---------------------------------------------------------------------------
@@ -467,6 +534,7 @@ class Request:
     conn_id: int
     tls: bool
     too_large: bool = False
+    body_reader: Optional["BodyReader"] = None   # streamed request body (snapshot restore)
 
     def token(self) -> str:
         tok = self.headers.get("X-Vault-Token") or ""
@@ -483,10 +551,12 @@ class Response:
     status: int
     headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     body: Optional[bytes] = b""
-    stream: Optional[Iterable[bytes]] = None   # chunked body (snapshots, later)
+    stream: Optional[Iterable[bytes]] = None   # chunked body (snapshots); may raise StreamCut
     close: bool = False                        # send Connection: close
     drop: bool = False                         # close the connection without answering
     informational: list[int] = dataclasses.field(default_factory=list)  # 1xx sent first
+    fault: Optional[str] = None                # stream fault applied (for the request log)
+    sent: int = 0                              # streamed body bytes written
 
 
 class VaultError(Exception):
@@ -542,6 +612,554 @@ class Router:
 
 
 # ---------------------------------------------------------------------------
+# Raft snapshot archive (hashicorp/raft-snapshot archive.go, vault-api.md §6)
+# ---------------------------------------------------------------------------
+
+SNAPSHOT_PATH = "/v1/sys/storage/raft/snapshot"
+SNAPSHOT_FORCE_PATH = "/v1/sys/storage/raft/snapshot-force"
+SNAPSHOT_PATHS = (SNAPSHOT_PATH, SNAPSHOT_FORCE_PATH)
+SNAPSHOT_ENTRIES = ("meta.json", "state.bin", "SHA256SUMS", "SHA256SUMS.sealed")
+SNAPSHOT_SMALL_LIMIT = 8192          # meta.json and both SUMS files (restore side)
+SNAPSHOT_OUT_CHUNK = 64 * 1024       # gzip bytes per HTTP chunk
+SNAPSHOT_IN_PIECE = 64 * 1024        # state.bin bytes generated per step
+SEALED_SUMS_AAD = b"vault-sim/SHA256SUMS.sealed"
+FORCE_HINT_SHAMIR = ("could not verify hash file, possibly the snapshot is using a different set of unseal keys; "
+                     "use the snapshot-force API to bypass this check")
+FORCE_HINT_AUTO = ("could not verify hash file, possibly the snapshot is using a different autoseal key; "
+                   "use the snapshot-force API to bypass this check")
+
+
+def state_bin_key(seed: int) -> bytes:
+    return hashlib.sha256(b"vault-sim state.bin seed %d" % seed).digest()
+
+
+def state_bin_chunks(seed: int, size: int, piece: int = SNAPSHOT_IN_PIECE) -> Iterator[bytes]:
+    """state.bin content: the AES-256-CTR keystream with key SHA-256("vault-sim state.bin seed <seed>")
+    and an all-zero initial counter block, truncated to `size` bytes. Deterministic, generated in
+    pieces (constant memory), about 2 GB/s."""
+    enc = Cipher(algorithms.AES(state_bin_key(seed)), modes.CTR(bytes(16))).encryptor()
+    zeros = memoryview(bytes(piece))
+    left = size
+    while left > 0:
+        n = min(piece, left)
+        yield enc.update(zeros[:n])
+        left -= n
+
+
+def state_bin_sha256(seed: int, size: int) -> str:
+    h = hashlib.sha256()
+    for c in state_bin_chunks(seed, size):
+        h.update(c)
+    return h.hexdigest()
+
+
+def _go_octal(b: bytearray, off: int, length: int, value: int) -> None:
+    digits = format(value, "o").rjust(length - 1, "0")
+    b[off:off + length - 1] = digits.encode()
+    b[off + length - 1] = 0
+
+
+def go_tar_header(name: str, size: int, mtime: int, mode: int = 0o600) -> bytes:
+    """The 512-byte USTAR header Go's archive/tar writes for a regular file
+    (typeflag '0', uid/gid 0, empty uname/gname, devmajor/devminor "0000000\\0")."""
+    b = bytearray(512)
+    nb = name.encode()
+    b[0:len(nb)] = nb
+    _go_octal(b, 100, 8, mode)
+    _go_octal(b, 108, 8, 0)
+    _go_octal(b, 116, 8, 0)
+    if size < 8 ** 11:
+        _go_octal(b, 124, 12, size)
+    else:   # > 8 GiB: base-256 (Go would add a PAX record instead)
+        b[124:136] = (size | (0x80 << 88)).to_bytes(12, "big")
+    _go_octal(b, 136, 12, mtime)
+    b[156] = ord("0")
+    b[257:263] = b"ustar\x00"
+    b[263:265] = b"00"
+    _go_octal(b, 329, 8, 0)
+    _go_octal(b, 337, 8, 0)
+    b[148:156] = b" " * 8
+    chk = sum(b)
+    b[148:155] = ("%06o" % chk).encode() + b"\x00"
+    b[155] = 0x20
+    return bytes(b)
+
+
+class GoGzip:
+    """compress/gzip.Writer framing: header 1f 8b 08 00 <mtime 0> <xfl> ff, raw deflate, CRC32, ISIZE."""
+
+    def __init__(self, level: int = 6):
+        self.level = level
+        self.z = zlib.compressobj(level, zlib.DEFLATED, -15)
+        self.crc = 0
+        self.size = 0
+
+    def header(self) -> bytes:
+        xfl = 2 if self.level == 9 else 4 if self.level == 1 else 0
+        return b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes([xfl, 0xFF])
+
+    def compress(self, data: bytes) -> bytes:
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+        return self.z.compress(data)
+
+    def finish(self) -> bytes:
+        return self.z.flush() + self.crc.to_bytes(4, "little") + (self.size & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def _pb_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _pb_field(num: int, data: bytes) -> bytes:
+    return _pb_varint(num << 3 | 2) + _pb_varint(len(data)) + data
+
+
+def _pb_parse(data: bytes) -> dict[int, bytes]:
+    """Length-delimited fields of a protobuf message (others skipped); ValueError on garbage."""
+    out: dict[int, bytes] = {}
+    i = 0
+
+    def varint() -> int:
+        nonlocal i
+        shift = v = 0
+        while True:
+            if i >= len(data) or shift > 63:
+                raise ValueError("truncated varint")
+            b = data[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+
+    while i < len(data):
+        key = varint()
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            varint()
+        elif wt == 2:
+            n = varint()
+            if i + n > len(data):
+                raise ValueError("truncated field")
+            out[num] = data[i:i + n]
+            i += n
+        elif wt == 1:
+            i += 8
+        elif wt == 5:
+            i += 4
+        else:
+            raise ValueError("bad wire type")
+    return out
+
+
+def seal_wrap(key: bytes, plaintext: bytes, key_id: str) -> bytes:
+    """A BlobInfo-shaped protobuf (1 ciphertext, 2 iv, 4 key_info{3 key_id}) - opaque to clients."""
+    iv = secrets.token_bytes(12)
+    ct = AESGCM(key).encrypt(iv, plaintext, SEALED_SUMS_AAD)
+    return _pb_field(1, ct) + _pb_field(2, iv) + _pb_field(4, _pb_field(3, key_id.encode()))
+
+
+def seal_unwrap(key: bytes, blob: bytes) -> bytes:
+    f = _pb_parse(blob)
+    if 1 not in f or 2 not in f:
+        raise ValueError("not a wrapped value")
+    return AESGCM(key).decrypt(f[2], f[1], SEALED_SUMS_AAD)
+
+
+def msgpack_peers(addresses: list[str]) -> bytes:
+    """raft encodePeers: msgpack (old spec, raw strings) array of the voters' addresses."""
+    out = bytearray()
+    n = len(addresses)
+    out += bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
+    for a in addresses:
+        ab = a.encode()
+        out += bytes([0xA0 | len(ab)]) if len(ab) < 32 else b"\xda" + len(ab).to_bytes(2, "big")
+        out += ab
+    return bytes(out)
+
+
+def snapshot_archive(meta: dict, state_size: int, seed: int, level: int,
+                     seal: Callable[[bytes], bytes], info: dict) -> Iterator[bytes]:
+    """Vault's snapshot stream, written on the fly: gzip(tar(meta.json, state.bin, SHA256SUMS,
+    SHA256SUMS.sealed)), each entry mode 0600 with ModTime now, no directories, tar ended by two
+    zero blocks (as Go's tar.Writer.Close, no record padding). Yields gzip bytes in ~64 KiB pieces.
+    `meta` must already carry Size == state_size. Fills info["state_sha256"] and info["sums"]."""
+    mtime = int(time.time())
+    meta_bytes = go_json(meta)
+    gz = GoGzip(level)
+    out = bytearray(gz.header())
+
+    def tar_pieces() -> Iterator[bytes]:
+        yield go_tar_header("meta.json", len(meta_bytes), mtime)
+        yield meta_bytes + bytes(-len(meta_bytes) % 512)
+        yield go_tar_header("state.bin", state_size, mtime)
+        h = hashlib.sha256()
+        for piece in state_bin_chunks(seed, state_size):
+            h.update(piece)
+            yield piece
+        yield bytes(-state_size % 512)
+        sums = {"meta.json": hashlib.sha256(meta_bytes).hexdigest(), "state.bin": h.hexdigest()}
+        names = list(sums)
+        if secrets.randbelow(2):                  # Go map iteration order
+            names.reverse()
+        sums_text = "".join(f"{sums[n]}  {n}\n" for n in names).encode()
+        info["state_sha256"] = sums["state.bin"]
+        info["sums"] = sums_text.decode()
+        yield go_tar_header("SHA256SUMS", len(sums_text), mtime)
+        yield sums_text + bytes(-len(sums_text) % 512)
+        sealed = seal(sums_text)
+        yield go_tar_header("SHA256SUMS.sealed", len(sealed), mtime)
+        yield sealed + bytes(-len(sealed) % 512)
+        yield bytes(1024)
+
+    for piece in tar_pieces():
+        out += gz.compress(piece)
+        if len(out) >= SNAPSHOT_OUT_CHUNK:
+            yield bytes(out)
+            out = bytearray()
+    out += gz.finish()
+    yield bytes(out)
+
+
+class SnapshotReadError(Exception):
+    def __init__(self, message: str, sealed: bool = False):
+        super().__init__(message)
+        self.sealed = sealed
+
+
+class SnapshotArchiveReader:
+    """Streaming restore-side check, in Vault's order (snapshot.Read / archive.read / hashList /
+    concludeGzipRead): gzip header, tar entries (only the four names; meta.json decoded as it
+    completes), then SHA256SUMS.sealed opened with the seal (unless force), then every hash, then
+    the gzip trailer (CRC-32, length). Constant memory. Errors are SnapshotReadError with Vault-like
+    text ("failed to read snapshot file: ..."). The gzip framing is parsed here over a raw inflater
+    so that a bad CRC is reported after the hashes, as Go does."""
+
+    def __init__(self) -> None:
+        self.z = zlib.decompressobj(-15)
+        self.in_bytes = 0
+        self.gz_phase = "header"       # header -> body -> trailer -> done
+        self.gz_buf = bytearray()      # pending header / trailer bytes
+        self.crc = 0
+        self.out_size = 0
+        self.gz_error: Optional[str] = None
+        self.hdr = bytearray()
+        self.cur: Optional[str] = None # name of the entry being read (None: metadata/skip)
+        self.remaining = 0
+        self.pad = 0
+        self.zero_blocks = 0
+        self.ended = False
+        self.hashes = {"meta.json": hashlib.sha256(), "state.bin": hashlib.sha256()}
+        self.small = {"meta.json": bytearray(), "SHA256SUMS": bytearray(), "SHA256SUMS.sealed": bytearray()}
+        self.entries: list[str] = []
+        self.state_bytes = 0
+        self.meta: dict = {}
+
+    @staticmethod
+    def _fail(msg: str) -> SnapshotReadError:
+        return SnapshotReadError("failed to read snapshot file: " + msg)
+
+    @staticmethod
+    def _gzip_header_len(b: bytes) -> Optional[int]:
+        """Length of a complete gzip member header at the start of b, None if more bytes are needed."""
+        if len(b) >= 3 and b[:3] != b"\x1f\x8b\x08":
+            raise SnapshotReadError("failed to decompress snapshot: gzip: invalid header")
+        if len(b) < 10:
+            return None
+        flags, i = b[3], 10
+        if flags & 0x04:                       # FEXTRA
+            if len(b) < i + 2:
+                return None
+            i += 2 + int.from_bytes(b[i:i + 2], "little")
+        for bit in (0x08, 0x10):               # FNAME, FCOMMENT: zero-terminated
+            if flags & bit:
+                j = b.find(b"\x00", i)
+                if j < 0:
+                    return None
+                i = j + 1
+        if flags & 0x02:                       # FHCRC
+            i += 2
+        return i if len(b) >= i else None
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        self.in_bytes += len(data)
+        if self.gz_phase == "header":
+            self.gz_buf += data
+            n = self._gzip_header_len(bytes(self.gz_buf))
+            if n is None:
+                return
+            data, self.gz_buf = bytes(self.gz_buf[n:]), bytearray()
+            self.gz_phase = "body"
+        if self.gz_phase == "body":
+            try:
+                buf = data
+                while buf and not self.z.eof:
+                    out = self.z.decompress(buf, 256 * 1024)
+                    self.crc = zlib.crc32(out, self.crc)
+                    self.out_size += len(out)
+                    self._tar(out)
+                    buf = self.z.unconsumed_tail
+            except zlib.error as e:
+                raise self._fail(f"failed reading snapshot: flate: corrupt input ({e})") from None
+            if not self.z.eof:
+                return
+            self.gz_phase = "trailer"
+            data = self.z.unused_data
+        if self.gz_phase == "trailer":
+            self.gz_buf += data
+            if len(self.gz_buf) >= 8:
+                crc = int.from_bytes(self.gz_buf[0:4], "little")
+                size = int.from_bytes(self.gz_buf[4:8], "little")
+                if crc != self.crc or size != self.out_size & 0xFFFFFFFF:
+                    self.gz_error = "gzip: invalid checksum"
+                self.gz_phase = "done"         # anything after the member is ignored
+
+    def _tar(self, data: bytes) -> None:
+        mv = memoryview(data)
+        i, n = 0, len(mv)
+        while i < n and not self.ended:
+            if self.remaining:
+                take = min(self.remaining, n - i)
+                self._absorb(mv[i:i + take])
+                i += take
+                self.remaining -= take
+                if not self.remaining:
+                    self._entry_done()
+            elif self.pad:
+                take = min(self.pad, n - i)
+                i += take
+                self.pad -= take
+            else:
+                take = min(512 - len(self.hdr), n - i)
+                self.hdr += mv[i:i + take]
+                i += take
+                if len(self.hdr) == 512:
+                    block, self.hdr = bytes(self.hdr), bytearray()
+                    self._header(block)
+
+    def _absorb(self, chunk: memoryview) -> None:
+        name = self.cur
+        if name in self.hashes:
+            self.hashes[name].update(chunk)
+        if name == "state.bin":
+            self.state_bytes += len(chunk)
+        elif name in self.small:
+            if len(self.small[name]) + len(chunk) > SNAPSHOT_SMALL_LIMIT:
+                raise self._fail(f"{name} is larger than {SNAPSHOT_SMALL_LIMIT} bytes")
+            self.small[name] += chunk
+
+    def _entry_done(self) -> None:
+        if self.cur == "meta.json":
+            try:
+                meta = json.loads(bytes(self.small["meta.json"]))
+                if not isinstance(meta, dict):
+                    raise ValueError("not an object")
+            except ValueError as e:
+                raise self._fail(f"failed to decode snapshot metadata: {e}") from None
+            self.meta = meta
+
+    def _header(self, block: bytes) -> None:
+        if block == bytes(512):
+            self.zero_blocks += 1
+            if self.zero_blocks == 2:
+                self.ended = True
+            return
+        if self.zero_blocks:
+            raise self._fail("failed reading snapshot: archive/tar: invalid tar header")
+        stored = block[148:156].replace(b"\x00", b" ").strip()
+        calc = sum(block[:148]) + 8 * 32 + sum(block[156:])
+        try:
+            ok = int(stored or b"x", 8) == calc
+        except ValueError:
+            ok = False
+        if not ok:
+            raise self._fail("failed reading snapshot: archive/tar: invalid tar header")
+        raw_size = block[124:136]
+        if raw_size[0] & 0x80:
+            size = int.from_bytes(bytes([raw_size[0] & 0x7F]) + raw_size[1:], "big")
+        else:
+            try:
+                size = int(raw_size.replace(b"\x00", b" ").strip() or b"0", 8)
+            except ValueError:
+                raise self._fail("failed reading snapshot: archive/tar: invalid tar header") from None
+        typeflag = chr(block[156]) if block[156] else "0"
+        self.remaining, self.pad = size, -size % 512
+        if typeflag in "xgLK":         # PAX / GNU metadata for the next entry
+            self.cur = None
+            if not size:
+                self.pad = 0
+            return
+        name = block[0:100].split(b"\x00", 1)[0].decode("utf-8", "replace")
+        if block[257:263] == b"ustar\x00":
+            prefix = block[345:500].split(b"\x00", 1)[0].decode("utf-8", "replace")
+            if prefix:
+                name = prefix + "/" + name
+        if name not in SNAPSHOT_ENTRIES:
+            raise self._fail(f"unexpected file {json.dumps(name)} in snapshot")
+        self.entries.append(name)
+        self.cur = name
+        if not size:
+            self._entry_done()
+
+    def finish(self, open_sealed: Optional[Callable[[bytes], bytes]]) -> dict:
+        """End of body: completeness, sealed hashes (unless open_sealed is None), hashes, gzip
+        trailer. Returns the decoded meta.json."""
+        if self.in_bytes == 0:
+            raise SnapshotReadError("failed to decompress snapshot: EOF")
+        if self.gz_phase == "header":
+            raise SnapshotReadError("failed to decompress snapshot: unexpected EOF")
+        if not self.ended and (self.remaining or self.pad or self.hdr or self.gz_phase == "body"):
+            where = "failed to read or write snapshot data" if (self.cur == "state.bin" and self.remaining) \
+                else "failed reading snapshot"
+            raise self._fail(f"{where}: unexpected EOF")
+        sums = bytes(self.small["SHA256SUMS"])
+        if open_sealed is not None:
+            try:
+                opened = open_sealed(bytes(self.small["SHA256SUMS.sealed"]))
+            except Exception as e:  # noqa: BLE001 - any failure to open is "different seal"
+                raise SnapshotReadError(f"failed to open the sealed hashes: {e}", sealed=True) from None
+            if opened != sums:
+                raise self._fail("sealed hashes do not match the unsealed hashes")
+        seen: set[str] = set()
+        for line in sums.decode("utf-8", "replace").splitlines():
+            m = re.fullmatch(r"\s*([0-9a-fA-F]+)\s+(\S+)\s*", line)
+            if not m or len(m.group(1)) % 2:
+                raise self._fail("failed checking integrity of snapshot: unexpected EOF")
+            digest, name = m.group(1).lower(), m.group(2)
+            h = self.hashes.get(name)
+            if h is None:
+                raise self._fail(f"failed checking integrity of snapshot: list missing hash for {json.dumps(name)}")
+            if digest != h.hexdigest():
+                raise self._fail(f"failed checking integrity of snapshot: hash check failed for {json.dumps(name)}")
+            seen.add(name)
+        for name in self.hashes:
+            if name not in seen:
+                raise self._fail(f"failed checking integrity of snapshot: file missing for {json.dumps(name)}")
+        if self.gz_phase != "done":
+            raise SnapshotReadError("unexpected EOF")          # concludeGzipRead
+        if self.gz_error:
+            raise SnapshotReadError(self.gz_error)
+        return self.meta
+
+
+class StreamCut(Exception):
+    """Raised by a response stream to end it early (fault "cut")."""
+
+    def __init__(self, clean: bool):
+        super().__init__("stream cut")
+        self.clean = clean
+
+
+# ---------------------------------------------------------------------------
+# Tokens and policies (vault-api.md §7)
+# ---------------------------------------------------------------------------
+
+INVALID_TOKEN_ERROR = "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"
+TOKEN_FILE = "vault-sim-tokens.json"
+SYSTEM_MAX_TTL = 768 * 3600          # Vault's default max lease TTL (32 days)
+# capabilities per policy and (relative) path; "root" can do everything
+POLICY_RULES: dict[str, dict[str, set[str]]] = {
+    "default": {
+        "auth/token/lookup-self": {"read"},
+        "auth/token/renew-self": {"update"},
+        "auth/token/revoke-self": {"update"},
+    },
+    "snapshot": {
+        "sys/storage/raft/snapshot": {"read"},
+    },
+    "snapshot-restore": {
+        "sys/storage/raft/snapshot": {"read", "update"},
+        "sys/storage/raft/snapshot-force": {"update"},
+    },
+}
+
+
+def policy_allows(policies: list[str], path: str, capability: str) -> bool:
+    if "root" in policies:
+        return True
+    return any(capability in POLICY_RULES.get(p, {}).get(path, ()) for p in policies)
+
+
+def method_capability(method: str) -> str:
+    return {"GET": "read", "HEAD": "read", "POST": "update", "PUT": "update", "DELETE": "delete",
+            "LIST": "list", "PATCH": "patch"}.get(method, "update")
+
+
+def token_key(token: str) -> str:
+    """Tokens are stored salted-hashed, never in clear (as Vault stores salted IDs)."""
+    return hashlib.sha256(b"vault-sim token salt:" + token.encode()).hexdigest()
+
+
+def make_service_token(ver: tuple[int, int]) -> str:
+    if ver >= (1, 10):   # 1.10+ service tokens: "hvs." + ~91 base64url-ish characters
+        alphabet = string.ascii_letters + string.digits + "_-"
+        return "hvs.CAESI" + "".join(secrets.choice(alphabet) for _ in range(86))
+    return "s." + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(24))
+
+
+def make_accessor() -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(24))
+
+
+class TokenStore:
+    """Token entries keyed by token_key(token). In memory, or - with --state-dir - in
+    <state-dir>/vault-sim-tokens.json under flock, so several simulator processes sharing one
+    state dir (a simulated cluster) see the same tokens, like Vault's replicated token store."""
+
+    def __init__(self, state_dir: Optional[str]):
+        self.path = os.path.join(state_dir, TOKEN_FILE) if state_dir else None
+        self._mem: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def txn(self, write: bool = False) -> Iterator[dict[str, dict]]:
+        with self._lock:
+            if not self.path:
+                yield self._mem
+                if write:
+                    self._prune(self._mem)
+                return
+            fd = os.open(self.path + ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                tokens: dict[str, dict] = {}
+                if os.path.exists(self.path):
+                    try:
+                        with open(self.path, encoding="utf-8") as f:
+                            tokens = json.load(f)
+                    except (OSError, ValueError):
+                        tokens = {}
+                yield tokens
+                if write:
+                    self._prune(tokens)
+                    atomic_write(self.path, json.dumps(tokens, indent=1) + "\n", 0o600)
+            finally:
+                os.close(fd)
+
+    @staticmethod
+    def _prune(tokens: dict[str, dict]) -> None:
+        now = time.time()
+        for k in [k for k, e in tokens.items() if e.get("expire") is not None and e["expire"] <= now - 60]:
+            del tokens[k]
+
+    def get(self, token: str) -> Optional[dict]:
+        with self.txn() as t:
+            e = t.get(token_key(token))
+            return dict(e) if e else None
+
+
+# ---------------------------------------------------------------------------
 # Simulator state
 # ---------------------------------------------------------------------------
 
@@ -553,7 +1171,8 @@ RECOVERY_KEY_AAD = b"core/recovery-key"
 WRONG_KEY_MSG = ("unable to retrieve stored keys: invalid key: failed to decrypt keys from storage: "
                  "error decrypting seal wrapped value; cipher: message authentication failed")
 MAX_REQUEST_SIZE = 32 * 1024 * 1024
-FAULT_KINDS = ("latency", "status", "garbage", "refuse", "hang", "close")
+STREAM_FAULT_KINDS = ("cut", "corrupt", "slow")    # applied to streamed snapshot bodies only
+FAULT_KINDS = ("latency", "status", "garbage", "refuse", "hang", "close") + STREAM_FAULT_KINDS
 
 
 @dataclasses.dataclass
@@ -566,13 +1185,20 @@ class Fault:
     stage: str = "request"      # hang: "request" (after TLS) or "accept" (before TLS)
     rst: bool = False           # close: abort with RST instead of FIN
     count: Optional[int] = None # remaining applications; None = until cleared
+    bytes: Optional[int] = None # cut: body bytes sent before the cut
+    clean: bool = False         # cut: end with a proper terminating chunk instead of closing
+    offset: Optional[int] = None  # corrupt: offset in the gzip stream
+    xor: int = 0xFF             # corrupt: mask the byte is XORed with
+    bps: Optional[int] = None   # slow: body bytes per second
 
     def matches(self, path: str) -> bool:
         return (not self.paths or path in self.paths) and (self.count is None or self.count > 0)
 
     def public(self) -> dict:
         d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if v not in (None, [], "") or k == "kind"}
+        own = {"cut": ("bytes", "clean"), "corrupt": ("offset", "xor"), "slow": ("bps",)}.get(self.kind, ())
+        skip = {"bytes", "clean", "offset", "xor", "bps"} - set(own)
+        return {k: v for k, v in d.items() if k not in skip and (v not in (None, [], "") or k == "kind")}
 
 
 class Conn:
@@ -652,6 +1278,34 @@ class Sim:
         self.conns: dict[int, Conn] = {}
         self._next_conn = 0
         self.raft_index = 100
+        self.raft_term = 1
+
+        # raft snapshots
+        self.node_id: str = args.node_id
+        self.snapshot_size: int = args.snapshot_size
+        self.snapshot_seed: int = args.snapshot_seed
+        self.snapshot_gzip_level: int = args.snapshot_gzip_level
+        self.snapshots_served = 0        # 200 snapshot streams started
+        self.snapshots_completed = 0     # ... and written to the end (terminating chunk sent)
+        self.snapshot_bytes_sent = 0     # gzip body bytes written, all streams
+        self.last_snapshot: Optional[dict] = None
+        self.restores = 0
+        self.last_restore: Optional[dict] = None
+        self.leader_address: Optional[str] = args.leader_address   # None: default; "": none known
+
+        # tokens / AppRole
+        self.tokens = TokenStore(args.state_dir)
+        self.token_ttl: int = args.token_ttl
+        self.token_max_ttl: int = args.token_max_ttl if args.token_max_ttl is not None else 4 * args.token_ttl
+        self.approle: dict[str, Any] = {
+            "role_id": args.approle_role_id, "secret_id": args.approle_secret_id,
+            "role_name": args.approle_role_name, "policies": ["default", "snapshot"],
+            "ttl": self.token_ttl, "max_ttl": self.token_max_ttl, "renewable": True,
+        }
+        self.approle_logins = 0
+        self.approle_login_failures = 0
+        self.token_renewals = 0
+        self.started_wall = time.time()
 
         # network
         self.ssl_ctx: Optional[ssl.SSLContext] = None
@@ -781,6 +1435,9 @@ class Sim:
         self.cond.notify_all()
 
     def _unseal_locked(self) -> None:
+        if self.sealed:
+            self.raft_term += 1          # a new leadership term ...
+            self.raft_index += 1         # ... starts with a no-op entry
         self.sealed = False
         self.unlock_parts, self.unlock_nonce = [], ""
         self.unsealed_at = time.monotonic()
@@ -919,6 +1576,16 @@ class Sim:
             host = f"[{host}]"
         return f"{scheme}://{host}:{self.port or 8200}"
 
+    def leader_address_locked(self, role: str) -> str:
+        """The active node's api_addr as this node knows it; "" when no leader is known."""
+        if role in ("active", "drsecondary"):
+            return self.api_addr()
+        if role == "removed":
+            return ""
+        if self.leader_address is None:
+            return "https://127.0.0.2:8200"
+        return self.leader_address
+
     def active_time_ns(self) -> Optional[int]:
         if self.sealed or self.unsealed_wall_ns is None:
             return None
@@ -1056,14 +1723,9 @@ class Sim:
             if self.sealed:
                 raise VaultError(503, "Vault is sealed")
             is_self = role in ("active", "drsecondary")
-            if is_self:
-                leader = self.api_addr()
-            else:
-                leader = self.args.leader_address or "https://127.0.0.2:8200"
+            leader = self.leader_address_locked(role)
             m = re.match(r"^(\w+://)?(\[[^\]]+\]|[^:/]+)", leader)
-            cluster = f"https://{m.group(2)}:8201" if m else ""
-            if role == "removed":
-                leader, cluster = "", ""
+            cluster = f"https://{m.group(2)}:8201" if (m and leader) else ""
             perf = role == "perfstandby"
             self.raft_index += 1
             body = {
@@ -1114,6 +1776,25 @@ class Sim:
                 "restarts": self.restarts,
                 "faults": [f.public() for f in self.faults.values()],
                 "api_addr": self.api_addr(),
+                "leader_address": self.leader_address_locked(self.effective_role()),
+                "storage_type": self.storage_type,
+                "raft_index": self.raft_index,
+                "raft_term": self.raft_term,
+                "snapshot_size": self.snapshot_size,
+                "snapshot_seed": self.snapshot_seed,
+                "snapshot_gzip_level": self.snapshot_gzip_level,
+                "snapshots_served": self.snapshots_served,
+                "snapshots_completed": self.snapshots_completed,
+                "snapshot_bytes_sent": self.snapshot_bytes_sent,
+                "last_snapshot": self.last_snapshot,
+                "restores": self.restores,
+                "last_restore": self.last_restore,
+                "approle_logins": self.approle_logins,
+                "approle_login_failures": self.approle_login_failures,
+                "token_renewals": self.token_renewals,
+                "tokens_active": self.count_tokens(),
+                "token_ttl": self.approle["ttl"],
+                "token_max_ttl": self.approle["max_ttl"],
             }
 
     # ----- request bookkeeping / faults --------------------------------
@@ -1123,7 +1804,8 @@ class Sim:
             if req.path == "/v1/sys/unseal":
                 self.unseal_requests += 1
 
-    def record(self, req: Request, status: Optional[int], fault: Optional[str], ms: float) -> None:
+    def record(self, req: Request, status: Optional[int], fault: Optional[str], ms: float,
+               body_bytes: Optional[int] = None) -> None:
         with self.lock:
             self.request_log.append({
                 "time": time.time(), "method": req.method, "path": req.path, "query": req.raw_query,
@@ -1131,16 +1813,30 @@ class Sim:
                 "has_token": bool(req.token()),
                 "x_vault_request": req.headers.get("X-Vault-Request"),
                 "user_agent": req.headers.get("User-Agent"),
+                "body_bytes": body_bytes,
             })
 
     def take_faults(self, path: str) -> list[Fault]:
         with self.lock:
             out = []
             for f in list(self.faults.values()):
-                if f.kind in ("refuse",) or (f.kind == "hang" and f.stage == "accept"):
+                if f.kind in ("refuse",) + STREAM_FAULT_KINDS or (f.kind == "hang" and f.stage == "accept"):
                     continue
                 if f.matches(path):
                     out.append(f)
+                    if f.count is not None:
+                        f.count -= 1
+                        if f.count <= 0:
+                            self.faults.pop(f.kind, None)
+            return out
+
+    def take_stream_faults(self, path: str) -> dict[str, Fault]:
+        """Stream faults for a snapshot body about to be streamed (counts consumed here only)."""
+        with self.lock:
+            out: dict[str, Fault] = {}
+            for f in list(self.faults.values()):
+                if f.kind in STREAM_FAULT_KINDS and f.matches(path):
+                    out[f.kind] = dataclasses.replace(f)
                     if f.count is not None:
                         f.count -= 1
                         if f.count <= 0:
@@ -1167,12 +1863,27 @@ class Sim:
         kind = spec.get("kind")
         if kind not in FAULT_KINDS:
             raise VaultError(400, f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        paths = list(spec.get("paths") or [])
+        if kind in STREAM_FAULT_KINDS and not paths:
+            paths = [SNAPSHOT_PATH]
         f = Fault(kind=kind, ms=int(spec.get("ms", 0)), code=int(spec.get("code", 500)),
-                  paths=list(spec.get("paths") or []), body=spec.get("body"),
+                  paths=paths, body=spec.get("body"),
                   stage=spec.get("stage", "request"), rst=bool(spec.get("rst", False)),
                   count=spec.get("count"))
         if f.stage not in ("request", "accept"):
             raise VaultError(400, "stage must be 'request' or 'accept'")
+        if kind == "cut":
+            f.bytes, f.clean = int(spec.get("bytes", 1024)), bool(spec.get("clean", False))
+            if f.bytes < 0:
+                raise VaultError(400, "bytes must be >= 0")
+        elif kind == "corrupt":
+            f.offset, f.xor = int(spec.get("offset", 4096)), int(spec.get("xor", 0xFF))
+            if f.offset < 0 or not 1 <= f.xor <= 255:
+                raise VaultError(400, "offset must be >= 0 and xor 1..255")
+        elif kind == "slow":
+            f.bps = int(spec.get("bps", 65536))
+            if f.bps <= 0:
+                raise VaultError(400, "bps must be > 0")
         with self.lock:
             self.faults[kind] = f
             self.cond.notify_all()
@@ -1188,6 +1899,250 @@ class Sim:
                 self.faults.clear()
             self.cond.notify_all()
         self.sync_listeners()
+
+    # ----- tokens ------------------------------------------------------
+    def root_entry(self) -> dict:
+        return {"accessor": hashlib.sha256(b"accessor:" + self.root_token.encode()).hexdigest()[:24],
+                "policies": ["root"], "ttl": 0, "max_ttl": 0, "renewable": False,
+                "issue": self.started_wall, "expire": None, "path": "auth/token/root",
+                "display_name": "root", "meta": None, "entity_id": "", "orphan": True, "index": 0,
+                "last_renewal": None, "root": True}
+
+    def lookup_token(self, token: str) -> Optional[dict]:
+        """The live entry for a token, or None (unknown, expired or revoked)."""
+        if not token:
+            return None
+        if self.root_token and secrets.compare_digest(token, self.root_token):
+            e = self.tokens.get(token)       # only ever a revocation marker for the root token
+            return None if e and e.get("revoked") else self.root_entry()
+        e = self.tokens.get(token)
+        if e is None or e.get("revoked"):
+            return None
+        if e.get("expire") is not None and time.time() >= e["expire"]:
+            return None
+        return e
+
+    def authorize(self, req: Request, path: str, capability: str) -> tuple[Optional[Response], Optional[dict]]:
+        """Token check as Vault's CheckToken: no token -> 403 permission denied; unknown, expired or
+        revoked -> 403 with the two-error text; policy without the capability -> 403 permission denied."""
+        tok = req.token()
+        if not tok:
+            return respond_error(403, "permission denied"), None
+        entry = self.lookup_token(tok)
+        if entry is None:
+            return respond_error(403, INVALID_TOKEN_ERROR), None
+        if not policy_allows(entry["policies"], path, capability):
+            return respond_error(403, "permission denied"), None
+        return None, entry
+
+    def issue_token(self, policies: list[str], ttl: int, max_ttl: int, renewable: bool, path: str,
+                    display_name: str, meta: Optional[dict], entity_id: str, orphan: bool) -> tuple[str, dict]:
+        now = time.time()
+        if max_ttl and ttl > max_ttl:
+            ttl = max_ttl
+        with self.lock:
+            self.raft_index += 1        # a token is a write
+            index = self.raft_index
+        token = make_service_token(self.ver)
+        entry = {"accessor": make_accessor(), "policies": list(policies), "ttl": int(ttl),
+                 "max_ttl": int(max_ttl), "renewable": bool(renewable) and ttl > 0, "issue": now,
+                 "expire": (now + ttl) if ttl > 0 else None, "path": path, "display_name": display_name,
+                 "meta": meta, "entity_id": entity_id, "orphan": orphan, "index": index,
+                 "last_renewal": None}
+        with self.tokens.txn(write=True) as t:
+            t[token_key(token)] = entry
+        return token, entry
+
+    def count_tokens(self) -> int:
+        now = time.time()
+        with self.tokens.txn() as t:
+            return sum(1 for e in t.values()
+                       if not e.get("revoked") and (e.get("expire") is None or e["expire"] > now))
+
+    def revoke_tokens(self, pred: Callable[[dict], bool]) -> int:
+        with self.tokens.txn(write=True) as t:
+            keys = [k for k, e in t.items() if not e.get("revoked") and pred(e)]
+            for k in keys:
+                del t[k]
+            return len(keys)
+
+    def revoke_token(self, token: str) -> bool:
+        if self.root_token and secrets.compare_digest(token, self.root_token):
+            with self.tokens.txn(write=True) as t:
+                t[token_key(token)] = {"revoked": True, "expire": None}
+            return True
+        with self.tokens.txn(write=True) as t:
+            return t.pop(token_key(token), None) is not None
+
+    @staticmethod
+    def auth_block(token: str, e: dict, lease_duration: int) -> dict:
+        """The `auth` object of a login / renew response (api.SecretAuth field order)."""
+        return {"client_token": token, "accessor": e["accessor"], "policies": list(e["policies"]),
+                "token_policies": list(e["policies"]), "metadata": e["meta"],
+                "lease_duration": lease_duration, "renewable": e["renewable"], "entity_id": e["entity_id"],
+                "token_type": "service", "orphan": e["orphan"], "mfa_requirement": None, "num_uses": 0}
+
+    def approle_login(self, role_id: str, secret_id: str) -> tuple[str, dict]:
+        role = self.approle
+        with self.lock:
+            if not role_id:
+                self.approle_login_failures += 1
+                raise VaultError(400, "missing role_id")
+            if not role["role_id"] or not secrets.compare_digest(role_id, role["role_id"]):
+                self.approle_login_failures += 1
+                raise VaultError(400, "invalid role or secret ID")
+            if not secret_id:
+                self.approle_login_failures += 1
+                raise VaultError(400, "missing secret_id")
+            if not role["secret_id"] or not secrets.compare_digest(secret_id, role["secret_id"]):
+                self.approle_login_failures += 1
+                raise VaultError(400, "invalid role or secret ID")
+            self.approle_logins += 1
+        entity = str(uuid.uuid5(uuid.NAMESPACE_URL, "vault-sim-approle:" + role["role_id"]))
+        return self.issue_token(role["policies"], int(role["ttl"]), int(role["max_ttl"]),
+                                bool(role["renewable"]), "auth/approle/login", "approle",
+                                {"role_name": role["role_name"]}, entity, True)
+
+    def renew_token(self, token: str, increment: float) -> tuple[dict, int, list[str]]:
+        """ExpirationManager.RenewToken + framework.CalculateTTL. -> (entry, lease_duration, warnings)."""
+        key = token_key(token)
+        with self.tokens.txn(write=True) as t:
+            e = t.get(key)
+            if e is None or e.get("revoked"):
+                raise VaultError(400, "invalid lease ID")
+            now = time.time()
+            if e.get("expire") is None:
+                raise VaultError(400, "lease is not renewable")
+            if e["expire"] <= now:
+                raise VaultError(400, "lease expired")
+            if not e["renewable"]:
+                raise VaultError(400, "lease is not renewable")
+            ttl = increment if increment > 0 else float(e["ttl"])
+            max_ttl = e["max_ttl"] or SYSTEM_MAX_TTL
+            max_valid = e["issue"] + max_ttl - now
+            if max_valid <= 0:
+                raise VaultError(400, "past the max TTL, cannot renew")
+            warnings = []
+            if max_valid - ttl < 0:
+                warnings.append(f"TTL of {json.dumps(go_duration(int(ttl * 1e9)))} exceeded the effective "
+                                f"max_ttl of {json.dumps(go_duration(int(max_valid * 1e9)))}; "
+                                "TTL value is capped accordingly")
+                ttl = max_valid
+            e["expire"] = now + ttl
+            e["last_renewal"] = now
+            t[key] = e
+        with self.lock:
+            self.token_renewals += 1
+        return e, int(ttl), warnings
+
+    # ----- raft snapshots ----------------------------------------------
+    def seal_key(self) -> bytes:
+        """Key standing in for this cluster's seal when wrapping SHA256SUMS.sealed: derived from the
+        persisted seal material, so nodes sharing a state dir agree and another init differs."""
+        material = json.dumps([self.seal_type, self.cluster_id, self.stored_keys_blob, self.recovery_blob],
+                              sort_keys=True).encode()
+        return hashlib.sha256(b"vault-sim seal-wrap\x00" + material).digest()
+
+    def seal_sums(self, sums: bytes) -> bytes:
+        return seal_wrap(self.seal_key(), sums, f"vault-sim-{self.seal_type}")
+
+    def open_sealed(self, blob: bytes) -> bytes:
+        try:
+            return seal_unwrap(self.seal_key(), blob)
+        except InvalidTag:
+            raise ValueError("error decrypting seal wrapped value; cipher: message authentication failed") from None
+
+    def cluster_addr(self) -> str:
+        m = re.match(r"^(?:\w+://)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?", self.api_addr())
+        host = m.group(1) if m else "127.0.0.1"
+        port = int(m.group(2)) + 1 if (m and m.group(2)) else 8201
+        return f"{host}:{port}"
+
+    def snapshot_meta_locked(self) -> dict:
+        """A new snapshot's raft SnapshotMeta (Go field order, capitalised keys). Index grows by one."""
+        self.raft_index += 1
+        addr = self.cluster_addr()
+        return {
+            "Version": 1,
+            "ID": f"{self.raft_term}-{self.raft_index}-{int(time.time() * 1000)}",
+            "Index": self.raft_index,
+            "Term": self.raft_term,
+            "Peers": base64.b64encode(msgpack_peers([addr])).decode(),
+            "Configuration": {"Servers": [{"Suffrage": 0, "ID": self.node_id, "Address": addr}]},
+            "ConfigurationIndex": 1,
+            "Size": self.snapshot_size,
+        }
+
+    def snapshot_stream(self, req: Request, faults: dict[str, Fault], resp: Response) -> Iterator[bytes]:
+        """The archive stream with stream faults applied and the byte counters kept."""
+        with self.lock:
+            meta = self.snapshot_meta_locked()
+            size, seed, level = self.snapshot_size, self.snapshot_seed, self.snapshot_gzip_level
+            self.snapshots_served += 1
+            conn = self.conns.get(req.conn_id)
+        info: dict[str, Any] = {}
+        src = snapshot_archive(meta, size, seed, level, self.seal_sums, info)
+        cut, corrupt, slow = faults.get("cut"), faults.get("corrupt"), faults.get("slow")
+        sent = 0
+        t0 = time.monotonic()
+        self.log(f"snapshot {meta['ID']}: streaming {size} bytes of state"
+                 + (f" (faults: {', '.join(sorted(faults))})" if faults else ""))
+
+        def paced(chunk: bytes) -> Iterator[bytes]:
+            nonlocal sent
+            if not slow:
+                pieces = [chunk]
+            else:
+                step = max(1, min(len(chunk), slow.bps // 20))
+                pieces = [chunk[i:i + step] for i in range(0, len(chunk), step)]
+            for piece in pieces:
+                if slow:
+                    due = t0 + (sent + len(piece)) / slow.bps
+                    while not self.stop_event.is_set() and not (conn and conn.killed):
+                        delay = due - time.monotonic()
+                        if delay <= 0:
+                            break
+                        self.stop_event.wait(min(delay, 0.2))
+                    if self.stop_event.is_set() or (conn and conn.killed):
+                        raise ConnectionAbortedError("simulator stopping")
+                yield piece
+                sent += len(piece)
+                resp.sent = sent
+                with self.lock:
+                    self.snapshot_bytes_sent += len(piece)
+
+        for chunk in src:
+            if corrupt and sent <= corrupt.offset < sent + len(chunk):
+                b = bytearray(chunk)
+                b[corrupt.offset - sent] ^= corrupt.xor
+                chunk = bytes(b)
+            if cut and sent + len(chunk) >= cut.bytes:
+                yield from paced(chunk[:cut.bytes - sent])
+                self.log(f"snapshot {meta['ID']}: cut after {sent} bytes ({'clean end' if cut.clean else 'connection closed'})")
+                raise StreamCut(cut.clean)
+            yield from paced(chunk)
+        if cut and sent < cut.bytes:
+            self.log(f"snapshot {meta['ID']}: stream ({sent} bytes) shorter than cut point {cut.bytes}")
+        with self.lock:
+            self.snapshots_completed += 1
+            self.last_snapshot = {"id": meta["ID"], "index": meta["Index"], "term": meta["Term"],
+                                  "size": size, "seed": seed, "state_sha256": info.get("state_sha256"),
+                                  "bytes": sent}
+        self.log(f"snapshot {meta['ID']}: done, {sent} bytes in {time.monotonic() - t0:.2f}s")
+
+    def restore_snapshot(self, meta: dict, force: bool) -> None:
+        """After a verified archive: the node's data becomes the snapshot's (raft index; tokens
+        created after the snapshot's index are gone, as Vault's token store is the snapshot's)."""
+        index = int(meta.get("Index") or 0)
+        with self.lock:
+            self.raft_index = index
+            self.raft_term = max(self.raft_term, int(meta.get("Term") or 0))
+            self.restores += 1
+            self.last_restore = {"id": meta.get("ID", ""), "index": index, "term": meta.get("Term", 0),
+                                 "force": force, "time": time.time()}
+        dropped = self.revoke_tokens(lambda e: e.get("index", 0) > index)
+        self.log(f"snapshot restored{' (force)' if force else ''}: raft index {index}, "
+                 f"{dropped} token(s) newer than the snapshot dropped")
 
     # ----- connections / listeners --------------------------------------
     def new_conn(self, sock: socket.socket, addr: Any, listener: "Listener") -> Conn:
@@ -1329,6 +2284,12 @@ class Sim:
         r.add("/v1/sys/init", lambda q: vault_init(self, q))
         r.add("/v1/sys/leader", lambda q: vault_leader(self, q))
         r.add("/v1/sys/seal", lambda q: vault_seal(self, q))
+        r.add(SNAPSHOT_PATH, lambda q: vault_snapshot(self, q))
+        r.add(SNAPSHOT_FORCE_PATH, lambda q: vault_snapshot(self, q))
+        r.add("/v1/auth/approle/login", lambda q: vault_approle_login(self, q))
+        r.add("/v1/auth/token/lookup-self", lambda q: vault_token_lookup_self(self, q))
+        r.add("/v1/auth/token/renew-self", lambda q: vault_token_renew_self(self, q))
+        r.add("/v1/auth/token/revoke-self", lambda q: vault_token_revoke_self(self, q))
         r.add_prefix("/v1/", lambda q: vault_logical(self, q))
         return r
 
@@ -1525,22 +2486,186 @@ def vault_seal(sim: Sim, req: Request) -> Response:
             return respond_ok(None)
         if sim.is_standby(sim.effective_role()):
             return respond_error(500, "vault cannot seal when in standby mode; please restart instead")
-        if not req.token() or not secrets.compare_digest(req.token(), sim.root_token):
-            return respond_error(403, "permission denied")
+        err, _ = sim.authorize(req, "sys/seal", "sudo")
+        if err:
+            return err
         sim._seal_locked()
     sim.log("sealed via sys/seal")
     return respond_ok(None)
 
 
+def logical_envelope(data: Any = None, auth: Any = None, warnings: Optional[list[str]] = None,
+                     mount_type: str = "token") -> dict:
+    """Vault's logical response envelope (http/logical.go, api.Secret field order)."""
+    return {"request_id": str(uuid.uuid4()), "lease_id": "", "renewable": False, "lease_duration": 0,
+            "data": data, "wrap_info": None, "warnings": warnings or None, "auth": auth,
+            "mount_type": mount_type}
+
+
+def redirect_location(leader: str, req: Request) -> str:
+    """respondStandby: scheme + host of the active node's api_addr, same path and raw query."""
+    from urllib.parse import urlsplit
+    u = urlsplit(leader if "://" in leader else "https://" + leader)
+    return f"{u.scheme or 'https'}://{u.netloc}{req.path}" + (f"?{req.raw_query}" if req.raw_query else "")
+
+
+def vault_snapshot(sim: Sim, req: Request) -> Response:
+    """GET (save) / POST|PUT (restore) sys/storage/raft/snapshot, POST|PUT snapshot-force (§6)."""
+    force = req.path == SNAPSHOT_FORCE_PATH
+    rel = req.path[len("/v1/"):]
+    with sim.lock:
+        if sim.sealed or not sim.initialized:
+            return respond_error(503, "Vault is sealed")
+        role = sim.effective_role()
+        if sim.ha_enabled and sim.is_standby(role):
+            # alwaysRedirectPaths: never forwarded, the client must follow (and resend token/body)
+            leader = sim.leader_address_locked(role)
+            if not leader:
+                return respond_error(503, "no active Vault instance found")
+            return Response(307, [("Location", redirect_location(leader, req))], b"")
+    err, _ = sim.authorize(req, rel, method_capability(req.method))
+    if err:
+        return err
+    if req.method not in (("POST", "PUT") if force else ("GET", "POST", "PUT")):
+        return respond_error(405, "unsupported operation")
+    if sim.storage_type != "raft":
+        return respond_error(400, "raft storage is not in use")
+    if req.method == "GET":
+        faults = sim.take_stream_faults(req.path)
+        resp = Response(200, [("Content-Type", "application/gzip"), ("Content-Disposition", "attachment")], None)
+        resp.stream = sim.snapshot_stream(req, faults, resp)
+        resp.fault = ",".join(sorted(faults)) or None
+        return resp
+    return vault_snapshot_restore(sim, req, force)
+
+
+def vault_snapshot_restore(sim: Sim, req: Request, force: bool) -> Response:
+    reader = SnapshotArchiveReader()
+    try:
+        if req.body_reader is None:
+            reader.feed(req.body)
+        else:
+            while True:
+                data = req.body_reader.read(256 * 1024)
+                if not data:
+                    break
+                reader.feed(data)
+        meta = reader.finish(None if force else sim.open_sealed)
+    except SnapshotReadError as e:
+        if e.sealed:
+            return respond_error(400, FORCE_HINT_AUTO if sim.auto else FORCE_HINT_SHAMIR)
+        sim.log(f"raft snapshot restore: failed to write snapshot: {e}")
+        return respond_error(500, str(e))
+    except (EOFError, OSError, ValueError):
+        return respond_error(500, "failed to read snapshot file: failed reading snapshot: unexpected EOF")
+    sim.restore_snapshot(meta, force)
+    return respond_ok(None)
+
+
+APPROLE_LOGIN_FIELDS = [("role_id", "string"), ("secret_id", "string")]
+
+
+def vault_approle_login(sim: Sim, req: Request) -> Response:
+    """POST auth/approle/login (unauthenticated)."""
+    if req.method not in ("POST", "PUT"):
+        return respond_error(405, "unsupported operation")
+    with sim.lock:
+        if sim.sealed or not sim.initialized:
+            return respond_error(503, "Vault is sealed")
+    try:
+        body = parse_json_request(req, APPROLE_LOGIN_FIELDS, "map[string]interface {}")
+        token, e = sim.approle_login(body.get("role_id", ""), body.get("secret_id", ""))
+    except VaultError as err:
+        return respond_error(err.status, *err.errors)
+    sim.log(f"approle login: token accessor {e['accessor']} ttl {e['ttl']}s policies {','.join(e['policies'])}")
+    return json_response(200, logical_envelope(auth=Sim.auth_block(token, e, e["ttl"]), mount_type="approle"))
+
+
+def token_lookup_data(token: str, e: dict) -> dict:
+    """auth/token/lookup-self `data` (a Go map: keys sorted)."""
+    now = time.time()
+    expire = e.get("expire")
+    d: dict[str, Any] = {
+        "accessor": e["accessor"], "creation_time": int(e["issue"]), "creation_ttl": e["ttl"],
+        "display_name": e["display_name"], "entity_id": e["entity_id"],
+        "expire_time": rfc3339_nano(int(expire * 1e9)) if expire else None,
+        "explicit_max_ttl": 0, "id": token, "issue_time": rfc3339_nano(int(e["issue"] * 1e9)),
+        "meta": e["meta"], "num_uses": 0, "orphan": e["orphan"], "path": e["path"],
+        "policies": list(e["policies"]), "renewable": e["renewable"],
+        "ttl": max(0, int(expire - round(now))) if expire else 0, "type": "service",
+    }
+    if e.get("last_renewal"):
+        d["last_renewal"] = rfc3339_nano(int(e["last_renewal"] * 1e9))
+        d["last_renewal_time"] = int(e["last_renewal"])
+    return dict(sorted(d.items()))
+
+
+def vault_token_lookup_self(sim: Sim, req: Request) -> Response:
+    if req.method not in ("GET", "POST", "PUT"):
+        return respond_error(405, "unsupported operation")
+    with sim.lock:
+        if sim.sealed or not sim.initialized:
+            return respond_error(503, "Vault is sealed")
+    err, e = sim.authorize(req, "auth/token/lookup-self", method_capability(req.method))
+    if err:
+        return err
+    return json_response(200, logical_envelope(data=token_lookup_data(req.token(), e), mount_type="token"))
+
+
+def vault_token_renew_self(sim: Sim, req: Request) -> Response:
+    if req.method not in ("POST", "PUT"):
+        return respond_error(405, "unsupported operation")
+    with sim.lock:
+        if sim.sealed or not sim.initialized:
+            return respond_error(503, "Vault is sealed")
+    err, e = sim.authorize(req, "auth/token/renew-self", "update")
+    if err:
+        return err
+    try:
+        text = req.body.decode("utf-8", "replace").strip()
+        body = json.loads(text) if text else {}
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise VaultError(400, "failed to parse JSON input: json: cannot unmarshal into Go value of type map[string]interface {}")
+        raw_inc = body.get("increment")
+        inc = parse_duration_second(raw_inc)
+        if inc is None or inc < 0:
+            raise VaultError(400, f"error converting input {raw_inc} for field \"increment\"")
+        if e.get("root"):
+            raise VaultError(400, "lease is not renewable")
+        entry, lease, warnings = sim.renew_token(req.token(), inc)
+    except json.JSONDecodeError as je:
+        return respond_error(400, f"failed to parse JSON input: {je.msg}")
+    except VaultError as ve:
+        return respond_error(ve.status, *ve.errors)
+    return json_response(200, logical_envelope(auth=Sim.auth_block(req.token(), entry, lease),
+                                               warnings=warnings, mount_type="token"))
+
+
+def vault_token_revoke_self(sim: Sim, req: Request) -> Response:
+    if req.method not in ("POST", "PUT"):
+        return respond_error(405, "unsupported operation")
+    with sim.lock:
+        if sim.sealed or not sim.initialized:
+            return respond_error(503, "Vault is sealed")
+    err, _ = sim.authorize(req, "auth/token/revoke-self", "update")
+    if err:
+        return err
+    sim.revoke_token(req.token())
+    return respond_ok(None)
+
+
 def vault_logical(sim: Sim, req: Request) -> Response:
-    """Any other /v1/ path: a logical request (to be extended: snapshots, AppRole, ...)."""
+    """Any other /v1/ path: a logical request. Sealed -> 503; token checked; root -> 404."""
     with sim.lock:
         if sim.sealed:
             return respond_error(503, "Vault is sealed")
-        tok = req.token()
-        if not tok or not secrets.compare_digest(tok, sim.root_token):
-            return respond_error(403, "permission denied")
-    return respond_error(404, f'no handler for route "{req.path[len("/v1/"):]}". route entry not found.')
+    rel = req.path[len("/v1/"):]
+    err, _ = sim.authorize(req, rel, method_capability(req.method))
+    if err:
+        return err
+    return respond_error(404, f'no handler for route "{rel}". route entry not found.')
 
 
 # ---------------------------------------------------------------------------
@@ -1673,6 +2798,66 @@ def format_peer(addr: Any) -> str:
     return "unix"
 
 
+class BodyReader:
+    """A request body read on demand (Content-Length or chunked), for snapshot restores of any size."""
+
+    def __init__(self, rfile: Any, length: Optional[int], chunked: bool):
+        self.rfile = rfile
+        self.chunked = chunked
+        self.remaining = length or 0
+        self.chunk_left = 0
+        self.eof = not chunked and self.remaining == 0
+        self.total = 0
+
+    def read(self, n: int = 65536) -> bytes:
+        """Up to n bytes; b"" at the end. EOFError/ValueError on a short or malformed body."""
+        if self.eof:
+            return b""
+        if not self.chunked:
+            data = self.rfile.read(min(n, self.remaining))
+            if not data:
+                raise EOFError("unexpected EOF")
+            self.remaining -= len(data)
+            self.eof = self.remaining == 0
+            self.total += len(data)
+            return data
+        if self.chunk_left == 0:
+            line = self.rfile.readline(65537)
+            if not line:
+                raise EOFError("unexpected EOF")
+            size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+            if size == 0:
+                while True:   # trailers
+                    t = self.rfile.readline(65537)
+                    if t in (b"\r\n", b"\n", b""):
+                        break
+                self.eof = True
+                return b""
+            self.chunk_left = size
+        data = self.rfile.read(min(n, self.chunk_left))
+        if not data:
+            raise EOFError("unexpected EOF")
+        self.chunk_left -= len(data)
+        self.total += len(data)
+        if self.chunk_left == 0:
+            self.rfile.readline(65537)
+        return data
+
+    def drain(self, limit: int) -> bool:
+        """Read and drop the rest (at most `limit` bytes). True when the body was read to its end."""
+        seen = 0
+        try:
+            while not self.eof and seen <= limit:
+                seen += len(self.read(65536))
+        except (EOFError, ValueError, OSError):
+            return False
+        return self.eof
+
+
+STREAMED_BODY_PATHS = SNAPSHOT_PATHS
+DRAIN_LIMIT = 64 * 1024 * 1024   # unread request body drained after an early answer (e.g. a 307)
+
+
 class _BaseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 300           # idle keep-alive timeout (s)
@@ -1774,23 +2959,42 @@ class _BaseHandler(BaseHTTPRequestHandler):
             return None
         return data
 
+    def body_reader(self) -> Optional[BodyReader]:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return BodyReader(self.rfile, None, True)
+        cl = self.headers.get("Content-Length")
+        n = 0 if cl is None else go_atoi(cl.strip())
+        if n is None or n < 0:
+            self.send_error(400)
+            return None
+        return BodyReader(self.rfile, n, False)
+
     def build_request(self) -> Optional[Request]:
         self._too_large = False
-        body = self.read_body()
-        if body is None:
-            self.close_connection = True
-            return None
-        if self._too_large:
-            self.close_connection = True
         target = self.path
         if "://" in target.split("?", 1)[0]:
             from urllib.parse import urlsplit
             u = urlsplit(target)
             target = u.path + ("?" + u.query if u.query else "")
         path, _, qs = target.partition("?")
+        reader: Optional[BodyReader] = None
+        if self.is_vault and self.command in ("POST", "PUT") and path in STREAMED_BODY_PATHS:
+            reader = self.body_reader()
+            if reader is None:
+                self.close_connection = True
+                return None
+            body: Optional[bytes] = b""
+        else:
+            body = self.read_body()
+        if body is None:
+            self.close_connection = True
+            return None
+        if self._too_large:
+            self.close_connection = True
         return Request(method=self.command, path=path, raw_query=qs, query=go_parse_query(qs),
                        headers=self.headers, body=body, client=self.peer, conn_id=self.conn.id,
-                       tls=isinstance(self.connection, ssl.SSLSocket), too_large=self._too_large)
+                       tls=isinstance(self.connection, ssl.SSLSocket), too_large=self._too_large,
+                       body_reader=reader)
 
     # ----- response writing -------------------------------------------------
     def write_response(self, req: Request, resp: Response, extra_headers: list[tuple[str, str]]) -> None:
@@ -1806,9 +3010,12 @@ class _BaseHandler(BaseHTTPRequestHandler):
         headers.append(("Date", email.utils.formatdate(usegmt=True)))
         is_head = req.method == "HEAD"
         body = resp.body or b""
-        chunked = resp.stream is not None and not is_head and go_body_allowed(resp.status)
+        streamed = resp.stream is not None and not is_head and go_body_allowed(resp.status)
+        chunked = streamed and proto == "HTTP/1.1"      # HTTP/1.0: raw body ended by closing
         if chunked:
             headers.append(("Transfer-Encoding", "chunked"))
+        elif streamed:
+            self.close_connection = True
         elif go_body_allowed(resp.status) and not (is_head and not body):
             headers.append(("Content-Length", str(len(body))))
         if resp.close or self.close_connection or (self.headers.get("Connection") or "").lower() == "close":
@@ -1816,14 +3023,21 @@ class _BaseHandler(BaseHTTPRequestHandler):
             headers.append(("Connection", "close"))
         out += go_status_line(proto, resp.status).encode()
         out += "".join(f"{k}: {v}\r\n" for k, v in headers).encode() + b"\r\n"
-        if not is_head and go_body_allowed(resp.status) and not chunked:
+        if not is_head and go_body_allowed(resp.status) and not streamed:
             out += body
         self.wfile.write(bytes(out))
-        if chunked:
-            for chunk in resp.stream:  # type: ignore[union-attr]
-                if chunk:
-                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-            self.wfile.write(b"0\r\n\r\n")
+        if streamed:
+            try:
+                for chunk in resp.stream:  # type: ignore[union-attr]
+                    if chunk:
+                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" if chunked else chunk)
+            except StreamCut as cut:
+                if not (cut.clean and chunked):
+                    # like a Go handler aborting mid-body: no terminating chunk, connection closed
+                    self.close_connection = True
+                    return
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
 
 
 class VaultHandler(_BaseHandler):
@@ -1885,14 +3099,18 @@ class VaultHandler(_BaseHandler):
                     sim.log(f"handler error on {req.path}: {type(e).__name__}: {e}")
                     resp = respond_error(500)
             resp.headers.insert(0, ("Cache-Control", "no-store"))
+        fault_name = fault_name or resp.fault
         try:
             self.write_response(req, resp, [])
         finally:
             status = None if resp.drop else resp.status
             ms = (time.monotonic() - t0) * 1000
-            sim.record(req, status, fault_name, ms)
+            sim.record(req, status, fault_name, ms, resp.sent if resp.stream is not None else None)
             sim.log(f"{self.peer} {req.method} {req.path} {status if status is not None else '- (dropped)'}"
                     f"{' (fault: ' + fault_name + ')' if fault_name else ''} {ms:.1f}ms")
+            br = req.body_reader
+            if br is not None and not br.eof and not self.close_connection and not br.drain(DRAIN_LIMIT):
+                self.close_connection = True
 
 
 # ---------------------------------------------------------------------------
@@ -1929,8 +3147,83 @@ class ControlHandler(_BaseHandler):
         if p == "/requests" and m == "GET":
             with sim.lock:
                 return 200, list(sim.request_log)
+        if p == "/tokens" and m == "GET":
+            now = time.time()
+            with sim.tokens.txn() as t:
+                return 200, [{"accessor": e["accessor"], "policies": e["policies"], "path": e["path"],
+                              "renewable": e["renewable"], "index": e.get("index", 0),
+                              "ttl_remaining": None if e.get("expire") is None else round(e["expire"] - now, 3),
+                              "expired": e.get("expire") is not None and e["expire"] <= now}
+                             for e in t.values() if not e.get("revoked")]
         if m != "POST":
             return 404, {"error": f"no control route {m} {p}"}
+        if p == "/snapshot-size":
+            with sim.lock:
+                if "bytes" in spec:
+                    n = int(spec["bytes"])
+                    if n < 0:
+                        raise VaultError(400, "bytes must be >= 0")
+                    sim.snapshot_size = n
+                if "seed" in spec:
+                    sim.snapshot_seed = int(spec["seed"])
+                if "gzip_level" in spec:
+                    lvl = int(spec["gzip_level"])
+                    if not 0 <= lvl <= 9:
+                        raise VaultError(400, "gzip_level must be 0..9")
+                    sim.snapshot_gzip_level = lvl
+                return 200, {"bytes": sim.snapshot_size, "seed": sim.snapshot_seed,
+                             "gzip_level": sim.snapshot_gzip_level}
+        if p == "/raft":
+            with sim.lock:
+                if "index" in spec:
+                    sim.raft_index = int(spec["index"])
+                if "term" in spec:
+                    sim.raft_term = int(spec["term"])
+                return 200, {"index": sim.raft_index, "term": sim.raft_term}
+        if p == "/leader":
+            if "address" not in spec or not (spec["address"] is None or isinstance(spec["address"], str)):
+                raise VaultError(400, 'body must be {"address": URL | "" | null}')
+            with sim.lock:
+                sim.leader_address = spec["address"]
+                return 200, {"leader_address": sim.leader_address_locked(sim.effective_role())}
+        if p == "/approle":
+            role = sim.approle
+            with sim.lock:
+                for k in ("role_id", "secret_id", "role_name"):
+                    if k in spec:
+                        role[k] = None if spec[k] is None else str(spec[k])
+                if "policies" in spec:
+                    role["policies"] = [str(x) for x in spec["policies"]]
+                if "ttl" in spec:
+                    role["ttl"] = int(spec["ttl"])
+                    if "max_ttl" not in spec and role["max_ttl"] < role["ttl"]:
+                        role["max_ttl"] = 4 * role["ttl"]
+                if "max_ttl" in spec:
+                    role["max_ttl"] = int(spec["max_ttl"])
+                if "renewable" in spec:
+                    role["renewable"] = bool(spec["renewable"])
+                return 200, {k: v for k, v in role.items() if k != "secret_id"}
+        if p == "/tokens":
+            policies = [str(x) for x in spec.get("policies", ["default", "snapshot"])]
+            ttl = int(spec.get("ttl", sim.token_ttl))
+            max_ttl = int(spec.get("max_ttl", sim.token_max_ttl if ttl <= sim.token_max_ttl else 4 * ttl))
+            token, e = sim.issue_token(policies, ttl, max_ttl, bool(spec.get("renewable", True)),
+                                       "auth/token/create", "token", None, "", False)
+            return 200, {"token": token, "accessor": e["accessor"], "policies": e["policies"], "ttl": e["ttl"],
+                         "max_ttl": e["max_ttl"], "renewable": e["renewable"],
+                         "expire_time": rfc3339_nano(int(e["expire"] * 1e9)) if e["expire"] else None}
+        if p == "/tokens/revoke":
+            if spec.get("token"):
+                return 200, {"revoked": int(sim.revoke_token(str(spec["token"])))}
+            if spec.get("accessor"):
+                acc = str(spec["accessor"])
+                return 200, {"revoked": sim.revoke_tokens(lambda e: e.get("accessor") == acc)}
+            raise VaultError(400, 'body must be {"token": T} or {"accessor": A}')
+        if p == "/tokens/revoke-all":
+            n = sim.revoke_tokens(lambda e: True)
+            if spec.get("include_root") and sim.root_token:
+                n += int(sim.revoke_token(sim.root_token))
+            return 200, {"revoked": n}
         if p == "/seal":
             sim.seal()
             sim.log("sealed via control channel")
@@ -2002,7 +3295,21 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--active-delay", type=float, default=0.0,
                    help="after unsealing, report standby for this many seconds before becoming active")
     p.add_argument("--api-addr", help="api_addr reported by sys/leader (default: derived from --listen)")
-    p.add_argument("--leader-address", help="leader_address reported by standby roles")
+    p.add_argument("--leader-address", help="the active node's api_addr as standby roles know it: reported "
+                   "by sys/leader and used for 307 redirects; \"\" = no leader known "
+                   "(default https://127.0.0.2:8200)")
+    p.add_argument("--node-id", default="node1", help="raft node ID in snapshot meta.json")
+    p.add_argument("--snapshot-size", type=int, default=1024 * 1024,
+                   help="bytes of state.bin in each snapshot (default 1 MiB)")
+    p.add_argument("--snapshot-seed", type=int, default=0,
+                   help="seed of the deterministic state.bin content (see state_bin_chunks)")
+    p.add_argument("--snapshot-gzip-level", type=int, default=6, choices=range(0, 10), metavar="0-9",
+                   help="gzip level of the snapshot stream (6 = Go's default; 0 = stored, fastest)")
+    p.add_argument("--approle-role-id", help="role_id of the one AppRole (no AppRole login without it)")
+    p.add_argument("--approle-secret-id", help="secret_id of that AppRole")
+    p.add_argument("--approle-role-name", default="vaultkeeper", help="role name (auth.metadata.role_name)")
+    p.add_argument("--token-ttl", type=int, default=3600, help="TTL (s) of AppRole and control-created tokens")
+    p.add_argument("--token-max-ttl", type=int, default=None, help="max TTL (s) for renewals (default 4 x ttl)")
     return p
 
 
