@@ -94,10 +94,15 @@ public struct SnapshotTaker: Sendable {
           throw SnapshotError(.verification, "snapshot failed verification: \(error.reason)")
         }
         let name = SnapshotName(cluster: clusterName ?? "vault", time: Date(), raftIndex: facts.index, encrypted: false)
-        do {
-          let path = try attempt.writer.commit(as: name.fileName)
+        // fsync of a multi-gigabyte file can take seconds: never on the cooperative pool.
+        let fileName = name.fileName
+        let committed: Result<String, SnapshotFileWriter.Failure> = await OffPool.run {
+          do throws(SnapshotFileWriter.Failure) { return .success(try attempt.writer.commit(as: fileName)) } catch { return .failure(error) }
+        }
+        switch committed {
+        case .success(let path):
           return Outcome(path: path, facts: facts, bytes: attempt.writer.bytesWritten, duration: started.duration(to: .now))
-        } catch {
+        case .failure(let error):
           throw SnapshotError(.disk, error.message)
         }
       }
