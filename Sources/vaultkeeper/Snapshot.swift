@@ -6,13 +6,19 @@ import VaultKeeper
 
 import Synchronization
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 struct SnapshotCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "snapshot", abstract: "Raft snapshot tools.", subcommands: [SnapshotNow.self, SnapshotVerify.self])
+    commandName: "snapshot", abstract: "Raft snapshot tools.", subcommands: [SnapshotNow.self, SnapshotVerify.self, SnapshotList.self])
 }
 
 /// `vaultkeeper snapshot verify FILE…`: the checks Vault's restore would make, without Vault.
@@ -153,5 +159,50 @@ final class ProgressMeter: @unchecked Sendable {
 
   func finish() {
     if terminal, lock.withLock({ $0.drew }) { FileStream.standardError.write("\n") }
+  }
+}
+
+/// `vaultkeeper snapshot list`: the snapshots vaultkeeper wrote in `[snapshot] directory`.
+struct SnapshotList: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "list",
+    abstract: "List the snapshots in [snapshot] directory, newest first (age, size, Raft index).",
+    discussion: "Only files vaultkeeper wrote (by name) are listed. With --verify each one is read and verified (exit 1 if any is bad).")
+
+  @OptionGroup var config: ConfigOption
+
+  @Flag(help: "Verify every listed snapshot (reads each file whole).")
+  var verify = false
+
+  func run() async throws {
+    let loaded: Config
+    do {
+      loaded = try ConfigLoader().load(path: config.path)
+    } catch {
+      printError("\(error)")
+      throw Exit.config
+    }
+    guard let snapshot = loaded.snapshot else {
+      printError("\(config.path): snapshot: no [snapshot] table")
+      throw Exit.config
+    }
+    let entries = SnapshotDirectory.list(snapshot.directory)
+    let now = Date()
+    var bad = 0
+    print("\(entries.count) snapshot\(entries.count == 1 ? "" : "s") in \(snapshot.directory)")
+    for entry in entries {
+      var line = "\(entry.name.fileName)  age \(DurationParsing.humanize(.seconds(max(now.timeIntervalSince(entry.name.time), 0))))"
+      line += "  \(entry.bytes) bytes  index \(entry.name.raftIndex)"
+      if verify {
+        switch SnapshotVerify.verify(path: "\(snapshot.directory)/\(entry.name.fileName)") {
+        case .success: line += "  verified"
+        case .failure(let error):
+          bad += 1
+          line += "  BAD: \(error.reason)"
+        }
+      }
+      print(line)
+    }
+    if bad > 0 { throw ExitCode(1) }
   }
 }

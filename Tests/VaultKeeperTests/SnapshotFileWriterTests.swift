@@ -54,3 +54,20 @@ import Testing
     }
   }
 }
+
+@Suite struct SnapshotDirectoryTests {
+  @Test func listsOnlyOurSnapshotsNewestFirst() throws {
+    let directory = NSTemporaryDirectory() + "vk-dir-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    for name in ["vaultkeeper-c-20251121T000000Z-5.snap", "vaultkeeper-c-20251122T000000Z-9.snap", "notes.txt", "backup.snap",
+      ".vaultkeeper-snapshot-abc.tmp"]
+    {
+      _ = FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data("1234".utf8))
+    }
+    try FileManager.default.createDirectory(atPath: "\(directory)/vaultkeeper-c-20251123T000000Z-1.snap", withIntermediateDirectories: false)
+    let entries = SnapshotDirectory.list(directory)
+    #expect(entries.map(\.name.fileName) == ["vaultkeeper-c-20251122T000000Z-9.snap", "vaultkeeper-c-20251121T000000Z-5.snap"])
+    #expect(entries.allSatisfy { $0.bytes == 4 })
+    #expect(SnapshotDirectory.list(directory + "/missing").isEmpty)
+  }
+}
