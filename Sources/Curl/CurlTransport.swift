@@ -1,4 +1,5 @@
 import CCurl
+import Dispatch
 import Synchronization
 import VaultKeeper
 
@@ -61,6 +62,11 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
   /// A pipe that wakes the thread from `poll` when a job arrives or on shutdown.
   private let wakeRead: Int32
   private let wakeWrite: Int32
+  /// Signalled when the thread has left its loop and released its curl handle. `shutdown()`
+  /// waits for it, so a process that exits right after (one-shot commands) never races the
+  /// handle's TLS teardown against libcrypto's exit-time cleanup.
+  private let exited = DispatchSemaphore(value: 0)
+  private let joined = Mutex(false)
 
   public init(settings: Settings, name: String = "vaultkeeper-curl") {
     self.settings = settings
@@ -79,10 +85,12 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     let result = DedicatedThread.start { [self] in
       _ = name.withCString { ccurl_set_thread_name($0) }
       self.run()
+      self.exited.signal()
     }
     if result != 0 {
       // No thread means no transfers: fail every request clearly instead of hanging.
       shared.withLock { $0.stopped = true }
+      exited.signal()
     }
   }
 
@@ -154,6 +162,11 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     }
     for job in pending { job.complete(.failure(TransportError(.cancelled, "transport is shut down"))) }
     wake()
+    // Wait (once, boundedly) for the thread to finish: a running transfer notices the
+    // cancellation in its progress callback within about a second.
+    if joined.withLock({ j in defer { j = true }; return !j }) {
+      _ = exited.wait(timeout: .now() + .seconds(3))
+    }
   }
 
   private func wake() {
