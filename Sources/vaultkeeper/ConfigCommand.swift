@@ -21,13 +21,7 @@ struct ConfigCheck: AsyncParsableCommand {
   @OptionGroup var config: ConfigOption
 
   func run() async throws {
-    let loaded: Config
-    do {
-      loaded = try ConfigLoader().load(path: config.path)
-    } catch {
-      printError("\(error)")
-      throw Exit.config
-    }
+    let loaded = try config.load()
     print(EffectiveConfig.render(loaded))
     if loaded.unseal.enabled, let source = loaded.unseal.keySource {
       ProcessHardening.apply()  // key shares are about to be read into this process

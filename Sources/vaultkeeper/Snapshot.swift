@@ -90,17 +90,7 @@ struct SnapshotNow: AsyncParsableCommand {
 
   func run() async throws {
     ProcessHardening.apply()  // tokens and secret IDs are about to be read into this process
-    let loaded: Config
-    do {
-      loaded = try ConfigLoader().load(path: config.path)
-    } catch {
-      printError("\(error)")
-      throw Exit.config
-    }
-    guard let snapshot = loaded.snapshot else {
-      printError("\(config.path): snapshot: no [snapshot] table (directory and credentials are configured there)")
-      throw Exit.config
-    }
+    let (loaded, snapshot) = try config.loadWithSnapshot()
     let node = loaded.vault
     let health = await OneShot.withClients(loaded) { clients in await clients[0].1.health() }
     let taker = SnapshotTaker(
@@ -175,17 +165,7 @@ struct SnapshotList: AsyncParsableCommand {
   var verify = false
 
   func run() async throws {
-    let loaded: Config
-    do {
-      loaded = try ConfigLoader().load(path: config.path)
-    } catch {
-      printError("\(error)")
-      throw Exit.config
-    }
-    guard let snapshot = loaded.snapshot else {
-      printError("\(config.path): snapshot: no [snapshot] table")
-      throw Exit.config
-    }
+    let (_, snapshot) = try config.loadWithSnapshot()
     let entries = SnapshotDirectory.list(snapshot.directory)
     let now = Date()
     var bad = 0

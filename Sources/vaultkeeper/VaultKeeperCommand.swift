@@ -23,6 +23,26 @@ struct VaultKeeperCommand: AsyncParsableCommand {
 struct ConfigOption: ParsableArguments {
   @Option(name: .customLong("config"), help: ArgumentHelp("Configuration file.", valueName: "path"))
   var path: String = ConfigLoader.defaultPath
+
+  /// Loads and validates the file; a mistake is printed (file:line: key: message) and exits 78.
+  func load() throws -> Config {
+    do {
+      return try ConfigLoader().load(path: path)
+    } catch {
+      printError("\(error)")
+      throw Exit.config
+    }
+  }
+
+  /// The `[snapshot]` table, required by the snapshot commands.
+  func loadWithSnapshot() throws -> (Config, SnapshotConfig) {
+    let loaded = try load()
+    guard let snapshot = loaded.snapshot else {
+      printError("\(path): snapshot: no [snapshot] table (directory and credentials are configured there)")
+      throw Exit.config
+    }
+    return (loaded, snapshot)
+  }
 }
 
 /// sysexits(3) codes used across commands.
