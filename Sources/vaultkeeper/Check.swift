@@ -1,6 +1,16 @@
 import ArgumentParser
 import VaultKeeper
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `vaultkeeper check`: a Monitoring Plugins (Nagios/Icinga) check.
 struct Check: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -26,6 +36,12 @@ struct Check: AsyncParsableCommand {
   @Option(help: ArgumentHelp("Latency (seconds) above which a node is CRITICAL.", valueName: "seconds"))
   var critLatency: Double = 3
 
+  @Option(help: ArgumentHelp("With [snapshot]: age of the last good snapshot above which the check is WARNING (default: snapshot.stale_after).", valueName: "duration"))
+  var snapshotWarning: String?
+
+  @Option(help: ArgumentHelp("With [snapshot]: age above which it is CRITICAL (default: twice the warning age).", valueName: "duration"))
+  var snapshotCritical: String?
+
   func run() async throws {
     // Monitoring Plugins report bad arguments as UNKNOWN (3), not as a usage error.
     let known = Set(MetricsText.states)
@@ -40,6 +56,16 @@ struct Check: AsyncParsableCommand {
       print("VAULT UNKNOWN: \(error)")
       throw ExitCode(3)
     }
+    var snapshotThresholds: (Duration, Duration)?
+    if let snapshot = loaded.snapshot, snapshot.enabled {
+      guard let warn = snapshotWarning.map(DurationParsing.parse) ?? snapshot.staleAfter,
+        let crit = snapshotCritical.map(DurationParsing.parse) ?? warn * 2
+      else {
+        print("VAULT UNKNOWN: --snapshot-warning/--snapshot-critical take durations such as \"26h\" or \"2d\"")
+        throw ExitCode(3)
+      }
+      snapshotThresholds = (warn, crit)
+    }
     let ok = Set(okStates.split(separator: ",").map(String.init))
     let warning = Set(warningStates.split(separator: ",").map(String.init))
     let results = await OneShot.withClients(loaded) { clients in
@@ -47,9 +73,27 @@ struct Check: AsyncParsableCommand {
       for (node, client) in clients { results.append((node, await client.health())) }
       return results
     }
+    var snapshotResult: SnapshotCheck.Result?
+    if let snapshot = loaded.snapshot, let (warn, crit) = snapshotThresholds, let local = results.first {
+      snapshotResult = SnapshotCheck.evaluate(
+        Self.snapshotKnowledge(snapshot), localState: local.1.state.name, now: Date(), warnAfter: warn, critAfter: crit)
+    }
     let outcome = CheckVerdict.evaluate(
-      results.map { ($0.0.name, $0.1) }, ok: ok, warning: warning, warnLatency: warnLatency, critLatency: critLatency)
+      results.map { ($0.0.name, $0.1) }, ok: ok, warning: warning, warnLatency: warnLatency, critLatency: critLatency, snapshot: snapshotResult)
     print(outcome.text)
     throw ExitCode(Int32(outcome.code))
+  }
+
+  /// What the daemon recorded (its state file) and what the directory holds, newest wins.
+  static func snapshotKnowledge(_ config: SnapshotConfig) -> SnapshotCheck.Knowledge {
+    let ledgerPath = SnapshotLedger.path(config: config, environment: ProcessEnvironment.current())
+    let ledger = SnapshotLedger.load(path: ledgerPath)
+    guard access(config.directory, R_OK | X_OK) == 0 else {
+      if let ledger { return .known(lastSuccess: ledger.lastSuccessTime(newestInDirectory: nil), trackingSince: Date(timeIntervalSince1970: ledger.trackingSince)) }
+      return .unreadable("cannot read \(config.directory) or \(ledgerPath) (run the check as root or as the vaultkeeper user)")
+    }
+    let newest = SnapshotDirectory.list(config.directory).first?.name.time
+    let last = ledger?.lastSuccessTime(newestInDirectory: newest) ?? newest
+    return .known(lastSuccess: last, trackingSince: ledger.map { Date(timeIntervalSince1970: $0.trackingSince) })
   }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compression
 import Curl
 import Logging
 import ServiceLifecycle
@@ -53,6 +54,7 @@ struct Run: AsyncParsableCommand {
       environment: DaemonEnvironment(
         notifier: notifier,
         makeTransport: { node in CurlTransport(settings: .init(node: node), name: "curl \(node.name)") },
+        makeDecompressor: { () throws(SnapshotVerificationError) in try GzipInflater() },
         unitWatcher: BusUnitWatcher(), environment: environment, stateFile: stateFilePath(environment)),
       logger: logger)
     let group = ServiceGroup(

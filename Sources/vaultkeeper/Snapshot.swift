@@ -84,7 +84,7 @@ struct SnapshotNow: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "now",
     abstract: "Take a Raft snapshot now into [snapshot] directory, verified before it is kept.",
-    discussion: "Shows progress (bytes, rate) on a terminal, plain lines otherwise. Exit 0 on success, 1 when the snapshot failed (the line says why), 78 for configuration errors.")
+    discussion: "Shows progress (bytes, rate) on a terminal, plain lines otherwise. Then applies the [snapshot] retention policy, like the scheduled duty. Exit 0 on success, 1 when the snapshot failed (the line says why), 78 for configuration errors.")
 
   @OptionGroup var config: ConfigOption
 
@@ -93,17 +93,21 @@ struct SnapshotNow: AsyncParsableCommand {
     let (loaded, snapshot) = try config.loadWithSnapshot()
     let node = loaded.vault
     let health = await OneShot.withClients(loaded) { clients in await clients[0].1.health() }
+    let makeTransport: @Sendable (NodeConfig) -> any HTTPTransport = { CurlTransport(settings: .init(node: $0), name: "snapshot") }
     let taker = SnapshotTaker(
-      config: snapshot, node: node, environment: ProcessEnvironment.current(),
-      makeTransport: { CurlTransport(settings: .init(node: $0), name: "snapshot") },
-      makeDecompressor: { () throws(SnapshotVerificationError) in try GzipInflater() })
+      config: snapshot, node: node, makeTransport: makeTransport, makeDecompressor: { () throws(SnapshotVerificationError) in try GzipInflater() })
+    let tokens = TokenKeeper(auth: snapshot.auth, node: node, environment: ProcessEnvironment.current(), makeTransport: makeTransport)
     let terminal = isatty(1) == 1
     let meter = ProgressMeter(terminal: terminal)
     do {
-      let outcome = try await taker.take(clusterName: health.clusterName, progress: { meter.update($0) })
+      let outcome = try await taker.take(clusterName: health.clusterName, tokens: tokens, progress: { meter.update($0) })
       meter.finish()
       let seconds = max(outcome.duration.seconds, 0.001)
       print("saved \(outcome.path): \(outcome.bytes) bytes in \(String(format2(seconds))) s (\(Int(Double(outcome.bytes) / seconds / 1_048_576)) MiB/s), raft index \(outcome.facts.index), verified")
+      // The same retention as the scheduled duty: a manual snapshot counts like any other.
+      for deletion in SnapshotDirectory.applyRetention(snapshot.retention, directory: snapshot.directory, now: Date()) {
+        print("retention: " + (deletion.error.map { "could not delete \(deletion.fileName): \($0)" } ?? "deleted \(deletion.fileName) (\(deletion.reason))"))
+      }
     } catch {
       meter.finish()
       print("snapshot failed: \(error.message)")

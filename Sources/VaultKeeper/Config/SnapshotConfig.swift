@@ -25,13 +25,15 @@ public struct SnapshotConfig: Sendable, Equatable {
   public var staleAfter: Duration
   /// Upper bound for one download (none by default: stalls are caught by the low-speed limit).
   public var maxDuration: Duration?
+  /// Where the duty remembers its last good snapshot (nil: `SnapshotLedger.path` decides).
+  public var stateFile: String?
 }
 
 extension TableReaderKeys {
   static let snapshot = [
     "enabled", "directory", "interval", "daily_at", "randomized_delay", "keep_last", "keep_daily", "keep_weekly", "keep_monthly",
     "max_age", "min_free_space", "stale_after", "max_duration", "token_file", "token_credential", "role_id_file", "role_id_credential",
-    "secret_id_file", "secret_id_credential", "approle_mount",
+    "secret_id_file", "secret_id_credential", "approle_mount", "state_file",
   ]
 }
 

@@ -15,16 +15,20 @@ import UnixSignals
 public struct DaemonEnvironment: Sendable {
   public var notifier: any ServiceManagerNotifier
   public var makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
+  /// gunzip for verifying snapshots while they stream (zlib, in the Compression adapter).
+  public var makeDecompressor: @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor
   public var unitWatcher: (any UnitWatcher)?
   public var environment: [String: String]
   /// Where `vaultkeeper status` finds us (`$RUNTIME_DIRECTORY/state.json`).
   public var stateFile: String?
 
   public init(notifier: any ServiceManagerNotifier, makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
+    makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor,
     unitWatcher: (any UnitWatcher)?, environment: [String: String], stateFile: String?)
   {
     self.notifier = notifier
     self.makeTransport = makeTransport
+    self.makeDecompressor = makeDecompressor
     self.unitWatcher = unitWatcher
     self.environment = environment
     self.stateFile = stateFile
@@ -120,6 +124,9 @@ public final class Daemon: Service, Sendable {
     if health.interval < .seconds(1) || health.fastInterval < .milliseconds(50) {
       logger.warning("health.interval \(DurationParsing.format(health.interval)) / fast_interval \(DurationParsing.format(health.fastInterval)) are test-grade values: every node is polled that often")
     }
+    if let snapshot = generation.config.snapshot, snapshot.enabled, snapshot.schedule.cadence < .seconds(60) {
+      logger.warning("snapshot.interval \(DurationParsing.format(snapshot.schedule.cadence)) is a test-grade value: a snapshot is taken that often")
+    }
     guard let keys = generation.keys else { return }
     if keys.containedRootToken, DaemonNotes.first("roottoken:\(keys.origin)") {
       logger.warning("\(keys.origin) also contains a root token; vaultkeeper ignores it, but it should not be stored next to the unseal keys (revoke it or keep it offline)")
@@ -168,6 +175,19 @@ public final class Daemon: Service, Sendable {
             return nil
           }
         }
+      }
+      if let snapshot = config.snapshot, snapshot.enabled {
+        let duty = SnapshotDuty(
+          context: .init(
+            config: snapshot, node: config.vault, board: board, heartbeats: heartbeats, logger: logger, environment: env.environment,
+            makeTransport: env.makeTransport, makeDecompressor: env.makeDecompressor,
+            ledgerPath: SnapshotLedger.path(config: snapshot, environment: env.environment)))
+        group.addTask {
+          await duty.run()
+          return nil
+        }
+      } else {
+        await board.post(snapshot: nil)
       }
       if announceReady {
         group.addTask {

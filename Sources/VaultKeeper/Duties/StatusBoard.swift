@@ -22,6 +22,7 @@ public actor StatusBoard {
   private var lastStatus = ""
   private var lastWrite = 0.0
   private var lastWrittenShape: [ReportShape] = []
+  private var lastWrittenSnapshot: SnapshotReport?
   private var lastRender = 0.0
   private var expected: Set<String> = []
   private var readyWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
@@ -90,6 +91,21 @@ public actor StatusBoard {
 
   public func snapshot() -> DaemonReport { report }
 
+  /// The snapshot duty's report (nil removes it, when a reload disables `[snapshot]`).
+  public func post(snapshot: SnapshotReport?) {
+    report.snapshot = snapshot
+    publish()
+  }
+
+  /// The last reported state of the node at `address` ("unknown" before its first check).
+  public func state(of address: String) -> String {
+    report.nodes.first { $0.address == address }?.state ?? "unknown"
+  }
+
+  public func clusterName(of address: String) -> String? {
+    report.nodes.first { $0.address == address }?.clusterName
+  }
+
   public func statusLine() -> String {
     StatusLine.render(report, now: Date().timeIntervalSince1970)
   }
@@ -101,7 +117,7 @@ public actor StatusBoard {
     // time): re-render STATUS when they change or once a second, rewrite the files when they
     // change or every 5 s. A fast poll must not turn into a render-and-write loop.
     let shape = report.nodes.map { ReportShape($0) }
-    let changed = shape != lastWrittenShape
+    let changed = shape != lastWrittenShape || report.snapshot != lastWrittenSnapshot
     if changed || now - lastRender >= 1 {
       lastRender = now
       let status = StatusLine.render(report, now: now)
@@ -112,6 +128,7 @@ public actor StatusBoard {
     }
     guard changed || now - lastWrite >= 5 else { return }
     lastWrittenShape = shape
+    lastWrittenSnapshot = report.snapshot
     lastWrite = now
     writeFiles()
   }

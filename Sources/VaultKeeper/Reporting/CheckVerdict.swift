@@ -7,10 +7,13 @@ public enum CheckVerdict {
     public var text: String
   }
 
-  static let words = ["OK", "WARNING", "CRITICAL", "UNKNOWN"]
+  public static let words = ["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 
+  /// - Parameter snapshot: the snapshot freshness verdict when `[snapshot]` is enabled. It can
+  ///   raise the verdict to WARNING/CRITICAL; its UNKNOWN (unreadable state) only replaces an OK,
+  ///   so it never hides a real problem.
   public static func evaluate(_ nodes: [(name: String, observation: HealthObservation)], ok: Set<String>, warning: Set<String>,
-    warnLatency: Double, critLatency: Double) -> Outcome
+    warnLatency: Double, critLatency: Double, snapshot: SnapshotCheck.Result? = nil) -> Outcome
   {
     guard !nodes.isEmpty else { return Outcome(code: 3, text: "VAULT UNKNOWN: no nodes configured") }
     var worst = 0
@@ -34,10 +37,20 @@ public enum CheckVerdict {
       perf.append("'\(label)'=\(formatSeconds(latency))s;\(formatSeconds(warnLatency));\(formatSeconds(critLatency));0")
     }
     let first = nodes[0].observation
+    if let snapshot {
+      worst = snapshot.code == 3 ? (worst == 0 ? 3 : worst) : max(worst, snapshot.code)
+    }
     var summary = "VAULT \(words[worst]): \(first.state.name)"
     if let version = first.version { summary += " (\(version))" }
     summary += ", \(okCount)/\(nodes.count) nodes ok"
     perf.append("'nodes_ok'=\(okCount);;;0;\(nodes.count)")
+    if let snapshot {
+      if snapshot.code != 0 { summary += ", backups \(snapshot.code == 3 ? "unknown" : "stale")" }
+      lines.append(snapshot.line)
+      if let age = snapshot.ageSeconds {
+        perf.append("'snapshot_age'=\(formatSeconds(age.rounded()))s;\(formatSeconds(snapshot.warnSeconds));\(formatSeconds(snapshot.critSeconds));0")
+      }
+    }
     return Outcome(code: worst, text: ([summary + " | " + perf.joined(separator: " ")] + lines).joined(separator: "\n"))
   }
 

@@ -19,6 +19,14 @@ public enum MessageID: String, Sendable, CaseIterable {
   case foreignProgressReset = "d76b27e92c04427db7ce4ef601c54adb"
   case configReloaded = "1d5490b5bcfe4a5bb26d67e2746dcbc2"
   case configRejected = "e976abdc5c5b4c99bfcd535883e26905"
+  case snapshotTaken = "84f7f11d5d6845a6acd36e657edb909b"
+  case snapshotFailed = "c1e436df243645568fb743beb50043a5"
+  case snapshotVerificationFailed = "43bf65ff2d7942e49fa392620a5a291a"
+  case snapshotLowSpace = "372611e705e5402e971933690a69f412"
+  case snapshotUploaded = "c7f37e5d9e604c05abed831af2dd51ea"
+  case snapshotUploadFailed = "9d4d572bc21b41f0b8b65d2ad9da6aba"
+  case snapshotRetentionDeleted = "8beed31d844943a98530726a2f3468c5"
+  case snapshotsStale = "5cf60e403f0848569894521364cc516f"
 
   /// A short name used in docs and the catalog.
   public var name: String {
@@ -40,6 +48,14 @@ public enum MessageID: String, Sendable, CaseIterable {
     case .foreignProgressReset: "foreign-progress-reset"
     case .configReloaded: "config-reloaded"
     case .configRejected: "config-rejected"
+    case .snapshotTaken: "snapshot-taken"
+    case .snapshotFailed: "snapshot-failed"
+    case .snapshotVerificationFailed: "snapshot-verification-failed"
+    case .snapshotLowSpace: "snapshot-low-space"
+    case .snapshotUploaded: "snapshot-uploaded"
+    case .snapshotUploadFailed: "snapshot-upload-failed"
+    case .snapshotRetentionDeleted: "snapshot-retention-deleted"
+    case .snapshotsStale: "snapshots-stale"
     }
   }
 }

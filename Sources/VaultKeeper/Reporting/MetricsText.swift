@@ -10,7 +10,7 @@ public enum MetricsText {
     var out = ""
     func family(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
       out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-      for sample in samples { out += "\(name){\(sample.labels)} \(sample.value)\n" }
+      for sample in samples { out += sample.labels.isEmpty ? "\(name) \(sample.value)\n" : "\(name){\(sample.labels)} \(sample.value)\n" }
     }
     func label(_ node: NodeReport) -> String { "node=\"\(escape(node.address))\"" }
     family("vaultkeeper_vault_up", "gauge", "1 if the node answered its health check with a Vault status.",
@@ -29,7 +29,30 @@ public enum MetricsText {
       report.nodes.map { (label($0), format($0.lastUnsealTime ?? 0)) })
     family("vaultkeeper_unseal_held", "gauge", "1 while a sealed node is deliberately left sealed (operator seal, wrong key, too few shares).",
       report.nodes.map { (label($0), $0.hold == nil ? "0" : "1") })
+    if let snapshot = report.snapshot { renderSnapshot(snapshot, family) }
     return out
+  }
+
+  /// Snapshot reasons, always all rendered so `rate()` and alerts see a 0 before the first failure.
+  public static let snapshotFailureReasons = ["credentials", "auth", "vault", "verification", "disk", "space", "upload"]
+
+  private static func renderSnapshot(_ s: SnapshotReport, _ family: (String, String, String, [(labels: String, value: String)]) -> Void) {
+    family("vaultkeeper_snapshot_last_success_timestamp_seconds", "gauge", "Time of the last good (verified) snapshot (0 = none yet).",
+      [("", format(s.lastSuccess ?? 0))])
+    family("vaultkeeper_snapshot_last_duration_seconds", "gauge", "Duration of the last good snapshot (download, verification, fsync).",
+      [("", format(s.lastDurationSeconds ?? 0))])
+    family("vaultkeeper_snapshot_last_size_bytes", "gauge", "Size of the last good snapshot file.", [("", "\(s.lastBytes ?? 0)")])
+    family("vaultkeeper_snapshot_last_raft_index", "gauge", "Raft index of the last good snapshot.", [("", "\(s.lastRaftIndex ?? 0)")])
+    let reasons = snapshotFailureReasons + s.failures.keys.filter { !snapshotFailureReasons.contains($0) }.sorted()
+    family("vaultkeeper_snapshot_failures_total", "counter", "Failed snapshots since vaultkeeper started, by reason.",
+      reasons.map { ("reason=\"\(escape($0))\"", "\(s.failures[$0] ?? 0)") })
+    family("vaultkeeper_snapshot_stale", "gauge", "1 while no good snapshot is younger than stale_after.", [("", s.stale ? "1" : "0")])
+    family("vaultkeeper_snapshot_next_due_timestamp_seconds", "gauge", "When the next scheduled snapshot is due (0 = not this node's job).",
+      [("", format(s.nextDue ?? 0))])
+    family("vaultkeeper_snapshot_retention_deleted_total", "counter", "Snapshots deleted by the retention policy since start.",
+      [("", "\(s.retentionDeleted)")])
+    family("vaultkeeper_snapshot_last_upload_timestamp_seconds", "gauge", "Time of the last verified upload to object storage (0 = none).",
+      [("", format(s.lastUpload ?? 0))])
   }
 
   static func escape(_ value: String) -> String {

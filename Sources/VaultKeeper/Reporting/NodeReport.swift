@@ -45,9 +45,11 @@ public struct DaemonReport: Sendable, Equatable, Codable {
   public var updatedAt: Double
   public var configPath: String
   public var nodes: [NodeReport]
+  /// The snapshot duty's report, when `[snapshot]` is enabled.
+  public var snapshot: SnapshotReport?
 
   enum CodingKeys: String, CodingKey {
-    case pid, nodes
+    case pid, nodes, snapshot
     case startedAt = "started_at"
     case updatedAt = "updated_at"
     case configPath = "config"

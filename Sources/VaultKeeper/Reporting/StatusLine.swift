@@ -19,6 +19,7 @@ public enum StatusLine {
       nodesPart += " (\(first.address) \(first.state)\(troubled.count > 1 ? ", +\(troubled.count - 1) more" : ""))"
     }
     parts.append(nodesPart)
+    if let fragment = report.snapshot?.statusFragment(now: now) { parts.append(fragment) }
     return String(parts.joined(separator: " · ").prefix(400))
   }
 }

@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,5 +30,44 @@ public enum SnapshotDirectory {
       entries.append(Entry(name: name, bytes: Int64(info.st_size)))
     }
     return entries.sorted { $0.name > $1.name }
+  }
+}
+
+extension SnapshotDirectory {
+  public struct Deletion: Sendable, Equatable {
+    public var fileName: String
+    public var reason: String
+    /// nil when the file is gone; otherwise why it could not be removed.
+    public var error: String?
+  }
+
+  /// Applies `policy` to our snapshots in `directory` and deletes what it does not keep. Every
+  /// file we named was verified before it got its name, so each counts as verified (the newest
+  /// is therefore never deleted). Runs blocking file I/O: call it off the cooperative pool.
+  public static func applyRetention(_ policy: RetentionPolicy, directory: String, now: Date) -> [Deletion] {
+    let entries = list(directory)
+    let items = entries.map { RetentionPolicy.Item(name: $0.name.fileName, time: $0.name.time, verified: true) }
+    var deletions: [Deletion] = []
+    for doomed in policy.apply(to: items, now: now).delete {
+      let failed = unlink("\(directory)/\(doomed.name)") == 0 ? nil : String(cString: strerror(errno))
+      deletions.append(Deletion(fileName: doomed.name, reason: doomed.reason, error: failed))
+    }
+    if deletions.contains(where: { $0.error == nil }) { FileAccess.syncDirectory(directory) }
+    return deletions
+  }
+
+  /// Removes temporary files a killed vaultkeeper left behind (`.vaultkeeper-snapshot-*.tmp`;
+  /// only a SIGKILL or power loss mid-download can leave one). Returns their names.
+  public static func removeLeftovers(_ directory: String) -> [String] {
+    guard let dir = opendir(directory) else { return [] }
+    var names: [String] = []
+    while let item = readdir(dir) {
+      let fileName = withUnsafeBytes(of: item.pointee.d_name) { raw in
+        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+      }
+      if fileName.hasPrefix(SnapshotFileWriter.temporaryPrefix), fileName.hasSuffix(".tmp") { names.append(fileName) }
+    }
+    closedir(dir)
+    return names.filter { unlink("\(directory)/\($0)") == 0 }
   }
 }

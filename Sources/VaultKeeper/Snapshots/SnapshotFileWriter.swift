@@ -12,6 +12,8 @@ import Glibc
 public final class SnapshotFileWriter {
   public let directory: String
   public let temporaryPath: String
+  /// Temporary files are hidden and never match `SnapshotName`, so nothing lists or retains them.
+  public static let temporaryPrefix = ".vaultkeeper-snapshot-"
   private var fd: Int32
   public private(set) var bytesWritten: Int64 = 0
   private var done = false
@@ -26,7 +28,7 @@ public final class SnapshotFileWriter {
     var random = UInt64.random(in: 0...UInt64.max)
     let suffix = String(random, radix: 36)
     random = 0
-    temporaryPath = "\(directory)/.vaultkeeper-snapshot-\(suffix).tmp"
+    temporaryPath = "\(directory)/\(Self.temporaryPrefix)\(suffix).tmp"
     fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
     guard fd >= 0 else { throw Failure(message: "cannot create a file in \(directory): \(String(cString: strerror(errno)))") }
     _ = fchmod(fd, 0o600)  // whatever the umask
@@ -69,11 +71,7 @@ public final class SnapshotFileWriter {
     }
     done = true
     // The rename is durable only once the directory entry is.
-    let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if dirFD >= 0 {
-      _ = fsync(dirFD)
-      close(dirFD)
-    }
+    FileAccess.syncDirectory(directory)
     return final
   }
 

@@ -38,32 +38,32 @@ public struct SnapshotTaker: Sendable {
 
   public var config: SnapshotConfig
   public var node: NodeConfig
-  public var environment: [String: String]
   public var makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
   public var makeDecompressor: @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor
 
-  public init(config: SnapshotConfig, node: NodeConfig, environment: [String: String], makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
+  public init(config: SnapshotConfig, node: NodeConfig, makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
     makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor)
   {
     self.config = config
     self.node = node
-    self.environment = environment
     self.makeTransport = makeTransport
     self.makeDecompressor = makeDecompressor
   }
 
   /// - Parameters:
   ///   - clusterName: for the file name (from the node's health answer).
+  ///   - tokens: where the Vault token comes from; a 403 makes it log in (or re-read) once more.
   ///   - progress: called on the transfer thread with the bytes received so far.
-  public func take(clusterName: String?, progress: (@Sendable (Int64) -> Void)? = nil) async throws(SnapshotError) -> Outcome {
+  public func take(clusterName: String?, tokens: TokenKeeper, progress: (@Sendable (Int64) -> Void)? = nil) async throws(SnapshotError) -> Outcome {
     let free = FileAccess.freeBytes(path: config.directory)
     if let free, free < config.minFreeBytes {
       throw SnapshotError(.space, "only \(free / 1_048_576) MiB free in \(config.directory), below min_free_space (\(config.minFreeBytes / 1_048_576) MiB): snapshot skipped")
     }
-    let token = try await obtainToken()
+    var token = try await tokens.token()
+    var reauthenticated = false
     let started = ContinuousClock.now
     var target = node
-    for _ in 0..<3 {
+    for _ in 0..<4 {
       let transport = makeTransport(target)
       defer { transport.shutdown() }
       let attempt = try Attempt(config: config, decompressor: try wrap { () throws(SnapshotVerificationError) in try makeDecompressor() }, progress: progress)
@@ -71,10 +71,17 @@ public struct SnapshotTaker: Sendable {
       let limits = DownloadLimits(connectTimeout: target.connectTimeout, maxDuration: config.maxDuration)
       let response: SnapshotResponse
       do {
-        response = try await client.downloadSnapshot(token: token.token, limits: limits, into: attempt.body)
+        response = try await client.downloadSnapshot(token: token, limits: limits, into: attempt.body)
       } catch {
         attempt.writer.abort()
         if let reason = attempt.failure { throw SnapshotError(reason.0, reason.1) }
+        if case .http(let status, _) = error, status == 403, !reauthenticated {
+          // The token expired or was revoked between our check and Vault's: one fresh login.
+          reauthenticated = true
+          await tokens.invalidate()
+          token = try await tokens.token()
+          continue
+        }
         if case .http(let status, let errors) = error, status == 403 {
           throw SnapshotError(.auth, "Vault refused the snapshot (403 \(errors.joined(separator: "; "))): the token needs read on sys/storage/raft/snapshot")
         }
@@ -128,46 +135,6 @@ public struct SnapshotTaker: Sendable {
     next.address = address
     next.unit = nil
     return next
-  }
-
-  private func obtainToken() async throws(SnapshotError) -> VaultToken {
-    func read(_ credential: SnapshotConfig.Credential, _ what: String) throws(SnapshotError) -> SecretBytes {
-      let path: String
-      switch credential {
-      case .file(let file): path = file
-      case .credential(let name):
-        guard let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty else {
-          throw SnapshotError(.credentials, "the \(what) credential \"\(name)\" needs $CREDENTIALS_DIRECTORY (LoadCredentialEncrypted=\(name):…)")
-        }
-        path = "\(dir)/\(name)"
-      }
-      var bytes: [UInt8]
-      do {
-        bytes = try KeyShareLoader.readSecretFile(path: path, what: what, limit: 8192)
-      } catch {
-        throw SnapshotError(.credentials, error.message)
-      }
-      defer { SecretBytes.wipe(&bytes) }
-      var slice = bytes[...]
-      while let last = slice.last, [0x0A, 0x0D, 0x20, 0x09].contains(last) { slice = slice.dropLast() }
-      while let first = slice.first, [0x0A, 0x0D, 0x20, 0x09].contains(first) { slice = slice.dropFirst() }
-      guard !slice.isEmpty else { throw SnapshotError(.credentials, "the \(what) at \(path) is empty") }
-      return SecretBytes(slice)
-    }
-    switch config.auth {
-    case .token(let credential):
-      return VaultToken(token: try read(credential, "token"), ttl: .zero, renewable: false)
-    case .appRole(let roleCredential, let secretCredential, let mount):
-      let roleID = try read(roleCredential, "AppRole role ID")
-      let secretID = try read(secretCredential, "AppRole secret ID")
-      let transport = makeTransport(node)
-      defer { transport.shutdown() }
-      do {
-        return try await VaultClient(transport: transport, timeout: node.timeout).loginAppRole(mount: mount, roleID: roleID, secretID: secretID)
-      } catch {
-        throw SnapshotError(.auth, "AppRole login at auth/\(mount) failed: \(error)")
-      }
-    }
   }
 }
 

@@ -116,6 +116,15 @@ public enum FileAccess {
     close(fd)
     guard rename(temp, path) == 0 else { throw Failure(errno: errno, operation: "rename \(temp) to \(path)") }
     ok = true
+    if durable, let slash = path.lastIndex(of: "/") { syncDirectory(slash == path.startIndex ? "/" : String(path[..<slash])) }
+  }
+
+  /// fsync of a directory: makes renames and unlinks in it durable.
+  public static func syncDirectory(_ directory: String) {
+    let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    _ = fsync(fd)
+    close(fd)
   }
 
   /// Bytes available to unprivileged users on the filesystem holding `path`.

@@ -1,0 +1,66 @@
+/// What the snapshot duty reports: rendered into STATUS, the state file and metrics next to the
+/// nodes (`DaemonReport.snapshot`).
+public struct SnapshotReport: Sendable, Equatable, Codable {
+  /// `idle` (waiting for the next due time), `running`, `standby` (the active node's
+  /// vaultkeeper takes them), `waiting` (vault sealed, unreachable, …; see `waitingFor`).
+  public var phase: String
+  public var waitingFor: String?
+  public var lastSuccess: Double?
+  public var lastFile: String?
+  public var lastRaftIndex: UInt64?
+  public var lastBytes: Int64?
+  public var lastDurationSeconds: Double?
+  public var lastFailure: Double?
+  public var lastFailureReason: String?
+  public var consecutiveFailures: Int
+  /// Failures since start, by `SnapshotError.Reason`.
+  public var failures: [String: Int]
+  public var nextDue: Double?
+  public var stale: Bool
+  public var staleAfterSeconds: Double
+  public var retentionDeleted: Int
+  public var lastUpload: Double?
+  public var uploadFailures: Int
+
+  public init(phase: String, staleAfterSeconds: Double) {
+    self.phase = phase
+    self.consecutiveFailures = 0
+    self.failures = [:]
+    self.stale = false
+    self.staleAfterSeconds = staleAfterSeconds
+    self.retentionDeleted = 0
+    self.uploadFailures = 0
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case phase, stale, failures
+    case waitingFor = "waiting_for"
+    case lastSuccess = "last_success"
+    case lastFile = "last_file"
+    case lastRaftIndex = "last_raft_index"
+    case lastBytes = "last_bytes"
+    case lastDurationSeconds = "last_duration_seconds"
+    case lastFailure = "last_failure"
+    case lastFailureReason = "last_failure_reason"
+    case consecutiveFailures = "consecutive_failures"
+    case nextDue = "next_due"
+    case staleAfterSeconds = "stale_after_seconds"
+    case retentionDeleted = "retention_deleted"
+    case lastUpload = "last_upload"
+    case uploadFailures = "upload_failures"
+  }
+
+  /// The STATUS fragment, e.g. `snapshot 23m ago`, `snapshot running`,
+  /// `backups STALE: last snapshot 26h ago`. Nil on a standby (not its job).
+  public func statusFragment(now: Double) -> String? {
+    func ago(_ time: Double) -> String { DurationParsing.humanize(.seconds(max(now - time, 0))) + " ago" }
+    if phase == "standby" { return nil }
+    if stale {
+      return "backups STALE: " + (lastSuccess.map { "last snapshot \(ago($0))" } ?? "no snapshot yet")
+    }
+    if phase == "running" { return "snapshot running" }
+    var text = lastSuccess.map { "snapshot \(ago($0))" } ?? "no snapshot yet"
+    if consecutiveFailures > 0, let reason = lastFailureReason { text += " (last attempt failed: \(reason))" }
+    return text
+  }
+}
