@@ -496,7 +496,7 @@ def _bad_snapshot_tables(tmp_path: Path) -> dict[str, tuple[list[str], str, str]
     base = [f'directory = "{d}"', f'token_file = "{tok}"']
     return {
         "unknown-key": (base + ['keep_lats = 3'], "keep_lats", "unknown key"),
-        "interval-too-short": (base + ['interval = "10s"'], "interval", "at least"),
+        "interval-too-short": (base + ['interval = "500ms"'], "interval", "at least"),
         "bad-size": (base + ['min_free_space = "lots"'], "min_free_space", "is not a size"),
         "bad-daily-at": (base + ['daily_at = "25:00"'], "daily_at", "HH:MM"),
         "relative-directory": (['directory = "snaps"', f'token_file = "{tok}"'], "directory", "absolute path"),

@@ -55,6 +55,14 @@ MID = {
     "foreign_reset": "d76b27e92c04427db7ce4ef601c54adb",
     "config_reloaded": "1d5490b5bcfe4a5bb26d67e2746dcbc2",
     "config_rejected": "e976abdc5c5b4c99bfcd535883e26905",
+    "snapshot_taken": "84f7f11d5d6845a6acd36e657edb909b",
+    "snapshot_failed": "c1e436df243645568fb743beb50043a5",
+    "snapshot_verification_failed": "43bf65ff2d7942e49fa392620a5a291a",
+    "snapshot_low_space": "372611e705e5402e971933690a69f412",
+    "snapshot_uploaded": "c7f37e5d9e604c05abed831af2dd51ea",
+    "snapshot_upload_failed": "9d4d572bc21b41f0b8b65d2ad9da6aba",
+    "snapshot_retention_deleted": "8beed31d844943a98530726a2f3468c5",
+    "snapshots_stale": "5cf60e403f0848569894521364cc516f",
 }
 
 EX_DATAERR = 65

@@ -47,6 +47,8 @@ public final class SnapshotDuty: Sendable {
   static let heartbeat = "snapshot"
   /// How often the role (active/standby) and staleness are looked at while nothing is due.
   static let recheck = Duration.seconds(5)
+  /// How often a due snapshot that cannot be taken yet (sealed, standby) is looked at again.
+  static let waitingRecheck = Duration.seconds(1)
   /// A stale-backups entry is repeated this often while backups stay stale.
   static let staleReminder: TimeInterval = 86400
 
@@ -59,16 +61,17 @@ public final class SnapshotDuty: Sendable {
   public func run() async {
     var state = await start()
     defer { context.heartbeats.retire(Self.heartbeat) }
+    // The role comes from the node's health: wait for the first answer before judging anything.
+    await context.board.waitForFirstResults()
     while !Task.isCancelled {
       let now = Date()
       let role = SnapshotPlan.role(localState: await context.board.state(of: context.node.name))
-      judgeFreshness(&state, role: role, now: now)
       if let refresh = await state.tokens.refreshDue, refresh <= .now { await state.tokens.maintain() }
-
       if now >= state.due, case .take = role {
         await takeSnapshot(&state)
         continue
       }
+      var nap = Self.recheck
       switch role {
       case .take:
         state.report.phase = "idle"
@@ -78,15 +81,19 @@ public final class SnapshotDuty: Sendable {
         state.report.phase = "standby"
         state.report.waitingFor = nil
         state.report.nextDue = nil
+        nap = Self.waitingRecheck  // take over soon after leadership moves here
       case .unavailable(let why):
-        state.report.phase = now >= state.due ? "waiting" : "idle"
-        state.report.waitingFor = now >= state.due ? why : nil
+        let overdue = now >= state.due
+        state.report.phase = overdue ? "waiting" : "idle"
+        state.report.waitingFor = overdue ? why : nil
         state.report.nextDue = state.due.timeIntervalSince1970
+        if overdue { nap = Self.waitingRecheck }
       }
+      judgeFreshness(&state, role: role, now: now)
       await context.board.post(snapshot: state.report)
-      var nap = Self.recheck
       let untilDue = state.due.timeIntervalSince(now)
       if untilDue > 0 { nap = min(nap, .milliseconds(Int64(untilDue * 1000) + 1)) }
+      if let refresh = await state.tokens.refreshDue { nap = min(nap, max(ContinuousClock.now.duration(to: refresh), .milliseconds(1))) }
       context.heartbeats.promise(Self.heartbeat, within: nap + .seconds(30))
       try? await Task.sleep(for: nap)
     }

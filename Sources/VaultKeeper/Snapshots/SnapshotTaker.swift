@@ -75,12 +75,15 @@ public struct SnapshotTaker: Sendable {
       } catch {
         attempt.writer.abort()
         if let reason = attempt.failure { throw SnapshotError(reason.0, reason.1) }
-        if case .http(let status, _) = error, status == 403, !reauthenticated {
-          // The token expired or was revoked between our check and Vault's: one fresh login.
-          reauthenticated = true
+        if case .http(let status, _) = error, status == 403 {
+          // The token expired or was revoked behind our back: forget it (a static token file is
+          // read again next time) and, with AppRole, log in once more right away.
           await tokens.invalidate()
-          token = try await tokens.token()
-          continue
+          if !reauthenticated, await tokens.canLogIn {
+            reauthenticated = true
+            token = try await tokens.token()
+            continue
+          }
         }
         if case .http(let status, let errors) = error, status == 403 {
           throw SnapshotError(.auth, "Vault refused the snapshot (403 \(errors.joined(separator: "; "))): the token needs read on sys/storage/raft/snapshot")
