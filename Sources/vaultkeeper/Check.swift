@@ -42,6 +42,9 @@ struct Check: AsyncParsableCommand {
   @Option(help: ArgumentHelp("With [snapshot]: age above which it is CRITICAL (default: twice the warning age).", valueName: "duration"))
   var snapshotCritical: String?
 
+  @Option(help: ArgumentHelp("The running daemon's state file, read for the snapshot age (default as for `vaultkeeper status`).", valueName: "path"))
+  var stateFile: String?
+
   func run() async throws {
     // Monitoring Plugins report bad arguments as UNKNOWN (3), not as a usage error.
     let known = Set(MetricsText.states)
@@ -76,7 +79,7 @@ struct Check: AsyncParsableCommand {
     var snapshotResult: SnapshotCheck.Result?
     if let snapshot = loaded.snapshot, let (warn, crit) = snapshotThresholds, let local = results.first {
       snapshotResult = SnapshotCheck.evaluate(
-        Self.snapshotKnowledge(snapshot), localState: local.1.state.name, now: Date(), warnAfter: warn, critAfter: crit)
+        snapshotKnowledge(snapshot), localState: local.1.state.name, now: Date(), warnAfter: warn, critAfter: crit)
     }
     let outcome = CheckVerdict.evaluate(
       results.map { ($0.0.name, $0.1) }, ok: ok, warning: warning, warnLatency: warnLatency, critLatency: critLatency, snapshot: snapshotResult)
@@ -84,8 +87,13 @@ struct Check: AsyncParsableCommand {
     throw ExitCode(Int32(outcome.code))
   }
 
-  /// What the daemon recorded (its state file) and what the directory holds, newest wins.
-  static func snapshotKnowledge(_ config: SnapshotConfig) -> SnapshotCheck.Knowledge {
+  /// The running daemon's view first (its state file is world-readable, so the check works as
+  /// any user, e.g. nagios); else what the duty recorded in the state directory and what the
+  /// snapshot directory holds, newest wins.
+  func snapshotKnowledge(_ config: SnapshotConfig) -> SnapshotCheck.Knowledge {
+    if let live = Status.liveReport(stateFile)?.snapshot, live.phase != "standby" || live.lastSuccess != nil {
+      return .known(lastSuccess: live.lastSuccess.map { Date(timeIntervalSince1970: $0) }, trackingSince: live.trackingSince.map { Date(timeIntervalSince1970: $0) })
+    }
     let ledgerPath = SnapshotLedger.path(config: config, environment: ProcessEnvironment.current())
     let ledger = SnapshotLedger.load(path: ledgerPath)
     guard access(config.directory, R_OK | X_OK) == 0 else {

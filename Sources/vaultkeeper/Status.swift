@@ -23,9 +23,7 @@ struct Status: AsyncParsableCommand {
   var json = false
 
   func run() async throws {
-    let environment = ProcessEnvironment.current()
-    let runtime = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first.map(String.init)
-    let path = stateFile ?? runtime.map { "\($0)/state.json" } ?? "/run/vaultkeeper/state.json"
+    let path = Self.stateFilePath(stateFile)
     let report: DaemonReport
     do {
       let bytes = try FileAccess.readBytes(path: path, limit: 4 << 20)
@@ -56,5 +54,20 @@ struct Status: AsyncParsableCommand {
       }
     }
     if !running || stale { throw ExitCode(3) }
+  }
+
+  /// `--state-file`, else `$RUNTIME_DIRECTORY/state.json`, else the unit's runtime directory.
+  static func stateFilePath(_ explicit: String?) -> String {
+    let runtime = ProcessEnvironment.current()["RUNTIME_DIRECTORY"]?.split(separator: ":").first.map(String.init)
+    return explicit ?? runtime.map { "\($0)/state.json" } ?? "/run/vaultkeeper/state.json"
+  }
+
+  /// The running daemon's report, if its state file is readable and fresh (nil otherwise).
+  static func liveReport(_ explicit: String?) -> DaemonReport? {
+    guard let bytes = try? FileAccess.readBytes(path: stateFilePath(explicit), limit: 4 << 20),
+      let report = try? JSONDecoder().decode(DaemonReport.self, from: Data(bytes)),
+      Date().timeIntervalSince1970 - report.updatedAt <= 120, kill(report.pid, 0) == 0 || errno == EPERM
+    else { return nil }
+    return report
   }
 }

@@ -445,6 +445,72 @@ def test_insecure_key_file_exits_77(machine: Machine):
     m.systemctl("restart", UNIT)
 
 
+SNAPSHOT_TABLE = """
+[snapshot]
+directory = "/var/lib/vaultkeeper/snapshots"
+role_id_credential = "approle-role-id"
+secret_id_credential = "approle-secret-id"
+"""
+
+
+def test_scheduled_snapshot_with_an_encrypted_approle_credential(machine: Machine):
+    m = machine
+    import uuid
+    role_id, secret_id = str(uuid.uuid4()), str(uuid.uuid4())
+    m.control("POST", "/approle", {"role_id": role_id, "secret_id": secret_id})
+    # Both AppRole IDs as encrypted credentials (host key), picked up by the shipped unit's
+    # LoadCredentialEncrypted= lines; the plaintext never stays on disk.
+    for name, value in (("approle-role-id", role_id), ("approle-secret-id", secret_id)):
+        m.write(f"/root/{name}", value + "\n", mode=0o600)
+        m.run(["systemd-creds", "encrypt", f"--name={name}", f"/root/{name}", f"/etc/credstore.encrypted/{name}"])
+        m.run(["rm", f"/root/{name}"])
+    m.write(CONFIG, config(extra=SNAPSHOT_TABLE + 'interval = "1h"\n'))
+    cursor = m.cursor()
+    m.systemctl("restart", UNIT)
+    m.run(["vaultkeeper", "config", "check", "--config", CONFIG])
+    # No snapshot yet: the first one is due at once.
+    taken = wait_vk(m, "snapshotTaken", cursor, timeout=30)
+    path = taken["SNAPSHOT_FILE"]
+    assert re.fullmatch(r"/var/lib/vaultkeeper/snapshots/vaultkeeper-[a-z0-9-]+-\d{8}T\d{6}Z-\d+\.snap", path), path
+    assert taken["PRIORITY"] == "5" and int(taken["SNAPSHOT_BYTES"]) > 0, taken
+    assert m.run(["stat", "-c", "%a %U %G", path]).stdout.split() == ["600", "vaultkeeper", "vaultkeeper"]
+    assert m.run(["stat", "-c", "%a %U", "/var/lib/vaultkeeper/snapshots"]).stdout.split() == ["700", "vaultkeeper"]
+    assert "OK (index" in m.run(["vaultkeeper", "snapshot", "verify", path]).stdout
+    ledger = json.loads(m.read("/var/lib/vaultkeeper/snapshot-state.json"))
+    assert ledger["last_success"]["file"] == os.path.basename(path), ledger
+    status = wait_until(lambda: (s := m.show(UNIT, "StatusText")["StatusText"]) if "· snapshot " in s else None, 10,
+                        what="STATUS with the snapshot age")
+    assert re.search(r"· snapshot \d+s ago$", status), status
+    prom = wait_until(lambda: (p := m.read(f"{TEXTFILE_DIR}/vaultkeeper.prom")) if "snapshot_last_success" in p else None, 10,
+                      what="snapshot metrics")
+    assert "vaultkeeper_snapshot_stale 0" in prom
+    check = m.run(["vaultkeeper", "check"], user="nobody:nogroup")
+    assert check.stdout.startswith("VAULT OK") and "OK: snapshots: last good snapshot" in check.stdout, check.stdout
+    assert sim_state(m)["approle_logins"] >= 1
+
+    # Vault's secret ID is rotated but ours is not: snapshots fail, and backups go stale.
+    m.control("POST", "/approle", {"secret_id": str(uuid.uuid4())})
+    m.write(CONFIG, config(extra=SNAPSHOT_TABLE + 'interval = "2s"\nstale_after = "4s"\n'))
+    cursor = m.cursor()
+    m.systemctl("reload", UNIT)
+    failed = wait_vk(m, "snapshotFailed", cursor, timeout=30)
+    assert failed["SNAPSHOT_REASON"] == "auth" and failed["PRIORITY"] == "3", failed
+    stale = wait_vk(m, "snapshotsStale", cursor, timeout=30)
+    assert stale["PRIORITY"] == "3" and stale["SNAPSHOT_STALE_AFTER"] == "4s", stale
+    text = m.run(["journalctl", "-x", "--no-pager", "-u", UNIT, f"MESSAGE_ID={ID['snapshotsStale']}"]).stdout
+    assert "Subject: Vault backups are stale: no good snapshot for 4s" in text, text
+    assert "What to do:" in text and "@SNAPSHOT_" not in text, text
+    wait_until(lambda: "backups STALE" in m.show(UNIT, "StatusText")["StatusText"], 10, what="STATUS backups STALE")
+    check = m.run(["vaultkeeper", "check"], user="nobody:nogroup", check=False)
+    assert check.returncode in (1, 2) and "backups stale" in check.stdout, check.stdout
+    # The AppRole secret never reached the journal, the state file or the metrics.
+    exported = m.run(["journalctl", "-o", "export", "--no-pager"], timeout=120).stdout
+    for text in (exported, m.read("/run/vaultkeeper/state.json"), m.read(f"{TEXTFILE_DIR}/vaultkeeper.prom")):
+        assert secret_id not in text and role_id not in text
+    m.write(CONFIG, config())
+    m.systemctl("restart", UNIT)
+
+
 def test_package_upgrade_remove_purge_and_configured_install(machine: Machine):
     m = machine
     apt = ["apt-get", "-y", "--no-install-recommends"]

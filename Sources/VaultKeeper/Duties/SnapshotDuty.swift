@@ -129,6 +129,7 @@ public final class SnapshotDuty: Sendable {
       report.consecutiveFailures = previous.consecutiveFailures
     }
     report.lastSuccess = lastSuccess?.timeIntervalSince1970
+    report.trackingSince = ledger.trackingSince
     if let recorded = ledger.lastSuccess, recorded.time == lastSuccess?.timeIntervalSince1970 {
       report.lastFile = recorded.file
       report.lastRaftIndex = recorded.raftIndex

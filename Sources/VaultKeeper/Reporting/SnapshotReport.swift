@@ -21,6 +21,8 @@ public struct SnapshotReport: Sendable, Equatable, Codable {
   public var retentionDeleted: Int
   public var lastUpload: Double?
   public var uploadFailures: Int
+  /// Since when the duty has been waiting for its first good snapshot (the ledger's).
+  public var trackingSince: Double?
 
   public init(phase: String, staleAfterSeconds: Double) {
     self.phase = phase
@@ -48,6 +50,7 @@ public struct SnapshotReport: Sendable, Equatable, Codable {
     case retentionDeleted = "retention_deleted"
     case lastUpload = "last_upload"
     case uploadFailures = "upload_failures"
+    case trackingSince = "tracking_since"
   }
 
   /// The STATUS fragment, e.g. `snapshot 23m ago`, `snapshot running`,
