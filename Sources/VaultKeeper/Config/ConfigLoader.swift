@@ -344,7 +344,8 @@ private struct TableReader {
         do {
           recipients.append(try AgeRecipient(text.trimmingWhitespace()))
         } catch {
-          throw self.error(key, "entry \(index + 1) (\"\(text)\"): \(error.message)")
+          // The entry itself is not quoted: a pasted identity (secret) would end up in the journal.
+          throw self.error(key, "entry \(index + 1): \(error.message)")
         }
       }
       listed = recipients
