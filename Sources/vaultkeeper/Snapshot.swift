@@ -182,7 +182,7 @@ struct SnapshotList: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "list",
     abstract: "List the snapshots in [snapshot] directory, newest first (age, size, Raft index).",
-    discussion: "Only files vaultkeeper wrote (by name) are listed. With --verify each one is read and verified (exit 1 if any is bad).")
+    discussion: "Only files vaultkeeper wrote (by name, .snap and .snap.age) are listed. With --verify each one is read and verified (exit 1 if any is bad); encrypted ones need --identity.")
 
   @OptionGroup var config: ConfigOption
 
