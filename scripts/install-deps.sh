@@ -3,7 +3,7 @@
 # package sources this machine is already configured with (apt and pip).
 set -euo pipefail
 
-"$(dirname "$0")/apt-ensure.sh" libcurl4-openssl-dev libsystemd-dev zlib1g-dev pkg-config dbus util-linux procps openssl
+"$(dirname "$0")/apt-ensure.sh" libcurl4-openssl-dev libsystemd-dev zlib1g-dev pkg-config dbus util-linux procps openssl age
 
 pip_missing=()
 for m in hvac:hvac cryptography:cryptography pytest:pytest requests:requests; do

@@ -21,20 +21,29 @@ struct SnapshotCommand: AsyncParsableCommand {
     commandName: "snapshot", abstract: "Raft snapshot tools.", subcommands: [SnapshotNow.self, SnapshotVerify.self, SnapshotList.self])
 }
 
-/// `vaultkeeper snapshot verify FILE…`: the checks Vault's restore would make, without Vault.
+/// `vaultkeeper snapshot verify [--identity FILE] FILE…`: the checks Vault's restore would make,
+/// without Vault; age-encrypted snapshots are decrypted on the fly with the identity file.
 struct SnapshotVerify: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "verify",
-    abstract: "Verify snapshot files: gzip, tar entries, SHA256SUMS, meta.json.",
-    discussion: "Prints one line per file. Exit 0 when every file is good, 1 when any is bad (the line says why).")
+    abstract: "Verify snapshot files: gzip, tar entries, SHA256SUMS, meta.json; age-encrypted ones with --identity.",
+    discussion: """
+      Prints one line per file. Exit 0 when every file is good, 1 when any is bad (the line says why). \
+      An age-encrypted file (.snap.age) is decrypted in memory, streaming, and its plaintext verified; without \
+      --identity it counts as bad. An unusable identity file exits 77 (unreadable or insecure) or 65 (not an identity file).
+      """)
 
-  @Argument(help: ArgumentHelp("Snapshot files (as saved by vaultkeeper or `vault operator raft snapshot save`).", valueName: "file"))
+  @Option(help: ArgumentHelp("age identity file (AGE-SECRET-KEY-1… lines, as age-keygen writes) for encrypted snapshots; mode 0600, owned by you.", valueName: "file"))
+  var identity: String?
+
+  @Argument(help: ArgumentHelp("Snapshot files (as saved by vaultkeeper or `vault operator raft snapshot save`, or age-encrypted).", valueName: "file"))
   var files: [String]
 
   func run() async throws {
+    let identities = try Self.loadIdentities(identity, command: "snapshot verify")
     var bad = 0
     for file in files {
-      switch Self.verify(path: file) {
+      switch Self.verify(path: file, identities: identities) {
       case .success(let facts):
         print("\(file): OK (index \(facts.index), term \(facts.term), state \(facts.stateBytes) bytes)")
       case .failure(let error):
@@ -45,13 +54,29 @@ struct SnapshotVerify: AsyncParsableCommand {
     if bad > 0 { throw ExitCode(1) }
   }
 
-  /// Streams the file through the verifier in 64 KiB pieces (constant memory for any size).
-  static func verify(path: String) -> Result<SnapshotFacts, SnapshotVerificationError> {
+  /// The identities of `--identity`, or nil without it. Key material stays out of messages.
+  static func loadIdentities(_ path: String?, command: String) throws -> [AgeIdentity]? {
+    guard let path else { return nil }
+    ProcessHardening.apply()  // private keys are about to be read into this process
+    do {
+      return try AgeIdentityFile.load(path: path)
+    } catch {
+      printError("vaultkeeper \(command): \(error)")
+      throw Exit.forKeyError(error)
+    }
+  }
+
+  /// Streams the file through the verifier in 64 KiB pieces (constant memory for any size),
+  /// decrypting an age file with `identities` on the way.
+  static func verify(path: String, identities: [AgeIdentity]?) -> Result<SnapshotFacts, SnapshotVerificationError> {
+    if identities == nil, path.hasSuffix(".age") {
+      return .failure(SnapshotVerificationError(SnapshotFileVerifier.needsIdentity))
+    }
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return .failure(SnapshotVerificationError("cannot open: \(String(cString: strerror(errno)))")) }
     defer { close(fd) }
     do throws(SnapshotVerificationError) {
-      let verifier = SnapshotStreamVerifier(decompressor: try GzipInflater())
+      let verifier = SnapshotFileVerifier(verifier: SnapshotStreamVerifier(decompressor: try GzipInflater()), identities: identities)
       var buffer = [UInt8](repeating: 0, count: 64 * 1024)
       while true {
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -161,15 +186,23 @@ struct SnapshotList: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "list",
     abstract: "List the snapshots in [snapshot] directory, newest first (age, size, Raft index).",
-    discussion: "Only files vaultkeeper wrote (by name) are listed. With --verify each one is read and verified (exit 1 if any is bad).")
+    discussion: "Only files vaultkeeper wrote (by name, .snap and .snap.age) are listed. With --verify each one is read and verified (exit 1 if any is bad); encrypted ones need --identity.")
 
   @OptionGroup var config: ConfigOption
 
   @Flag(help: "Verify every listed snapshot (reads each file whole).")
   var verify = false
 
+  @Option(help: ArgumentHelp("age identity file to decrypt encrypted snapshots with --verify (without it they show as BAD).", valueName: "file"))
+  var identity: String?
+
   func run() async throws {
     let (_, snapshot) = try config.loadWithSnapshot()
+    if identity != nil && !verify {
+      printError("vaultkeeper snapshot list: --identity only applies with --verify")
+      throw Exit.usage
+    }
+    let identities = try SnapshotVerify.loadIdentities(identity, command: "snapshot list")
     let entries = SnapshotDirectory.list(snapshot.directory)
     let now = Date()
     var bad = 0
@@ -178,7 +211,7 @@ struct SnapshotList: AsyncParsableCommand {
       var line = "\(entry.name.fileName)  age \(DurationParsing.humanize(.seconds(max(now.timeIntervalSince(entry.name.time), 0))))"
       line += "  \(entry.bytes) bytes  index \(entry.name.raftIndex)"
       if verify {
-        switch SnapshotVerify.verify(path: "\(snapshot.directory)/\(entry.name.fileName)") {
+        switch SnapshotVerify.verify(path: "\(snapshot.directory)/\(entry.name.fileName)", identities: identities) {
         case .success: line += "  verified"
         case .failure(let error):
           bad += 1

@@ -336,6 +336,48 @@ private struct TableReader {
     return SnapshotConfig(
       enabled: try bool(table, "enabled", at: at) ?? true, directory: directory, auth: auth, schedule: schedule, retention: retention,
       minFreeBytes: minFree, staleAfter: try duration(table, "stale_after", at: at, minimum: .seconds(1)) ?? cadence * 3,
-      maxDuration: try duration(table, "max_duration", at: at, minimum: .seconds(10)), stateFile: try stateFile(table))
+      maxDuration: try duration(table, "max_duration", at: at, minimum: .seconds(10)), stateFile: try stateFile(table),
+      encryption: try snapshotEncryption(table))
+  }
+
+  /// `age_recipients = ["age1…"]` and/or `age_recipients_file = "/path"` (age's recipients-file
+  /// format: one `age1…` per line, `#` comments). Neither: plain snapshots.
+  private func snapshotEncryption(_ table: TOMLTable) throws(ConfigError) -> SnapshotEncryption? {
+    var listed: [AgeRecipient]?
+    if let value = table["age_recipients"] {
+      let key = "snapshot.age_recipients"
+      guard let array = value.array else { throw error(key, "must be an array of \"age1…\" strings, got \(value.type)") }
+      guard array.count > 0 else { throw error(key, "is empty: list at least one \"age1…\" recipient, or remove the key") }
+      var recipients: [AgeRecipient] = []
+      for index in 0..<array.count {
+        guard let text = array[index].string else { throw error(key, "entry \(index + 1) must be a string, got \(array[index].type)") }
+        do {
+          recipients.append(try AgeRecipient(text.trimmingWhitespace()))
+        } catch {
+          // The entry itself is not quoted: a pasted identity (secret) would end up in the journal.
+          throw self.error(key, "entry \(index + 1): \(error.message)")
+        }
+      }
+      listed = recipients
+    }
+    var fromFile: [AgeRecipient] = []
+    let file = try existingFile(table, "age_recipients_file", at: "snapshot")
+    if let file {
+      let key = "snapshot.age_recipients_file"
+      let text: String
+      do {
+        text = try FileAccess.readText(path: file, limit: 1 << 20)
+      } catch {
+        throw self.error(key, "cannot read \(file): \(error)")
+      }
+      do {
+        fromFile = try AgeRecipient.parseFile(text)
+      } catch {
+        throw self.error(key, "\(file):\(error.line): \(error.message)")
+      }
+      guard !fromFile.isEmpty else { throw self.error(key, "\(file) lists no \"age1…\" recipient") }
+    }
+    guard listed != nil || file != nil else { return nil }
+    return SnapshotEncryption(listed: listed ?? [], recipientsFile: file, fileRecipients: fromFile)
   }
 }

@@ -62,6 +62,16 @@ public enum EffectiveConfig {
     lines.append("min_free_space = \(quote("\(s.minFreeBytes)"))")
     lines.append("stale_after = \(quote(DurationParsing.format(s.staleAfter)))")
     if let max = s.maxDuration { lines.append("max_duration = \(quote(DurationParsing.format(max)))") }
+    if let file = s.stateFile { lines.append("state_file = \(quote(file))") }
+    if let encryption = s.encryption {
+      if !encryption.listed.isEmpty {
+        lines.append("age_recipients = [\(encryption.listed.map { quote($0.description) }.joined(separator: ", "))]")
+      }
+      if let file = encryption.recipientsFile {
+        lines.append("age_recipients_file = \(quote(file))")
+        lines.append("# encrypting to \(encryption.recipients.count) age recipient\(encryption.recipients.count == 1 ? "" : "s")")
+      }
+    }
     return lines
   }
 

@@ -27,13 +27,35 @@ public struct SnapshotConfig: Sendable, Equatable {
   public var maxDuration: Duration?
   /// Where the duty remembers its last good snapshot (nil: `SnapshotLedger.path` decides).
   public var stateFile: String?
+  /// age encryption at rest; nil writes plain `.snap` files.
+  public var encryption: SnapshotEncryption? = nil
+}
+
+/// `age_recipients` / `age_recipients_file`: snapshots are written as age v1 files (`.snap.age`)
+/// that only the holders of the matching identities can read. Recipients are public keys; the
+/// identities never need to be on this host.
+public struct SnapshotEncryption: Sendable, Equatable {
+  /// `age_recipients`, as written.
+  public var listed: [AgeRecipient]
+  /// `age_recipients_file`, read when the configuration is loaded (and on reload).
+  public var recipientsFile: String?
+  /// Everyone a snapshot is encrypted to: the listed ones, then the file's, each once.
+  public var recipients: [AgeRecipient]
+
+  public init(listed: [AgeRecipient], recipientsFile: String?, fileRecipients: [AgeRecipient]) {
+    self.listed = listed
+    self.recipientsFile = recipientsFile
+    var all: [AgeRecipient] = []
+    for recipient in listed + fileRecipients where !all.contains(recipient) { all.append(recipient) }
+    recipients = all
+  }
 }
 
 extension TableReaderKeys {
   static let snapshot = [
     "enabled", "directory", "interval", "daily_at", "randomized_delay", "keep_last", "keep_daily", "keep_weekly", "keep_monthly",
     "max_age", "min_free_space", "stale_after", "max_duration", "token_file", "token_credential", "role_id_file", "role_id_credential",
-    "secret_id_file", "secret_id_credential", "approle_mount", "state_file",
+    "secret_id_file", "secret_id_credential", "approle_mount", "state_file", "age_recipients", "age_recipients_file",
   ]
 }
 

@@ -103,11 +103,11 @@ public struct SnapshotTaker: Sendable {
           attempt.writer.abort()
           throw SnapshotError(.verification, "snapshot failed verification: \(error.reason)")
         }
-        let name = SnapshotName(cluster: clusterName ?? "vault", time: Date(), raftIndex: facts.index, encrypted: false)
+        let name = SnapshotName(cluster: clusterName ?? "vault", time: Date(), raftIndex: facts.index, encrypted: attempt.encryptor != nil)
         // fsync of a multi-gigabyte file can take seconds: never on the cooperative pool.
         let fileName = name.fileName
         let committed: Result<String, SnapshotFileWriter.Failure> = await OffPool.run {
-          do throws(SnapshotFileWriter.Failure) { return .success(try attempt.writer.commit(as: fileName)) } catch { return .failure(error) }
+          do throws(SnapshotFileWriter.Failure) { return .success(try attempt.commit(as: fileName)) } catch { return .failure(error) }
         }
         switch committed {
         case .success(let path):
@@ -142,9 +142,12 @@ public struct SnapshotTaker: Sendable {
 }
 
 /// One download: the sink that writes and verifies, confined to the transfer thread.
+/// With age recipients configured the verifier still sees the plaintext, and the file gets
+/// only ciphertext: plaintext never touches the disk.
 private final class Attempt: @unchecked Sendable {
   let writer: SnapshotFileWriter
   let verifier: SnapshotStreamVerifier
+  let encryptor: AgeEncryptor?
   let directory: String
   let minFree: Int64
   private(set) var failure: (SnapshotError.Reason, String)?
@@ -160,6 +163,11 @@ private final class Attempt: @unchecked Sendable {
       throw SnapshotError(.disk, error.message)
     }
     verifier = SnapshotStreamVerifier(decompressor: decompressor)
+    do {
+      encryptor = try config.encryption.map { (encryption) throws(AgeError) in try AgeEncryptor(recipients: encryption.recipients) }
+    } catch {
+      throw SnapshotError(.credentials, "cannot encrypt to the configured age recipients: \(error.message)")
+    }
     directory = config.directory
     minFree = config.minFreeBytes
     self.progress = progress
@@ -174,7 +182,11 @@ private final class Attempt: @unchecked Sendable {
       return error.reason
     }
     do throws(SnapshotFileWriter.Failure) {
-      try writer.write(bytes)
+      if let encryptor {
+        try encryptor.update(bytes) { (sealed) throws(SnapshotFileWriter.Failure) in try writer.write(sealed) }
+      } else {
+        try writer.write(bytes)
+      }
     } catch {
       failure = (.disk, error.message)
       return error.message
@@ -193,5 +205,11 @@ private final class Attempt: @unchecked Sendable {
 
   func finish() throws(SnapshotVerificationError) -> SnapshotFacts {
     try verifier.finish()
+  }
+
+  /// Seals the final age chunk (when encrypting), then makes the file durable under `name`.
+  func commit(as name: String) throws(SnapshotFileWriter.Failure) -> String {
+    try encryptor?.finish { (sealed) throws(SnapshotFileWriter.Failure) in try writer.write(sealed) }
+    return try writer.commit(as: name)
   }
 }
