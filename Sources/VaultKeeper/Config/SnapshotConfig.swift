@@ -25,13 +25,15 @@ public struct SnapshotConfig: Sendable, Equatable {
   public var staleAfter: Duration
   /// Upper bound for one download (none by default: stalls are caught by the low-speed limit).
   public var maxDuration: Duration?
+  /// `[snapshot.s3]`: upload every verified snapshot to object storage too.
+  public var s3: S3Config? = nil
 }
 
 extension TableReaderKeys {
   static let snapshot = [
     "enabled", "directory", "interval", "daily_at", "randomized_delay", "keep_last", "keep_daily", "keep_weekly", "keep_monthly",
     "max_age", "min_free_space", "stale_after", "max_duration", "token_file", "token_credential", "role_id_file", "role_id_credential",
-    "secret_id_file", "secret_id_credential", "approle_mount",
+    "secret_id_file", "secret_id_credential", "approle_mount", "s3",
   ]
 }
 
