@@ -42,6 +42,7 @@ public final class CurlObjectTransport: ObjectTransport, @unchecked Sendable {
       options.lowSpeed = (1024, .seconds(60))
     }
     options.upload = upload
+    options.allowExpectContinue = true
     options.awsSigV4 = "aws:amz:\(config.region):s3"
     options.username = credentials.accessKeyID
     options.password = credentials.secretAccessKey
