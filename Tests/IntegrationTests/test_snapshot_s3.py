@@ -19,6 +19,9 @@ import secrets
 import socket
 import subprocess
 import sys
+import http.client
+import http.server
+import threading
 import types
 from pathlib import Path
 from typing import Any, Optional
@@ -178,6 +181,56 @@ def _object_bytes(m: Moto, key: str) -> bytes:
     return m.admin.get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
+class HeadTamperingProxy:
+    """Forwards every request to moto unchanged (the signature covers the Host header, which is
+    passed through) and falsifies what HEAD reports: the object looks short, or its ETag wrong."""
+
+    def __init__(self, upstream_port: int, tamper: str):
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("expect", "connection")}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() in ("transfer-encoding", "connection"):
+                        continue
+                    if self.command == "HEAD" and k.lower() == "content-length" and tamper == "short":
+                        v = str(int(v) - 1)
+                        proxy.tampered += 1
+                    if self.command == "HEAD" and k.lower() == "etag" and tamper == "etag":
+                        v = '"0123456789abcdef0123456789abcdef"'
+                        proxy.tampered += 1
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        self.tampered = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def _name(when: dt.datetime, index: int, cluster: str = "vault-cluster-sim") -> str:
     return f"vaultkeeper-{cluster}-{when.strftime('%Y%m%dT%H%M%SZ')}-{index}.snap"
 
@@ -260,6 +313,28 @@ def test_multipart_upload_above_the_threshold(sims, config, tmp_path, clean_buck
     md5s = b"".join(hashlib.md5(local[i:i + (5 << 20)]).digest() for i in range(0, len(local), 5 << 20))
     assert etag == f"{hashlib.md5(md5s).hexdigest()}-3" == m.admin.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"')
     assert m.admin.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("tamper,needle", [
+    ("short", "the bucket holds {short} bytes, the file has {size}"),
+    ("etag", "its ETag is 0123456789abcdef0123456789abcdef, expected {md5}"),
+])
+def test_a_short_or_altered_object_fails_the_check(tamper, needle, sims, config, tmp_path, clean_bucket):
+    m = clean_bucket
+    proxy = HeadTamperingProxy(m.port, tamper)
+    try:
+        via = types.SimpleNamespace(endpoint=proxy.endpoint, tls=False, access_key_id=m.access_key_id, secret_key=m.secret_key)
+        cfg, snaps = _setup(sims, config, tmp_path, via)
+        r = ts._now(cfg)
+    finally:
+        proxy.stop()
+    assert r.returncode == 1 and proxy.tampered == 1, str(r)
+    path = _saved(r, snaps)
+    size = path.stat().st_size
+    expected = needle.format(short=size - 1, size=size, md5=hashlib.md5(path.read_bytes()).hexdigest())
+    assert "upload failed: " in r.stdout and "failed its check: " in r.stdout and expected in r.stdout, str(r)
+    assert "the object was deleted" in r.stdout and "is kept" in r.stdout, str(r)
+    assert m.keys() == {}  # the object that failed its check is gone, the local file stays
 
 
 def test_remote_retention_deletes_only_our_old_keys(sims, config, tmp_path, clean_bucket):

@@ -143,6 +143,16 @@ struct TableReader {
     }
   }
 
+  /// The `keep_*` and `max_age` keys of a table (`[snapshot]`, `[snapshot.s3]`).
+  func retention(_ table: TOMLTable, at prefix: String) throws(ConfigError) -> RetentionPolicy {
+    RetentionPolicy(
+      keepLast: try int(table, "keep_last", at: prefix, range: 0...100_000),
+      keepDaily: try int(table, "keep_daily", at: prefix, range: 0...100_000),
+      keepWeekly: try int(table, "keep_weekly", at: prefix, range: 0...100_000),
+      keepMonthly: try int(table, "keep_monthly", at: prefix, range: 0...100_000),
+      maxAge: try duration(table, "max_age", at: prefix, minimum: .seconds(3600)))
+  }
+
   /// A secret read at use time: `FILE_KEY` (an absolute path) or `CREDENTIAL_KEY` (a name in
   /// `$CREDENTIALS_DIRECTORY`), one of them or neither.
   func credential(_ table: TOMLTable, _ fileKey: String, _ credentialKey: String, at prefix: String) throws(ConfigError) -> SnapshotConfig.Credential? {
@@ -319,12 +329,7 @@ struct TableReader {
     let schedule = SnapshotSchedule(
       interval: interval ?? (dailyAt == nil ? .seconds(3600) : nil), dailyAt: dailyAt,
       randomizedDelay: try duration(table, "randomized_delay", at: at, minimum: .zero) ?? .zero)
-    let retention = RetentionPolicy(
-      keepLast: try int(table, "keep_last", at: at, range: 0...100_000),
-      keepDaily: try int(table, "keep_daily", at: at, range: 0...100_000),
-      keepWeekly: try int(table, "keep_weekly", at: at, range: 0...100_000),
-      keepMonthly: try int(table, "keep_monthly", at: at, range: 0...100_000),
-      maxAge: try duration(table, "max_age", at: at, minimum: .seconds(3600)))
+    let retention = try retention(table, at: at)
     var minFree: Int64 = 1 << 30
     if let text = try string(table, "min_free_space", at: at) {
       guard let bytes = SizeParsing.parse(text) else { throw error("snapshot.min_free_space", "\"\(text)\" is not a size (use e.g. \"512MiB\", \"2GiB\")") }

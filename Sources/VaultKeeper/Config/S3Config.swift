@@ -130,12 +130,7 @@ extension TableReader {
       }
       return bytes
     }
-    let ownPolicy = RetentionPolicy(
-      keepLast: try int(table, "keep_last", at: at, range: 0...100_000),
-      keepDaily: try int(table, "keep_daily", at: at, range: 0...100_000),
-      keepWeekly: try int(table, "keep_weekly", at: at, range: 0...100_000),
-      keepMonthly: try int(table, "keep_monthly", at: at, range: 0...100_000),
-      maxAge: try duration(table, "max_age", at: at, minimum: .seconds(3600)))
+    let ownPolicy = try retention(table, at: at)
     let ownRetention = ownPolicy != RetentionPolicy()
     return S3Config(
       endpoint: endpoint, region: region, bucket: bucket, prefix: prefix, pathStyle: pathStyle, accessKeyID: accessKey, secretAccessKey: secretKey,

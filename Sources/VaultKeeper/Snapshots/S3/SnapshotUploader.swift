@@ -187,8 +187,14 @@ public struct SnapshotUploader: Sendable {
       problem = "its recorded SHA-256 is \(stored), the file's is \(digest.sha256Hex)"
     }
     if let problem {
-      try? await store.delete(key: key)
-      throw SnapshotError(.upload, "uploaded \(location) failed its check: \(problem); the object was deleted")
+      // A bad copy must not count as the newest remote snapshot (retention would protect it).
+      var outcome = "the object was deleted"
+      do {
+        try await store.delete(key: key)
+      } catch {
+        outcome = "deleting the object failed too: \(error.message)"
+      }
+      throw SnapshotError(.upload, "uploaded \(location) failed its check: \(problem); \(outcome)")
     }
     return etag
   }
