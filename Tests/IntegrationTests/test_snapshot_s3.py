@@ -289,6 +289,17 @@ def test_world_readable_secret_key_file_is_refused(sims, config, tmp_path, clean
     assert m.keys() == {}
 
 
+def test_a_key_outside_its_policy_is_denied(sims, config, tmp_path, clean_bucket):
+    """moto enforces the least-privilege policy: the same key may not write outside its prefix."""
+    m = clean_bucket
+    cfg, snaps = _setup(sims, config, tmp_path, m, prefix="elsewhere-")
+    r = ts._now(cfg)
+    assert r.returncode == 1 and "upload failed: " in r.stdout and "AccessDenied" in r.stdout, str(r)
+    assert "the key needs s3:PutObject" in r.stdout and "is kept" in r.stdout, str(r)
+    _saved(r, snaps)
+    assert m.keys() == {}
+
+
 def test_s3_down_fails_clearly(sims, config, tmp_path, moto):
     down = types.SimpleNamespace(endpoint=f"http://127.0.0.1:{h.free_port()}", tls=False, access_key_id=moto.access_key_id,
                                  secret_key=moto.secret_key)

@@ -92,7 +92,7 @@ extension Result where Success == HTTPResponse, Failure == TransportError {
       Issue.record("403 accepted")
     } catch {
       #expect(error.kind == .http(status: 403, code: "SignatureDoesNotMatch"))
-      #expect(error.message == "delete of p/a failed: HTTP 403 SignatureDoesNotMatch: The request signature we calculated does not match (check the secret access key and the region)")
+      #expect(error.message == "DELETE p/a: HTTP 403 SignatureDoesNotMatch: The request signature we calculated does not match (check the secret access key and the region)")
     }
   }
 

@@ -20,7 +20,7 @@ public struct S3Client: ObjectStore {
   public func put(key: String, file: FileSlice, contentMD5: [UInt8], metadata: [String: String]) async throws(ObjectStoreError) {
     var headers = [("Content-Type", "application/octet-stream"), ("Content-MD5", Data(contentMD5).base64EncodedString())]
     headers += Self.metadataHeaders(metadata)
-    _ = try await send("upload of \(key)", ObjectRequest(method: .put, target: S3Encoding.path(key), headers: headers, body: .file(file), isTransfer: true))
+    _ = try await send("PUT \(key)", ObjectRequest(method: .put, target: S3Encoding.path(key), headers: headers, body: .file(file), isTransfer: true))
   }
 
   public func head(key: String) async throws(ObjectStoreError) -> ObjectInfo? {
@@ -63,7 +63,7 @@ public struct S3Client: ObjectStore {
   }
 
   public func delete(key: String) async throws(ObjectStoreError) {
-    _ = try await send("delete of \(key)", ObjectRequest(method: .delete, target: S3Encoding.path(key)), accept: [404])
+    _ = try await send("DELETE \(key)", ObjectRequest(method: .delete, target: S3Encoding.path(key)), accept: [404])
   }
 
   public func createMultipartUpload(key: String, metadata: [String: String]) async throws(ObjectStoreError) -> String {
@@ -119,11 +119,11 @@ public struct S3Client: ObjectStore {
     do {
       response = try await transport.send(request)
     } catch {
-      throw ObjectStoreError(.transport(error.kind), "\(what) failed: \(error)")
+      throw ObjectStoreError(.transport(error.kind), "\(what): \(error)")
     }
     if (200..<300).contains(response.status) || accept.contains(response.status) { return response }
     let failure = S3Responses.error(response.body)
-    var message = "\(what) failed: HTTP \(response.status)"
+    var message = "\(what): HTTP \(response.status)"
     if let failure { message += " \(failure.code)" + (failure.message.isEmpty ? "" : ": \(failure.message)") }
     throw ObjectStoreError(.http(status: response.status, code: failure?.code), message + Self.hint(status: response.status, code: failure?.code))
   }

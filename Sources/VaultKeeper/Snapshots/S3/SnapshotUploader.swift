@@ -107,7 +107,7 @@ public struct SnapshotUploader: Sendable {
     do {
       objects = try await session.store.list(prefix: config.prefix)
     } catch {
-      throw SnapshotError(.remoteRetention, "remote retention: cannot list s3://\(config.bucket)/\(config.prefix): \(error.message)")
+      throw SnapshotError(.remoteRetention, "cannot list s3://\(config.bucket)/\(config.prefix): \(error.message)")
     }
     let planned = RemoteSnapshots.deletions(RemoteSnapshots.ours(objects, prefix: config.prefix), policy: config.retention, now: now)
     var deleted: [RemoteDeletion] = []
@@ -121,7 +121,7 @@ public struct SnapshotUploader: Sendable {
       }
     }
     if let first = failures.first {
-      throw SnapshotError(.remoteRetention, "remote retention deleted \(deleted.count) of \(planned.count) old snapshots; \(failures.count) failed, first: \(first)")
+      throw SnapshotError(.remoteRetention, "deleted \(deleted.count) of \(planned.count) old remote snapshots; \(failures.count) could not be deleted, the first: \(first)")
     }
     return deleted
   }
