@@ -195,7 +195,7 @@ struct SnapshotList: AsyncParsableCommand {
       switch value {
       case .local: return "Only the local directory."
       case .remote: return "Only the bucket of [snapshot.s3]."
-      case .all: return "Both (the default)."
+      case .all: return "Both."
       }
     }
   }
