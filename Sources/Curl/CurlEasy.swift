@@ -23,6 +23,11 @@ final class TransferContext {
   let streaming: StreamingBody?
   var streamingError: String?
   let handle: UnsafeMutableRawPointer
+  /// For uploads from a file: read with pread as curl asks, so memory stays constant.
+  var uploadFD: Int32 = -1
+  var uploadOffset: Int64 = 0
+  var uploadRemaining: Int64 = 0
+  var uploadError: String?
 
   init(bodyLimit: Int, cancellation: CancellationFlag, streaming: StreamingBody?, handle: UnsafeMutableRawPointer) {
     self.bodyLimit = bodyLimit
@@ -76,6 +81,15 @@ final class CurlEasy {
     var bodyLimit: Int
     var streaming: StreamingBody? = nil
     var lowSpeed: (bytesPerSecond: Int, window: Duration)? = nil
+    /// PUT this byte range of a file as the body (CURLOPT_UPLOAD, streamed).
+    var upload: FileSlice? = nil
+    /// CURLOPT_AWS_SIGV4, e.g. "aws:amz:eu-central-1:s3"; signs with `username`/`password`.
+    var awsSigV4: String? = nil
+    var username: SecretBytes? = nil
+    var password: SecretBytes? = nil
+    /// Let curl send `Expect: 100-continue` on large uploads (S3: a refused upload stops before
+    /// the body is sent). Off for Vault, which does not need the round trip.
+    var allowExpectContinue = false
   }
 
   /// Runs one transfer synchronously (call only from the transport thread).
@@ -125,9 +139,20 @@ final class CurlEasy {
     if let cert = options.clientCertFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLCERT, cert), "client certificate")) }
     if let key = options.clientKeyFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLKEY, key), "client key")) }
 
+    if let sigV4 = options.awsSigV4 {
+      failures.append(check(ccurl_setopt_string(handle, CURLOPT_AWS_SIGV4, sigV4), "AWS SigV4"))
+    }
+    // curl keeps its own copies of these until the next reset (freed, not wiped: libcurl
+    // offers no way to wipe them). Ours are built in locked memory and wiped at once.
+    if let username = options.username { failures.append(check(setSecretString(CURLOPT_USERNAME, username), "user name")) }
+    if let password = options.password { failures.append(check(setSecretString(CURLOPT_PASSWORD, password), "password")) }
+
     switch options.method {
     case .get: failures.append(check(ccurl_setopt_long(handle, CURLOPT_HTTPGET, 1), "GET"))
     case .head: failures.append(check(ccurl_setopt_long(handle, CURLOPT_NOBODY, 1), "HEAD"))
+    case .delete: failures.append(check(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, "DELETE"), "method"))
+    case .put where options.upload != nil:
+      failures.append(check(ccurl_setopt_long(handle, CURLOPT_UPLOAD, 1), "upload"))
     case .put, .post:
       failures.append(check(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, options.method.rawValue), "method"))
       failures.append(check(ccurl_setopt_long(handle, CURLOPT_POST, 1), "POST"))
@@ -148,7 +173,8 @@ final class CurlEasy {
       }
     }
     // curl adds "Expect: 100-continue" to some uploads; Vault does not need the round trip.
-    headerList = curl_slist_append(headerList, "Expect:")
+    // (With SigV4, curl 7.88 would also sign this empty header it never sends: S3 keeps it.)
+    if !options.allowExpectContinue { headerList = curl_slist_append(headerList, "Expect:") }
     failures.append(check(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList), "headers"))
 
     let contextPointer = Unmanaged.passUnretained(context).toOpaque()
@@ -198,8 +224,13 @@ final class CurlEasy {
       return context.cancellation.isCancelled ? 1 : 0
     }), "progress function"))
 
+    if let upload = options.upload {
+      if let failure = prepareUpload(upload, context: context, contextPointer: contextPointer) { failures.append(failure) }
+    }
+    defer { if context.uploadFD >= 0 { close(context.uploadFD) } }
+
     if let failure = failures.compactMap({ $0 }).first { return .failure(failure) }
-    if options.body == nil && (options.method == .put || options.method == .post) {
+    if options.body == nil && options.upload == nil && (options.method == .put || options.method == .post) {
       // Without POSTFIELDS curl would fall back to its default read callback: stdin.
       _ = ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, 0)
       _ = ccurl_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, "")  // copied: no dangling pointer
@@ -235,6 +266,47 @@ final class CurlEasy {
 
   private var connectToList: UnsafeMutablePointer<curl_slist>?
 
+  /// Passes a secret as a C string built in locked memory (curl copies it).
+  private func setSecretString(_ option: CURLoption, _ secret: SecretBytes) -> CURLcode {
+    var bytes = [UInt8](repeating: 0, count: secret.count + 1)
+    secret.withUnsafeBytes { raw in bytes.withUnsafeMutableBytes { $0.copyMemory(from: raw) } }
+    let locked = SecretBytes(bytes)
+    SecretBytes.wipe(&bytes)
+    return locked.withUnsafeBytes { raw in ccurl_setopt_pointer(handle, option, UnsafeMutableRawPointer(mutating: raw.baseAddress)) }
+  }
+
+  /// Opens the file and installs the read callback for a streamed PUT of `slice`.
+  private func prepareUpload(_ slice: FileSlice, context: TransferContext, contextPointer: UnsafeMutableRawPointer) -> TransportError? {
+    let fd = open(slice.path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return TransportError(.local, "cannot open \(slice.path): \(String(cString: strerror(errno)))") }
+    context.uploadFD = fd
+    context.uploadOffset = slice.offset
+    context.uploadRemaining = slice.length
+    if ccurl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(slice.length)) != CURLE_OK
+      || ccurl_setopt_pointer(handle, CURLOPT_READDATA, contextPointer) != CURLE_OK
+      || ccurl_setopt_data_callback(handle, CURLOPT_READFUNCTION, { pointer, size, count, userdata in
+        guard let userdata else { return Int(CURL_READFUNC_ABORT) }
+        let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
+        let wanted = min(Int64(size * count), context.uploadRemaining)
+        if wanted == 0 { return 0 }  // end of the body
+        while true {
+          let n = pread(context.uploadFD, pointer, Int(wanted), off_t(context.uploadOffset))
+          if n < 0 && errno == EINTR { continue }
+          if n <= 0 {
+            context.uploadError = n == 0 ? "the file is shorter than expected" : "read error: \(String(cString: strerror(errno)))"
+            return Int(CURL_READFUNC_ABORT)
+          }
+          context.uploadOffset += Int64(n)
+          context.uploadRemaining -= Int64(n)
+          return n
+        }
+      }) != CURLE_OK
+    {
+      return TransportError(.local, "cannot set up the upload")
+    }
+    return nil
+  }
+
   private func freeConnectTo() {
     curl_slist_free_all(connectToList)
     connectToList = nil
@@ -243,6 +315,7 @@ final class CurlEasy {
   private func mapError(_ code: CURLcode, context: TransferContext) -> TransportError {
     let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
     if let reason = context.streamingError { return TransportError(.aborted, reason) }
+    if let reason = context.uploadError { return TransportError(.local, "upload stopped: \(reason)") }
     if context.bodyTooLarge { return TransportError(.protocolError, "response body larger than \(context.bodyLimit) bytes") }
     switch code {
     case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:

@@ -39,11 +39,16 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     }
   }
 
+  /// What a job does: a Vault request on this node's settings, or a transfer fully described
+  /// by its caller (the S3 adapter), which reuses this thread and queue but not the settings.
+  private enum Work {
+    case request(HTTPRequest, timeout: Duration, download: (limits: DownloadLimits, body: StreamingBody)?)
+    case prepared(CurlEasy.Options)
+  }
+
   private struct Job {
     var id: UInt64
-    var request: HTTPRequest
-    var timeout: Duration
-    var download: (limits: DownloadLimits, body: StreamingBody)? = nil
+    var work: Work
     var cancellation: CancellationFlag
     var complete: @Sendable (Result<HTTPResponse, TransportError>) -> Void
   }
@@ -100,16 +105,19 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
   }
 
   public func send(_ request: HTTPRequest, timeout: Duration) async throws(TransportError) -> HTTPResponse {
-    try await enqueue(request, timeout: timeout, download: nil)
+    try await enqueue(.request(request, timeout: timeout, download: nil))
   }
 
   public func download(_ request: HTTPRequest, limits: DownloadLimits, into body: StreamingBody) async throws(TransportError) -> HTTPResponse {
-    try await enqueue(request, timeout: limits.connectTimeout, download: (limits, body))
+    try await enqueue(.request(request, timeout: limits.connectTimeout, download: (limits, body)))
   }
 
-  private func enqueue(_ request: HTTPRequest, timeout: Duration, download: (limits: DownloadLimits, body: StreamingBody)?) async throws(TransportError)
-    -> HTTPResponse
-  {
+  /// Runs a transfer described in full by `options` on this transport's thread.
+  func perform(_ options: CurlEasy.Options) async throws(TransportError) -> HTTPResponse {
+    try await enqueue(.prepared(options))
+  }
+
+  private func enqueue(_ work: Work) async throws(TransportError) -> HTTPResponse {
     let cancellation = CancellationFlag()
     let jobID = Atomic<UInt64>(0)
     let result: Result<HTTPResponse, TransportError> = await withTaskCancellationHandler {
@@ -119,7 +127,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
           state.nextID += 1
           jobID.store(state.nextID, ordering: .relaxed)
           state.jobs.append(
-            Job(id: state.nextID, request: request, timeout: timeout, download: download, cancellation: cancellation) {
+            Job(id: state.nextID, work: work, cancellation: cancellation) {
               continuation.resume(returning: $0)
             })
           return true
@@ -180,6 +188,13 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
   }
 
   private func options(for job: Job) -> CurlEasy.Options {
+    switch job.work {
+    case .prepared(let options): return options
+    case .request(let request, let timeout, let download): return options(for: request, timeout: timeout, download: download)
+    }
+  }
+
+  private func options(for request: HTTPRequest, timeout: Duration, download: (limits: DownloadLimits, body: StreamingBody)?) -> CurlEasy.Options {
     let address = settings.address
     var url = address.baseURL
     var connectTo: String?
@@ -191,12 +206,12 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
       connectTo = "\(serverName):\(address.port):\(host):\(address.port)"
     }
     var options = CurlEasy.Options(
-      url: url + job.request.path, method: job.request.method, headers: job.request.headers, secretHeaders: job.request.secretHeaders,
-      body: job.request.body,
+      url: url + request.path, method: request.method, headers: request.headers, secretHeaders: request.secretHeaders,
+      body: request.body,
       allowedProtocol: address.scheme == .https ? "https" : "http", unixSocketPath: address.socketPath, connectTo: connectTo,
       caFile: settings.caFile, clientCertFile: settings.clientCertFile, clientKeyFile: settings.clientKeyFile,
-      connectTimeout: min(settings.connectTimeout, job.timeout), totalTimeout: job.timeout, bodyLimit: settings.bodyLimit)
-    if let download = job.download {
+      connectTimeout: min(settings.connectTimeout, timeout), totalTimeout: timeout, bodyLimit: settings.bodyLimit)
+    if let download {
       options.streaming = download.body
       options.totalTimeout = download.limits.maxDuration
       options.lowSpeed = (download.limits.lowSpeedBytesPerSecond, download.limits.lowSpeedWindow)

@@ -5,7 +5,7 @@
 /// One HTTP exchange with a Vault node. Paths are relative to the node's address
 /// (e.g. `/v1/sys/health?standbycode=299`).
 public struct HTTPRequest: Sendable, Equatable {
-  public enum Method: String, Sendable { case get = "GET", put = "PUT", post = "POST", head = "HEAD" }
+  public enum Method: String, Sendable { case get = "GET", put = "PUT", post = "POST", head = "HEAD", delete = "DELETE" }
   public var method: Method
   public var path: String
   public var headers: [(name: String, value: String)]

@@ -55,6 +55,7 @@ struct Run: AsyncParsableCommand {
         notifier: notifier,
         makeTransport: { node in CurlTransport(settings: .init(node: node), name: "curl \(node.name)") },
         makeDecompressor: { () throws(SnapshotVerificationError) in try GzipInflater() },
+        makeObjectTransport: { CurlObjectTransport(config: $0, credentials: $1) },
         unitWatcher: BusUnitWatcher(), environment: environment, stateFile: stateFilePath(environment)),
       logger: logger)
     let group = ServiceGroup(

@@ -109,7 +109,12 @@ struct SnapshotNow: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "now",
     abstract: "Take a Raft snapshot now into [snapshot] directory, verified before it is kept.",
-    discussion: "Shows progress (bytes, rate) on a terminal, plain lines otherwise. Then applies the [snapshot] retention policy, like the scheduled duty. Exit 0 on success, 1 when the snapshot failed (the line says why), 78 for configuration errors.")
+    discussion: """
+      Shows progress (bytes, rate) on a terminal, plain lines otherwise. The [snapshot] retention policy is then applied, \
+      like the scheduled duty. With [snapshot.s3] the verified snapshot is uploaded, checked in the bucket (size, ETag), and \
+      remote retention is applied there. Exit 0 on success, 1 when the snapshot, the upload or remote retention failed (the \
+      line says why; a snapshot saved locally stays), 78 for configuration errors.
+      """)
 
   @OptionGroup var config: ConfigOption
 
@@ -133,9 +138,32 @@ struct SnapshotNow: AsyncParsableCommand {
       for deletion in SnapshotDirectory.applyRetention(snapshot.retention, directory: snapshot.directory, now: Date()) {
         print("retention: " + (deletion.error.map { "could not delete \(deletion.fileName): \($0)" } ?? "deleted \(deletion.fileName) (\(deletion.reason))"))
       }
-    } catch {
+      if let s3 = snapshot.s3 { try await Self.upload(outcome.path, s3) }
+    } catch let error as SnapshotError {
       meter.finish()
       print("snapshot failed: \(error.message)")
+      throw ExitCode(1)
+    }
+  }
+
+  /// Uploads the saved file and applies remote retention; failures leave the local file alone.
+  static func upload(_ path: String, _ s3: S3Config) async throws(ExitCode) {
+    let uploader = S3Wiring.uploader(s3)
+    let fileName = String(path.split(separator: "/").last ?? "")
+    do {
+      let receipt = try await uploader.upload(path: path, fileName: fileName)
+      let parts = receipt.parts > 0 ? " in \(receipt.parts) parts" : ""
+      print("uploaded \(receipt.location): \(receipt.bytes) bytes\(parts) in \(format2(max(receipt.duration.seconds, 0.001))) s, checked (size, ETag \(receipt.etag))")
+    } catch {
+      print("upload failed: \(error.message) (the local snapshot \(path) is kept)")
+      throw ExitCode(1)
+    }
+    do {
+      for deletion in try await uploader.applyRetention(now: Date()) {
+        print("remote retention: deleted \(deletion.key) (\(deletion.reason))")
+      }
+    } catch {
+      print("remote retention failed: \(error.message)")
       throw ExitCode(1)
     }
   }
@@ -185,16 +213,33 @@ final class ProgressMeter: @unchecked Sendable {
 struct SnapshotList: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "list",
-    abstract: "List the snapshots in [snapshot] directory, newest first (age, size, Raft index).",
-    discussion: "Only files vaultkeeper wrote (by name, .snap and .snap.age) are listed. With --verify each one is read and verified (exit 1 if any is bad); encrypted ones need --identity.")
+    abstract: "List the snapshots in [snapshot] directory and in [snapshot.s3], newest first (age, size, Raft index).",
+    discussion: """
+      Only files and keys vaultkeeper wrote (by name, .snap and .snap.age) are listed: local ones first, then the bucket's when \
+      [snapshot.s3] is configured. With --verify each local one is read and verified (exit 1 if any is bad); encrypted ones need \
+      --identity. Exit 1 too when the bucket cannot be listed.
+      """)
+
+  enum Place: String, EnumerableFlag {
+    case local, remote, all
+    static func help(for value: Place) -> ArgumentHelp? {
+      switch value {
+      case .local: return "Only the local directory."
+      case .remote: return "Only the bucket of [snapshot.s3]."
+      case .all: return "Both."
+      }
+    }
+  }
 
   @OptionGroup var config: ConfigOption
 
-  @Flag(help: "Verify every listed snapshot (reads each file whole).")
+  @Flag(help: "Verify every listed local snapshot (reads each file whole).")
   var verify = false
 
   @Option(help: ArgumentHelp("age identity file to decrypt encrypted snapshots with --verify (without it they show as BAD).", valueName: "file"))
   var identity: String?
+
+  @Flag var place: Place = .all
 
   func run() async throws {
     let (_, snapshot) = try config.loadWithSnapshot()
@@ -202,7 +247,31 @@ struct SnapshotList: AsyncParsableCommand {
       printError("vaultkeeper snapshot list: --identity only applies with --verify")
       throw Exit.usage
     }
+    if place == .remote && snapshot.s3 == nil {
+      print("no [snapshot.s3] configured: nothing remote to list")
+      throw ExitCode(1)
+    }
     let identities = try SnapshotVerify.loadIdentities(identity, command: "snapshot list")
+    var bad = 0
+    if place != .remote { bad += listLocal(snapshot, identities: identities) }
+    if place != .local, let s3 = snapshot.s3 {
+      do {
+        let remote = try await S3Wiring.uploader(s3).list()
+        let now = Date()
+        print("\(remote.count) snapshot\(remote.count == 1 ? "" : "s") in s3://\(s3.bucket)/\(s3.prefix)")
+        for entry in remote {
+          print("\(entry.key)  age \(DurationParsing.humanize(.seconds(max(now.timeIntervalSince(entry.name.time), 0))))  \(entry.bytes) bytes  index \(entry.name.raftIndex)")
+        }
+      } catch {
+        print("cannot list the bucket: \(error.message)")
+        bad += 1
+      }
+    }
+    if bad > 0 { throw ExitCode(1) }
+  }
+
+  /// Prints the local snapshots; returns how many failed verification.
+  func listLocal(_ snapshot: SnapshotConfig, identities: [AgeIdentity]?) -> Int {
     let entries = SnapshotDirectory.list(snapshot.directory)
     let now = Date()
     var bad = 0
@@ -220,6 +289,12 @@ struct SnapshotList: AsyncParsableCommand {
       }
       print(line)
     }
-    if bad > 0 { throw ExitCode(1) }
+    return bad
+  }
+}
+
+enum S3Wiring {
+  static func uploader(_ s3: S3Config) -> SnapshotUploader {
+    SnapshotUploader(config: s3, environment: ProcessEnvironment.current(), makeTransport: { CurlObjectTransport(config: $0, credentials: $1) })
   }
 }

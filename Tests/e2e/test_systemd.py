@@ -478,10 +478,10 @@ def test_scheduled_snapshot_with_an_encrypted_approle_credential(machine: Machin
     assert "OK (index" in m.run(["vaultkeeper", "snapshot", "verify", path]).stdout
     ledger = json.loads(m.read("/var/lib/vaultkeeper/snapshot-state.json"))
     assert ledger["last_success"]["file"] == os.path.basename(path), ledger
-    status = wait_until(lambda: (s := m.show(UNIT, "StatusText")["StatusText"]) if "· snapshot " in s else None, 10,
+    status = wait_until(lambda: s if "· snapshot " in (s := m.show(UNIT, "StatusText")["StatusText"]) else None, 10,
                         what="STATUS with the snapshot age")
     assert re.search(r"· snapshot \d+s ago$", status), status
-    prom = wait_until(lambda: (p := m.read(f"{TEXTFILE_DIR}/vaultkeeper.prom")) if "snapshot_last_success" in p else None, 10,
+    prom = wait_until(lambda: p if "snapshot_last_success" in (p := m.read(f"{TEXTFILE_DIR}/vaultkeeper.prom")) else None, 10,
                       what="snapshot metrics")
     assert "vaultkeeper_snapshot_stale 0" in prom
     check = m.run(["vaultkeeper", "check"], user="nobody:nogroup")

@@ -66,7 +66,8 @@ public struct ConfigLoader: Sendable {
 }
 
 /// Typed access to TOML tables that turns every mismatch into a located `ConfigError`.
-private struct TableReader {
+/// Internal (not private) so table parsers can live next to their config types.
+struct TableReader {
   let file: String
   let locator: TOMLLineLocator
 
@@ -139,6 +140,34 @@ private struct TableReader {
     case .missing: throw error(path(prefix, key), "\(file) does not exist")
     case .other: throw error(path(prefix, key), "\(file) is not a regular file")
     case .inaccessible(let reason): throw error(path(prefix, key), "cannot access \(file): \(reason)")
+    }
+  }
+
+  /// The `keep_*` and `max_age` keys of a table (`[snapshot]`, `[snapshot.s3]`).
+  func retention(_ table: TOMLTable, at prefix: String) throws(ConfigError) -> RetentionPolicy {
+    RetentionPolicy(
+      keepLast: try int(table, "keep_last", at: prefix, range: 0...100_000),
+      keepDaily: try int(table, "keep_daily", at: prefix, range: 0...100_000),
+      keepWeekly: try int(table, "keep_weekly", at: prefix, range: 0...100_000),
+      keepMonthly: try int(table, "keep_monthly", at: prefix, range: 0...100_000),
+      maxAge: try duration(table, "max_age", at: prefix, minimum: .seconds(3600)))
+  }
+
+  /// A secret read at use time: `FILE_KEY` (an absolute path) or `CREDENTIAL_KEY` (a name in
+  /// `$CREDENTIALS_DIRECTORY`), one of them or neither.
+  func credential(_ table: TOMLTable, _ fileKey: String, _ credentialKey: String, at prefix: String) throws(ConfigError) -> SnapshotConfig.Credential? {
+    let file = try string(table, fileKey, at: prefix)
+    let name = try string(table, credentialKey, at: prefix)
+    switch (file, name) {
+    case (.some, .some): throw error("\(prefix).\(credentialKey)", "set \(fileKey) or \(credentialKey), not both")
+    case (.some(let path), nil):
+      guard path.hasPrefix("/") else { throw error("\(prefix).\(fileKey)", "must be an absolute path") }
+      if case .missing = FileAccess.kind(path: path) { throw error("\(prefix).\(fileKey)", "\(path) does not exist") }
+      return .file(path)
+    case (nil, .some(let credential)):
+      guard !credential.isEmpty, !credential.contains("/") else { throw error("\(prefix).\(credentialKey)", "must be a credential name, not a path") }
+      return .credential(credential)
+    case (nil, nil): return nil
     }
   }
 
@@ -276,19 +305,7 @@ private struct TableReader {
     guard FileAccess.isDirectory(path: directory) else { throw error("snapshot.directory", "\(directory) is not an existing directory") }
 
     func credential(_ fileKey: String, _ credentialKey: String) throws(ConfigError) -> SnapshotConfig.Credential? {
-      let file = try string(table, fileKey, at: at)
-      let name = try string(table, credentialKey, at: at)
-      switch (file, name) {
-      case (.some, .some): throw error("snapshot.\(credentialKey)", "set \(fileKey) or \(credentialKey), not both")
-      case (.some(let path), nil):
-        guard path.hasPrefix("/") else { throw error("snapshot.\(fileKey)", "must be an absolute path") }
-        if case .missing = FileAccess.kind(path: path) { throw error("snapshot.\(fileKey)", "\(path) does not exist") }
-        return .file(path)
-      case (nil, .some(let credential)):
-        guard !credential.isEmpty, !credential.contains("/") else { throw error("snapshot.\(credentialKey)", "must be a credential name, not a path") }
-        return .credential(credential)
-      case (nil, nil): return nil
-      }
+      try self.credential(table, fileKey, credentialKey, at: at)
     }
     let token = try credential("token_file", "token_credential")
     let roleID = try credential("role_id_file", "role_id_credential")
@@ -321,12 +338,7 @@ private struct TableReader {
     let schedule = SnapshotSchedule(
       interval: interval ?? (dailyAt == nil ? .seconds(3600) : nil), dailyAt: dailyAt,
       randomizedDelay: try duration(table, "randomized_delay", at: at, minimum: .zero) ?? .zero)
-    let retention = RetentionPolicy(
-      keepLast: try int(table, "keep_last", at: at, range: 0...100_000),
-      keepDaily: try int(table, "keep_daily", at: at, range: 0...100_000),
-      keepWeekly: try int(table, "keep_weekly", at: at, range: 0...100_000),
-      keepMonthly: try int(table, "keep_monthly", at: at, range: 0...100_000),
-      maxAge: try duration(table, "max_age", at: at, minimum: .seconds(3600)))
+    let retention = try retention(table, at: at)
     var minFree: Int64 = 1 << 30
     if let text = try string(table, "min_free_space", at: at) {
       guard let bytes = SizeParsing.parse(text) else { throw error("snapshot.min_free_space", "\"\(text)\" is not a size (use e.g. \"512MiB\", \"2GiB\")") }
@@ -337,7 +349,7 @@ private struct TableReader {
       enabled: try bool(table, "enabled", at: at) ?? true, directory: directory, auth: auth, schedule: schedule, retention: retention,
       minFreeBytes: minFree, staleAfter: try duration(table, "stale_after", at: at, minimum: .seconds(1)) ?? cadence * 3,
       maxDuration: try duration(table, "max_duration", at: at, minimum: .seconds(10)), stateFile: try stateFile(table),
-      encryption: try snapshotEncryption(table))
+      encryption: try snapshotEncryption(table), s3: try s3(try self.table(table, "s3", at: at), local: retention))
   }
 
   /// `age_recipients = ["age1…"]` and/or `age_recipients_file = "/path"` (age's recipients-file

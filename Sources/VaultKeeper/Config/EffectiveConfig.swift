@@ -40,12 +40,6 @@ public enum EffectiveConfig {
 
   static func snapshotLines(_ s: SnapshotConfig) -> [String] {
     var lines = ["", "[snapshot]", "enabled = \(s.enabled)", "directory = \(quote(s.directory))"]
-    func credential(_ c: SnapshotConfig.Credential, _ base: String) -> String {
-      switch c {
-      case .file(let path): return "\(base)_file = \(quote(path))"
-      case .credential(let name): return "\(base)_credential = \(quote(name))"
-      }
-    }
     switch s.auth {
     case .token(let c): lines.append(credential(c, "token"))
     case .appRole(let role, let secret, let mount):
@@ -54,11 +48,7 @@ public enum EffectiveConfig {
     if let interval = s.schedule.interval { lines.append("interval = \(quote(DurationParsing.format(interval)))") }
     if let at = s.schedule.dailyAt { lines.append("daily_at = \(quote(at.description))") }
     lines.append("randomized_delay = \(quote(DurationParsing.format(s.schedule.randomizedDelay)))")
-    if let n = s.retention.keepLast { lines.append("keep_last = \(n)") }
-    if let n = s.retention.keepDaily { lines.append("keep_daily = \(n)") }
-    if let n = s.retention.keepWeekly { lines.append("keep_weekly = \(n)") }
-    if let n = s.retention.keepMonthly { lines.append("keep_monthly = \(n)") }
-    if let age = s.retention.maxAge { lines.append("max_age = \(quote(DurationParsing.format(age)))") }
+    lines += retentionLines(s.retention)
     lines.append("min_free_space = \(quote("\(s.minFreeBytes)"))")
     lines.append("stale_after = \(quote(DurationParsing.format(s.staleAfter)))")
     if let max = s.maxDuration { lines.append("max_duration = \(quote(DurationParsing.format(max)))") }
@@ -72,6 +62,39 @@ public enum EffectiveConfig {
         lines.append("# encrypting to \(encryption.recipients.count) age recipient\(encryption.recipients.count == 1 ? "" : "s")")
       }
     }
+    if let s3 = s.s3 { lines += s3Lines(s3) }
+    return lines
+  }
+
+  static func credential(_ c: SnapshotConfig.Credential, _ base: String) -> String {
+    switch c {
+    case .file(let path): return "\(base)_file = \(quote(path))"
+    case .credential(let name): return "\(base)_credential = \(quote(name))"
+    }
+  }
+
+  static func s3Lines(_ s: S3Config) -> [String] {
+    var lines = ["", "[snapshot.s3]", "endpoint = \(quote(s.endpoint.display))", "region = \(quote(s.region))", "bucket = \(quote(s.bucket))",
+      "prefix = \(quote(s.prefix))", "path_style = \(s.pathStyle)", credential(s.accessKeyID, "access_key_id"),
+      credential(s.secretAccessKey, "secret_access_key")]
+    if let ca = s.caFile { lines.append("ca_file = \(quote(ca))") }
+    lines += ["timeout = \(quote(DurationParsing.format(s.timeout)))", "verify_etag = \(s.verifyETag)",
+      "multipart_threshold = \(quote("\(s.multipartThreshold)"))", "part_size = \(quote("\(s.partSize)"))"]
+    if s.ownRetention {
+      lines += retentionLines(s.retention)
+    } else {
+      lines.append("# retention: as in [snapshot]")
+    }
+    return lines
+  }
+
+  static func retentionLines(_ r: RetentionPolicy) -> [String] {
+    var lines: [String] = []
+    if let n = r.keepLast { lines.append("keep_last = \(n)") }
+    if let n = r.keepDaily { lines.append("keep_daily = \(n)") }
+    if let n = r.keepWeekly { lines.append("keep_weekly = \(n)") }
+    if let n = r.keepMonthly { lines.append("keep_monthly = \(n)") }
+    if let age = r.maxAge { lines.append("max_age = \(quote(DurationParsing.format(age)))") }
     return lines
   }
 

@@ -29,6 +29,8 @@ public struct SnapshotConfig: Sendable, Equatable {
   public var stateFile: String?
   /// age encryption at rest; nil writes plain `.snap` files.
   public var encryption: SnapshotEncryption? = nil
+  /// `[snapshot.s3]`: upload every verified snapshot to object storage too.
+  public var s3: S3Config? = nil
 }
 
 /// `age_recipients` / `age_recipients_file`: snapshots are written as age v1 files (`.snap.age`)
@@ -55,7 +57,7 @@ extension TableReaderKeys {
   static let snapshot = [
     "enabled", "directory", "interval", "daily_at", "randomized_delay", "keep_last", "keep_daily", "keep_weekly", "keep_monthly",
     "max_age", "min_free_space", "stale_after", "max_duration", "token_file", "token_credential", "role_id_file", "role_id_credential",
-    "secret_id_file", "secret_id_credential", "approle_mount", "state_file", "age_recipients", "age_recipients_file",
+    "secret_id_file", "secret_id_credential", "approle_mount", "state_file", "age_recipients", "age_recipients_file", "s3",
   ]
 }
 

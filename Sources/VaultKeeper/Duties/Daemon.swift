@@ -17,6 +17,8 @@ public struct DaemonEnvironment: Sendable {
   public var makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
   /// gunzip for verifying snapshots while they stream (zlib, in the Compression adapter).
   public var makeDecompressor: @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor
+  /// The signed-HTTP transport for `[snapshot.s3]` uploads.
+  public var makeObjectTransport: @Sendable (S3Config, S3Credentials) -> any ObjectTransport
   public var unitWatcher: (any UnitWatcher)?
   public var environment: [String: String]
   /// Where `vaultkeeper status` finds us (`$RUNTIME_DIRECTORY/state.json`).
@@ -24,11 +26,13 @@ public struct DaemonEnvironment: Sendable {
 
   public init(notifier: any ServiceManagerNotifier, makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
     makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor,
+    makeObjectTransport: @escaping @Sendable (S3Config, S3Credentials) -> any ObjectTransport,
     unitWatcher: (any UnitWatcher)?, environment: [String: String], stateFile: String?)
   {
     self.notifier = notifier
     self.makeTransport = makeTransport
     self.makeDecompressor = makeDecompressor
+    self.makeObjectTransport = makeObjectTransport
     self.unitWatcher = unitWatcher
     self.environment = environment
     self.stateFile = stateFile
@@ -180,7 +184,7 @@ public final class Daemon: Service, Sendable {
         let duty = SnapshotDuty(
           context: .init(
             config: snapshot, node: config.vault, board: board, heartbeats: heartbeats, logger: logger, environment: env.environment,
-            makeTransport: env.makeTransport, makeDecompressor: env.makeDecompressor,
+            makeTransport: env.makeTransport, makeDecompressor: env.makeDecompressor, makeObjectTransport: env.makeObjectTransport,
             ledgerPath: SnapshotLedger.path(config: snapshot, environment: env.environment)))
         group.addTask {
           await duty.run()

@@ -26,11 +26,14 @@ public final class SnapshotDuty: Sendable {
     public var environment: [String: String]
     public var makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
     public var makeDecompressor: @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor
+    /// The signed-HTTP transport for `[snapshot.s3]` (libcurl, in the Curl adapter).
+    public var makeObjectTransport: @Sendable (S3Config, S3Credentials) -> any ObjectTransport
     public var ledgerPath: String
 
     public init(config: SnapshotConfig, node: NodeConfig, board: StatusBoard, heartbeats: Heartbeats, logger: Logger, environment: [String: String],
       makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
-      makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor, ledgerPath: String)
+      makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor,
+      makeObjectTransport: @escaping @Sendable (S3Config, S3Credentials) -> any ObjectTransport, ledgerPath: String)
     {
       self.config = config
       self.node = node
@@ -40,6 +43,7 @@ public final class SnapshotDuty: Sendable {
       self.environment = environment
       self.makeTransport = makeTransport
       self.makeDecompressor = makeDecompressor
+      self.makeObjectTransport = makeObjectTransport
       self.ledgerPath = ledgerPath
     }
   }
@@ -268,8 +272,66 @@ public final class SnapshotDuty: Sendable {
           metadata: ["message_id": "\(MessageID.snapshotRetentionDeleted.rawValue)", "snapshot.file": "\(directory)/\(deletion.fileName)"])
       }
     }
+    if let s3 = config.s3 { await ship(outcome.path, fileName: fileName, to: s3, &state) }
     state.due = config.schedule.nextDue(lastSuccess: taken, now: Date(), random: Double.random(in: 0...1))
   }
+
+  /// Uploads the verified snapshot and applies retention in the bucket. A failure is reported
+  /// but does not make the snapshot a failure: the local copy is good and stays.
+  private func ship(_ path: String, fileName: String, to s3: S3Config, _ state: inout State) async {
+    let uploader = SnapshotUploader(config: s3, environment: context.environment, makeTransport: context.makeObjectTransport)
+    // An upload reports no progress, but cannot hang: a transfer below 1 KiB/s for 60 s is cut.
+    let result: Result<UploadReceipt, SnapshotError> = await keepingHeartbeat {
+      do throws(SnapshotError) { return .success(try await uploader.upload(path: path, fileName: fileName)) } catch { return .failure(error) }
+    }
+    switch result {
+    case .success(let receipt):
+      state.report.lastUpload = Date().timeIntervalSince1970
+      context.logger.info(
+        "snapshot uploaded to \(receipt.location) (\(receipt.bytes) bytes\(receipt.parts > 0 ? " in \(receipt.parts) parts" : ""), checked)",
+        metadata: ["message_id": "\(MessageID.snapshotUploaded.rawValue)", "snapshot.object": "\(receipt.location)", "snapshot.file": "\(path)"])
+    case .failure(let error):
+      if Task.isCancelled { return }
+      state.report.uploadFailures += 1
+      state.report.failures[SnapshotError.Reason.upload.rawValue, default: 0] += 1
+      context.logger.error(
+        "snapshot upload failed: \(error.message) (the local snapshot \(path) is kept)",
+        metadata: ["message_id": "\(MessageID.snapshotUploadFailed.rawValue)", "snapshot.file": "\(path)", "snapshot.reason": "\(error.reason.rawValue)"])
+      return
+    }
+    let pruned: Result<[RemoteDeletion], SnapshotError> = await keepingHeartbeat {
+      do throws(SnapshotError) { return .success(try await uploader.applyRetention(now: Date())) } catch { return .failure(error) }
+    }
+    switch pruned {
+    case .success(let deletions):
+      for deletion in deletions {
+        state.report.retentionDeleted += 1
+        context.logger.info(
+          "retention deleted s3://\(s3.bucket)/\(deletion.key): \(deletion.reason)",
+          metadata: ["message_id": "\(MessageID.snapshotRetentionDeleted.rawValue)", "snapshot.object": "s3://\(s3.bucket)/\(deletion.key)"])
+      }
+    case .failure(let error):
+      if !Task.isCancelled { context.logger.warning("remote retention in s3://\(s3.bucket)/\(s3.prefix) failed: \(error.message)") }
+    }
+  }
+
+  /// Runs `body` while promising the watchdog a beat every few seconds: for transfers that are
+  /// bounded by their own low-speed limit but report no progress.
+  private func keepingHeartbeat<T: Sendable>(_ body: @Sendable () async -> T) async -> T {
+    let heartbeats = context.heartbeats
+    return await withTaskGroup(of: Void.self) { group in
+      group.addTask {
+        while !Task.isCancelled {
+          heartbeats.promise(Self.heartbeat, within: .seconds(30))
+          try? await Task.sleep(for: .seconds(5))
+        }
+      }
+      let value = await body()
+      group.cancelAll()
+      return value
+    }
+  }
+
 
   private func failed(_ error: SnapshotError, _ state: inout State) async {
     let now = Date()

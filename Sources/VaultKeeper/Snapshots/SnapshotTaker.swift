@@ -12,6 +12,10 @@ import Synchronization
 public struct SnapshotError: Error, Sendable, CustomStringConvertible {
   public enum Reason: String, Sendable {
     case credentials, auth, vault, verification, disk, space
+    /// Object storage: the upload, or its check afterwards, failed (the local snapshot stays).
+    case upload
+    /// Object storage: listing or deleting old remote snapshots failed.
+    case remoteRetention
   }
   public var reason: Reason
   public var message: String

@@ -88,10 +88,10 @@ public actor TokenKeeper {
   private func obtain() async throws(SnapshotError) -> VaultToken {
     switch auth {
     case .token(let credential):
-      return VaultToken(token: try Self.read(credential, "token", environment: environment), ttl: .zero, renewable: false)
+      return VaultToken(token: try CredentialReader.read(credential, what: "token", environment: environment), ttl: .zero, renewable: false)
     case .appRole(let roleCredential, let secretCredential, let mount):
-      let roleID = try Self.read(roleCredential, "AppRole role ID", environment: environment)
-      let secretID = try Self.read(secretCredential, "AppRole secret ID", environment: environment)
+      let roleID = try CredentialReader.read(roleCredential, what: "AppRole role ID", environment: environment)
+      let secretID = try CredentialReader.read(secretCredential, what: "AppRole secret ID", environment: environment)
       let transport = makeTransport(node)
       defer { transport.shutdown() }
       do {
@@ -100,31 +100,5 @@ public actor TokenKeeper {
         throw SnapshotError(.auth, "AppRole login at auth/\(mount) failed: \(error)")
       }
     }
-  }
-
-  /// Reads a credential file (or systemd credential) into locked memory, trimmed of whitespace.
-  /// Refuses files others can read, like the unseal key file.
-  static func read(_ credential: SnapshotConfig.Credential, _ what: String, environment: [String: String]) throws(SnapshotError) -> SecretBytes {
-    let path: String
-    switch credential {
-    case .file(let file): path = file
-    case .credential(let name):
-      guard let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty else {
-        throw SnapshotError(.credentials, "the \(what) credential \"\(name)\" needs $CREDENTIALS_DIRECTORY (LoadCredentialEncrypted=\(name):…)")
-      }
-      path = "\(dir)/\(name)"
-    }
-    var bytes: [UInt8]
-    do {
-      bytes = try KeyShareLoader.readSecretFile(path: path, what: what, limit: 8192)
-    } catch {
-      throw SnapshotError(.credentials, error.message)
-    }
-    defer { SecretBytes.wipe(&bytes) }
-    var slice = bytes[...]
-    while let last = slice.last, [0x0A, 0x0D, 0x20, 0x09].contains(last) { slice = slice.dropLast() }
-    while let first = slice.first, [0x0A, 0x0D, 0x20, 0x09].contains(first) { slice = slice.dropFirst() }
-    guard !slice.isEmpty else { throw SnapshotError(.credentials, "the \(what) at \(path) is empty") }
-    return SecretBytes(slice)
   }
 }

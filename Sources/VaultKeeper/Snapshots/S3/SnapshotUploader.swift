@@ -1,0 +1,201 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a finished, checked upload left in the bucket.
+public struct UploadReceipt: Sendable, Equatable {
+  public var key: String
+  /// `s3://BUCKET/KEY`, for messages.
+  public var location: String
+  public var bytes: Int64
+  /// As S3 reported it after the upload (and compared with ours unless `verify_etag = false`).
+  public var etag: String
+  public var sha256: String
+  /// 0 for a single PUT.
+  public var parts: Int
+  public var duration: Duration
+}
+
+/// Uploads committed local snapshots to `[snapshot.s3]` and applies retention there.
+///
+/// An upload counts as done only when a HEAD afterwards shows the object with the file's size
+/// and, unless `verify_etag = false`, the ETag S3 computes from the bytes it stored (the MD5, or
+/// the multipart form). Each request also carries Content-MD5, so AWS, MinIO and Ceph RGW reject
+/// bytes damaged in transit outright. An object failing the check is deleted again.
+///
+/// Credentials are read and a transport (its own thread) made for every call, and released after.
+public struct SnapshotUploader: Sendable {
+  /// An open store and how to release it.
+  public struct Session: Sendable {
+    public var store: any ObjectStore
+    public var close: @Sendable () -> Void
+
+    public init(store: any ObjectStore, close: @escaping @Sendable () -> Void) {
+      self.store = store
+      self.close = close
+    }
+  }
+
+  public var config: S3Config
+  let openSession: @Sendable () throws(SnapshotError) -> Session
+
+  /// The daemon's and the CLI's way: S3 REST over `makeTransport` (libcurl).
+  public init(config: S3Config, environment: [String: String], makeTransport: @escaping @Sendable (S3Config, S3Credentials) -> any ObjectTransport) {
+    self.config = config
+    self.openSession = { () throws(SnapshotError) in
+      let transport = makeTransport(config, try S3Credentials.load(config, environment: environment))
+      return Session(store: S3Client(transport: transport), close: { transport.shutdown() })
+    }
+  }
+
+  /// Over any store (tests).
+  public init(config: S3Config, openSession: @escaping @Sendable () throws(SnapshotError) -> Session) {
+    self.config = config
+    self.openSession = openSession
+  }
+
+  public func key(for fileName: String) -> String { config.prefix + fileName }
+
+  /// Uploads the snapshot at `path` as `prefix + fileName` and checks it.
+  public func upload(path: String, fileName: String) async throws(SnapshotError) -> UploadReceipt {
+    guard !fileName.isEmpty, !fileName.contains("/") else { throw SnapshotError(.upload, "\"\(fileName)\" is not a file name") }
+    let started = ContinuousClock.now
+    let key = key(for: fileName)
+    let location = "s3://\(config.bucket)/\(key)"
+    let digest = try await digest(path: path, location: location)
+    let session = try openSession()
+    defer { session.close() }
+    let store = session.store
+    let metadata = ["vaultkeeper-sha256": digest.sha256Hex]
+    do throws(ObjectStoreError) {
+      if digest.partMD5s.isEmpty {
+        try await store.put(key: key, file: FileSlice(path: path, offset: 0, length: digest.size), contentMD5: digest.md5, metadata: metadata)
+      } else {
+        try await multipart(store, key: key, path: path, digest: digest, metadata: metadata)
+      }
+    } catch {
+      throw SnapshotError(.upload, "upload to \(location) failed: \(error.message)")
+    }
+    let etag = try await check(store, key: key, location: location, digest: digest)
+    return UploadReceipt(
+      key: key, location: location, bytes: digest.size, etag: etag, sha256: digest.sha256Hex, parts: digest.partMD5s.count,
+      duration: started.duration(to: .now))
+  }
+
+  /// Our snapshots in the bucket, newest first.
+  public func list() async throws(SnapshotError) -> [RemoteSnapshot] {
+    let session = try openSession()
+    defer { session.close() }
+    do {
+      return RemoteSnapshots.ours(try await session.store.list(prefix: config.prefix), prefix: config.prefix)
+    } catch {
+      throw SnapshotError(.remoteRetention, "cannot list s3://\(config.bucket)/\(config.prefix): \(error.message)")
+    }
+  }
+
+  /// Deletes what the remote retention policy no longer keeps (only keys named like ours, never
+  /// the newest). Returns what was deleted; throws if any deletion failed (after trying all).
+  public func applyRetention(now: Date) async throws(SnapshotError) -> [RemoteDeletion] {
+    let session = try openSession()
+    defer { session.close() }
+    let objects: [ObjectInfo]
+    do {
+      objects = try await session.store.list(prefix: config.prefix)
+    } catch {
+      throw SnapshotError(.remoteRetention, "cannot list s3://\(config.bucket)/\(config.prefix): \(error.message)")
+    }
+    let planned = RemoteSnapshots.deletions(RemoteSnapshots.ours(objects, prefix: config.prefix), policy: config.retention, now: now)
+    var deleted: [RemoteDeletion] = []
+    var failures: [String] = []
+    for deletion in planned {
+      do {
+        try await session.store.delete(key: deletion.key)
+        deleted.append(deletion)
+      } catch {
+        failures.append(error.message)
+      }
+    }
+    if let first = failures.first {
+      throw SnapshotError(.remoteRetention, "deleted \(deleted.count) of \(planned.count) old remote snapshots; \(failures.count) could not be deleted, the first: \(first)")
+    }
+    return deleted
+  }
+
+  /// Part size for `size` bytes: the configured one, grown when S3's 10,000-part limit needs it.
+  func partSize(for size: Int64) -> Int64 {
+    let minimum = (size + 9_999) / 10_000
+    let mib: Int64 = 1 << 20
+    return max(config.partSize, (minimum + mib - 1) / mib * mib)
+  }
+
+  private func digest(path: String, location: String) async throws(SnapshotError) -> FileDigest {
+    var info = stat()
+    guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+      throw SnapshotError(.upload, "upload to \(location) failed: \(path) is not a readable file")
+    }
+    let size = Int64(info.st_size)
+    let parts: Int64? = size > config.multipartThreshold ? partSize(for: size) : nil
+    // Hashing gigabytes takes seconds: never on the cooperative pool.
+    let result: Result<FileDigest, FileDigest.Failure> = await OffPool.run {
+      do throws(FileDigest.Failure) { return .success(try FileDigest.compute(path: path, partSize: parts)) } catch { return .failure(error) }
+    }
+    switch result {
+    case .success(let digest): return digest
+    case .failure(let failure): throw SnapshotError(.upload, "upload to \(location) failed: \(failure.message)")
+    }
+  }
+
+  private func multipart(_ store: any ObjectStore, key: String, path: String, digest: FileDigest, metadata: [String: String]) async throws(ObjectStoreError) {
+    let uploadID = try await store.createMultipartUpload(key: key, metadata: metadata)
+    do throws(ObjectStoreError) {
+      var parts: [(number: Int, etag: String)] = []
+      for (index, md5) in digest.partMD5s.enumerated() {
+        let offset = Int64(index) * digest.partSize
+        let slice = FileSlice(path: path, offset: offset, length: min(digest.partSize, digest.size - offset))
+        let etag = try await store.uploadPart(key: key, uploadID: uploadID, number: index + 1, file: slice, contentMD5: md5)
+        parts.append((index + 1, etag))
+      }
+      try await store.completeMultipartUpload(key: key, uploadID: uploadID, parts: parts)
+    } catch {
+      // Unfinished parts are billed until aborted. Best effort: the original error is the news.
+      try? await store.abortMultipartUpload(key: key, uploadID: uploadID)
+      throw error
+    }
+  }
+
+  /// HEAD after the upload: the object is there, with our size and checksum; else it goes.
+  private func check(_ store: any ObjectStore, key: String, location: String, digest: FileDigest) async throws(SnapshotError) -> String {
+    let head: ObjectInfo?
+    do {
+      head = try await store.head(key: key)
+    } catch {
+      throw SnapshotError(.upload, "uploaded \(location) but could not check it: \(error.message)")
+    }
+    guard let head else { throw SnapshotError(.upload, "uploaded \(location) but it is not there afterwards") }
+    let etag = head.etag ?? ""
+    var problem: String?
+    if head.size != digest.size {
+      problem = "the bucket holds \(head.size) bytes, the file has \(digest.size)"
+    } else if config.verifyETag && etag != digest.expectedETag {
+      problem = "its ETag is \(etag.isEmpty ? "missing" : etag), expected \(digest.expectedETag) from the file's MD5 (set verify_etag = false for SSE-KMS/SSE-C buckets)"
+    } else if let stored = head.metadata["vaultkeeper-sha256"], stored.lowercased() != digest.sha256Hex {
+      problem = "its recorded SHA-256 is \(stored), the file's is \(digest.sha256Hex)"
+    }
+    if let problem {
+      // A bad copy must not count as the newest remote snapshot (retention would protect it).
+      var outcome = "the object was deleted"
+      do {
+        try await store.delete(key: key)
+      } catch {
+        outcome = "deleting the object failed too: \(error.message)"
+      }
+      throw SnapshotError(.upload, "uploaded \(location) failed its check: \(problem); \(outcome)")
+    }
+    return etag
+  }
+}

@@ -1,0 +1,486 @@
+"""`[snapshot.s3]`: `vaultkeeper snapshot now` uploads the verified snapshot to a real S3 peer
+(`moto_server`, started here on loopback with SigV4 authentication switched on, so a wrong
+signature fails), checks it in the bucket, applies remote retention; `snapshot list` shows the
+bucket too. The S3 secret key must never appear in any output (registered with the ledger).
+
+The tests use a prefix without "/": moto 5.2 checks signatures against the query string with
+%2F decoded (botocore itself cannot list `prefix=a/` against it with authentication on), while
+AWS, MinIO and Ceph canonicalise it as %2F, which is what vaultkeeper signs (unit-tested in
+S3Tests). Keys with "/" in the path are unaffected and tested here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import http.client
+import http.server
+import threading
+import types
+from pathlib import Path
+from typing import Any, Optional
+
+import boto3
+import botocore.config
+import pytest
+
+import test_snapshot as ts
+import vk_harness as h
+
+REGION = "eu-central-1"
+BUCKET = "vk-snapshots"
+PREFIX = "prod-"
+UPLOADED_RE = re.compile(r"^uploaded s3://(\S+?)/(\S+): (\d+) bytes(?: in (\d+) parts)? in [0-9.]+ s, checked \(size, ETag ([0-9a-f-]+)\)$", re.M)
+# moto answers the first N requests without checking signatures: the IAM calls that create our
+# users (see Moto.__init__); every request after them must be signed correctly.
+NO_AUTH_REQUESTS = 6
+
+
+class Moto:
+    """One moto_server process on a free loopback port, authentication on after setup."""
+
+    def __init__(self, workdir: Path, pki: dict, *, tls: bool = False):
+        self.workdir = workdir
+        self.port = h.free_port()
+        self.tls = tls
+        scheme = "https" if tls else "http"
+        self.endpoint = f"{scheme}://127.0.0.1:{self.port}"
+        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(NO_AUTH_REQUESTS), MOTO_ALLOW_NONEXISTENT_REGION="true")
+        cmd = ["moto_server", "-H", "127.0.0.1", "-p", str(self.port)]
+        if tls:
+            cmd += ["-c", pki["server"], "-k", pki["server-key"]]
+        self.log = open(workdir / f"moto-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.verify: Any = pki["ca"] if tls else None
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited: {(workdir / f'moto-{self.port}.log').read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        h.wait_until(up, 20, interval=0.1, what="moto_server")
+        iam = self._client("iam", "bootstrap", "bootstrap")
+        # vaultkeeper's user gets the least-privilege policy the docs recommend; the test's own
+        # "admin" user (setting up and inspecting the bucket) may do anything.
+        iam.create_user(UserName="vaultkeeper")
+        iam.put_user_policy(UserName="vaultkeeper", PolicyName="snapshots", PolicyDocument=json.dumps(least_privilege_policy(BUCKET)))
+        key = iam.create_access_key(UserName="vaultkeeper")["AccessKey"]
+        iam.create_user(UserName="admin")
+        iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        admin = iam.create_access_key(UserName="admin")["AccessKey"]
+        # Authentication is on from here.
+        self.access_key_id, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+        h.LEDGER.secret(self.secret_key, "S3 secret access key")
+        self.admin = self._client("s3", admin["AccessKeyId"], admin["SecretAccessKey"])
+        self.admin.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+
+    def _client(self, service: str, key_id: str, secret: str):
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id=key_id,
+                            aws_secret_access_key=secret, verify=self.verify,
+                            config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+    def keys(self, prefix: str = "") -> dict[str, int]:
+        out: dict[str, int] = {}
+        for page in self.admin.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+            for o in page.get("Contents", []):
+                out[o["Key"]] = o["Size"]
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def least_privilege_policy(bucket: str, prefix: str = PREFIX) -> dict:
+    """The policy docs/operations.md recommends (kept identical to it)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"]},
+            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+             "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"]},
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory, pki):
+    m = Moto(tmp_path_factory.mktemp("moto"), pki)
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def clean_bucket(moto):
+    for key in moto.keys():
+        moto.admin.delete_object(Bucket=BUCKET, Key=key)
+    return moto
+
+
+def _s3_table(tmp_path: Path, m: Any, *, secret: Optional[str] = None, **more: Any) -> dict:
+    key_id = ts._secret_file(tmp_path / "s3-key-id", m.access_key_id)
+    secret_file = ts._secret_file(tmp_path / "s3-secret", secret if secret is not None else m.secret_key)
+    table = {"endpoint": m.endpoint, "region": REGION, "bucket": BUCKET, "prefix": PREFIX, "path_style": True,
+             "access_key_id_file": str(key_id), "secret_access_key_file": str(secret_file)}
+    if m.tls:
+        table["ca_file"] = m.verify
+    table.update(more)
+    return table
+
+
+def _config(config, s: h.Sim, tmp_path: Path, token: str, snaps: Path, s3: dict) -> Path:
+    path = ts._token_config(config, s, tmp_path, token, snaps)
+    lines = ["", "[snapshot.s3]"] + [f"{k} = {h._toml_value(v)}" for k, v in s3.items()]
+    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+    return path
+
+
+def _setup(sims, config, tmp_path, m: Any, *, snapshot_size: Optional[int] = None, **s3: Any) -> tuple[Path, Path]:
+    extra = ("--snapshot-size", str(snapshot_size)) if snapshot_size else ()
+    s = ts._start(sims, extra=extra)
+    token = ts._make_token(s)
+    snaps = ts._snap_dir(tmp_path)
+    return _config(config, s, tmp_path, token, snaps, _s3_table(tmp_path, m, **s3)), snaps
+
+
+def _saved(r: h.CliResult, snaps: Path) -> Path:
+    """The local snapshot `snapshot now` reported, which must exist whatever the upload did."""
+    m = ts.SAVED_RE.search(r.stdout)
+    assert m, str(r)
+    path = Path(m.group(1))
+    assert path.parent == snaps and path.stat().st_size == int(m.group(2)), str(r)
+    return path
+
+
+def _assert_uploaded(r: h.CliResult, m: Moto, snaps: Path) -> tuple[Path, str, int, Optional[int], str]:
+    path, size, _ = ts._assert_saved(r, snaps)
+    u = UPLOADED_RE.search(r.stdout)
+    assert u, str(r)
+    bucket, key, uploaded, parts, etag = u.group(1), u.group(2), int(u.group(3)), u.group(4), u.group(5)
+    assert bucket == BUCKET and key == PREFIX + path.name and uploaded == size, str(r)
+    return path, key, size, int(parts) if parts else None, etag
+
+
+def _object_bytes(m: Moto, key: str) -> bytes:
+    return m.admin.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+class HeadTamperingProxy:
+    """Forwards every request to moto unchanged (the signature covers the Host header, which is
+    passed through) and falsifies what HEAD reports: the object looks short, or its ETag wrong."""
+
+    def __init__(self, upstream_port: int, tamper: str):
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("expect", "connection")}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() in ("transfer-encoding", "connection"):
+                        continue
+                    if self.command == "HEAD" and k.lower() == "content-length" and tamper == "short":
+                        v = str(int(v) - 1)
+                        proxy.tampered += 1
+                    if self.command == "HEAD" and k.lower() == "etag" and tamper == "etag":
+                        v = '"0123456789abcdef0123456789abcdef"'
+                        proxy.tampered += 1
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        self.tampered = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _name(when: dt.datetime, index: int, cluster: str = "vault-cluster-sim") -> str:
+    return f"vaultkeeper-{cluster}-{when.strftime('%Y%m%dT%H%M%SZ')}-{index}.snap"
+
+
+# ---------------------------------------------------------------------------
+
+
+def test_upload_is_checked_and_listed(sims, config, tmp_path, clean_bucket):
+    m = clean_bucket
+    cfg, snaps = _setup(sims, config, tmp_path, m)
+    r = ts._now(cfg)
+    path, key, size, parts, etag = _assert_uploaded(r, m, snaps)
+    ts._assert_no_secrets(r, m.secret_key)
+    assert parts is None, str(r)
+    local = path.read_bytes()
+    assert _object_bytes(m, key) == local
+    head = m.admin.head_object(Bucket=BUCKET, Key=key)
+    assert head["ContentLength"] == size
+    assert head["ETag"].strip('"') == hashlib.md5(local).hexdigest() == etag
+    assert head["Metadata"]["vaultkeeper-sha256"] == hashlib.sha256(local).hexdigest()
+
+    listing = h.run_cli(["snapshot", "list", "--config", str(cfg)])
+    assert listing.returncode == 0, str(listing)
+    assert f"1 snapshot in {snaps}" in listing.stdout and f"1 snapshot in s3://{BUCKET}/{PREFIX}" in listing.stdout, str(listing)
+    assert re.search(rf"^{re.escape(key)}  age \S+  {size} bytes  index \d+$", listing.stdout, re.M), str(listing)
+    remote = h.run_cli(["snapshot", "list", "--remote", "--config", str(cfg)])
+    assert remote.returncode == 0 and str(snaps) not in remote.stdout and key in remote.stdout, str(remote)
+    local_only = h.run_cli(["snapshot", "list", "--local", "--config", str(cfg)])
+    assert local_only.returncode == 0 and "s3://" not in local_only.stdout and path.name in local_only.stdout, str(local_only)
+
+
+def test_wrong_secret_key_fails_clearly_and_keeps_the_local_snapshot(sims, config, tmp_path, clean_bucket):
+    m = clean_bucket
+    wrong = secrets.token_urlsafe(30)
+    h.LEDGER.secret(wrong, "wrong S3 secret access key")
+    cfg, snaps = _setup(sims, config, tmp_path, m, secret=wrong)
+    r = ts._now(cfg)
+    assert r.returncode == 1, str(r)
+    path = _saved(r, snaps)
+    assert "upload failed: " in r.stdout and "SignatureDoesNotMatch" in r.stdout, str(r)
+    assert "check the secret access key" in r.stdout and f"the local snapshot {path} is kept" in r.stdout, str(r)
+    ts._assert_no_secrets(r, wrong, m.secret_key)
+    assert path.exists() and m.keys() == {}
+
+    listing = h.run_cli(["snapshot", "list", "--config", str(cfg)])
+    assert listing.returncode == 1 and "cannot list the bucket" in listing.stdout and path.name in listing.stdout, str(listing)
+
+
+def test_world_readable_secret_key_file_is_refused(sims, config, tmp_path, clean_bucket):
+    m = clean_bucket
+    cfg, snaps = _setup(sims, config, tmp_path, m)
+    os.chmod(tmp_path / "s3-secret", 0o644)
+    r = ts._now(cfg)
+    assert r.returncode == 1 and "upload failed: " in r.stdout and "s3-secret" in r.stdout and "mode 644" in r.stdout, str(r)
+    _saved(r, snaps)
+    assert m.keys() == {}
+
+
+def test_a_key_outside_its_policy_is_denied(sims, config, tmp_path, clean_bucket):
+    """moto enforces the least-privilege policy: the same key may not write outside its prefix."""
+    m = clean_bucket
+    cfg, snaps = _setup(sims, config, tmp_path, m, prefix="elsewhere-")
+    r = ts._now(cfg)
+    assert r.returncode == 1 and "upload failed: " in r.stdout and "AccessDenied" in r.stdout, str(r)
+    assert "the key needs s3:PutObject" in r.stdout and "is kept" in r.stdout, str(r)
+    _saved(r, snaps)
+    assert m.keys() == {}
+
+
+def test_s3_down_fails_clearly(sims, config, tmp_path, moto):
+    down = types.SimpleNamespace(endpoint=f"http://127.0.0.1:{h.free_port()}", tls=False, access_key_id=moto.access_key_id,
+                                 secret_key=moto.secret_key)
+    cfg, snaps = _setup(sims, config, tmp_path, down)
+    r = ts._now(cfg)
+    assert r.returncode == 1, str(r)
+    path = _saved(r, snaps)
+    assert "upload failed: " in r.stdout and "connect" in r.stdout.lower() and "is kept" in r.stdout, str(r)
+    assert path.exists()
+
+
+def test_multipart_upload_above_the_threshold(sims, config, tmp_path, clean_bucket):
+    m = clean_bucket
+    cfg, snaps = _setup(sims, config, tmp_path, m, snapshot_size=11 * 1024 * 1024, multipart_threshold="5MiB", part_size="5MiB")
+    r = h.run_cli(["snapshot", "now", "--config", str(cfg)], timeout=55)
+    path, key, size, parts, etag = _assert_uploaded(r, m, snaps)
+    assert size > 10 * 1024 * 1024 and parts == 3, str(r)
+    local = path.read_bytes()
+    assert _object_bytes(m, key) == local
+    md5s = b"".join(hashlib.md5(local[i:i + (5 << 20)]).digest() for i in range(0, len(local), 5 << 20))
+    assert etag == f"{hashlib.md5(md5s).hexdigest()}-3" == m.admin.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"')
+    assert m.admin.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("tamper,needle", [
+    ("short", "the bucket holds {short} bytes, the file has {size}"),
+    ("etag", "its ETag is 0123456789abcdef0123456789abcdef, expected {md5}"),
+])
+def test_a_short_or_altered_object_fails_the_check(tamper, needle, sims, config, tmp_path, clean_bucket):
+    m = clean_bucket
+    proxy = HeadTamperingProxy(m.port, tamper)
+    try:
+        via = types.SimpleNamespace(endpoint=proxy.endpoint, tls=False, access_key_id=m.access_key_id, secret_key=m.secret_key)
+        cfg, snaps = _setup(sims, config, tmp_path, via)
+        r = ts._now(cfg)
+    finally:
+        proxy.stop()
+    assert r.returncode == 1 and proxy.tampered == 1, str(r)
+    path = _saved(r, snaps)
+    size = path.stat().st_size
+    expected = needle.format(short=size - 1, size=size, md5=hashlib.md5(path.read_bytes()).hexdigest())
+    assert "upload failed: " in r.stdout and "failed its check: " in r.stdout and expected in r.stdout, str(r)
+    assert "the object was deleted" in r.stdout and "is kept" in r.stdout, str(r)
+    assert m.keys() == {}  # the object that failed its check is gone, the local file stays
+
+
+def test_remote_retention_deletes_only_our_old_keys(sims, config, tmp_path, clean_bucket):
+    m = clean_bucket
+    now = dt.datetime.now(dt.timezone.utc)
+    old = [_name(now - dt.timedelta(days=d), 100 - d) for d in (1, 2, 3)]
+    unrelated = [PREFIX + "notes.txt", PREFIX + "sub/" + _name(now - dt.timedelta(days=9), 1),
+                 PREFIX + _name(now - dt.timedelta(days=9), 2) + ".bak", "other/" + _name(now - dt.timedelta(days=9), 3),
+                 _name(now - dt.timedelta(days=9), 4), "prod" + _name(now - dt.timedelta(days=9), 5)]
+    for key in [PREFIX + n for n in old] + unrelated:
+        m.admin.put_object(Bucket=BUCKET, Key=key, Body=b"x" * 10)
+    cfg, snaps = _setup(sims, config, tmp_path, m, keep_last=2)
+    r = ts._now(cfg)
+    path, key, _, _, _ = _assert_uploaded(r, m, snaps)
+    remaining = set(m.keys())
+    assert remaining == {key, PREFIX + old[0], *unrelated}, (sorted(remaining), str(r))
+    for gone in old[1:]:
+        assert f"remote retention: deleted {PREFIX}{gone} (not kept by any keep_* rule)" in r.stdout, str(r)
+    assert r.stdout.count("remote retention: deleted") == 2, str(r)
+
+
+def test_remote_retention_follows_the_local_policy_by_default(sims, config, tmp_path, clean_bucket):
+    m = clean_bucket
+    now = dt.datetime.now(dt.timezone.utc)
+    for d in (2, 3):
+        m.admin.put_object(Bucket=BUCKET, Key=PREFIX + _name(now - dt.timedelta(hours=d), 50 - d), Body=b"y")
+    s = ts._start(sims)
+    token = ts._make_token(s)
+    snaps = ts._snap_dir(tmp_path)
+    path = ts._token_config(config, s, tmp_path, token, snaps, keep_last=1)
+    table = _s3_table(tmp_path, m)
+    path.write_text(path.read_text() + "\n[snapshot.s3]\n" + "\n".join(f"{k} = {h._toml_value(v)}" for k, v in table.items()) + "\n")
+    r = ts._now(path)
+    _, key, _, _, _ = _assert_uploaded(r, m, snaps)
+    assert set(m.keys()) == {key}, str(r)
+
+
+def test_many_keys_are_listed_across_pages(sims, config, tmp_path, clean_bucket):
+    """ListObjectsV2 answers 1000 keys per page: 1100 unrelated keys force a continuation token."""
+    m = clean_bucket
+    for i in range(1100):
+        m.admin.put_object(Bucket=BUCKET, Key=f"{PREFIX}aaa-{i:05d}", Body=b"")
+    cfg, snaps = _setup(sims, config, tmp_path, m)
+    r = ts._now(cfg)
+    _, key, size, _, _ = _assert_uploaded(r, m, snaps)
+    listing = h.run_cli(["snapshot", "list", "--remote", "--config", str(cfg)])
+    assert listing.returncode == 0 and f"1 snapshot in s3://{BUCKET}/{PREFIX}" in listing.stdout, str(listing)
+    assert f"{key}  age" in listing.stdout and len(m.keys()) == 1101
+
+
+def test_https_endpoint_with_the_test_ca(sims, config, tmp_path, pki):
+    m = Moto(tmp_path, pki, tls=True)
+    try:
+        cfg, snaps = _setup(sims, config, tmp_path, m)
+        r = ts._now(cfg)
+        _, key, size, _, _ = _assert_uploaded(r, m, snaps)
+        assert m.keys() == {key: size}
+        # Without the CA the server is not trusted: there is no switch to skip verification.
+        text = cfg.read_text()
+        s3_part = text.index("[snapshot.s3]")
+        cfg.write_text(text[:s3_part] + text[s3_part:].replace(f'ca_file = "{pki["ca"]}"\n', ""))
+        assert cfg.read_text().count("ca_file") == 1  # only [vault]'s remains
+        r = ts._now(cfg)
+        assert r.returncode == 1 and "upload failed: " in r.stdout and ("certificate" in r.stdout or "tls" in r.stdout.lower()), str(r)
+    finally:
+        m.stop()
+
+
+@pytest.mark.parametrize("change,key,needle", [
+    ({"endpoint": "http://s3.example.com"}, "snapshot.s3.endpoint", "plain http is only allowed for loopback"),
+    ({"bucket": "Bad_Bucket"}, "snapshot.s3.bucket", "not a valid bucket name"),
+    ({"path_style": False}, "snapshot.s3.path_style", "must be true for an IP address endpoint"),
+    ({"part_size": "1MiB"}, "snapshot.s3.part_size", "between 5MiB and 5GiB"),
+    ({"prefix": "/abs"}, "snapshot.s3.prefix", "no leading"),
+    ({"secret_access_key_credential": "s3-secret"}, "snapshot.s3.secret_access_key_credential", "not both"),
+    ({"bucket_name": "x"}, "snapshot.s3.bucket_name", "unknown key"),
+])
+def test_config_errors_name_file_line_and_key(change, key, needle, sims, config, tmp_path, moto):
+    s = ts._start(sims)
+    snaps = ts._snap_dir(tmp_path)
+    table = _s3_table(tmp_path, moto)
+    table.update(change)
+    cfg = _config(config, s, tmp_path, "unused-token", snaps, table)
+    r = h.run_cli(["config", "check", "--config", str(cfg)])
+    assert r.returncode == h.EX_CONFIG, str(r)
+    line = next(i for i, text in enumerate(cfg.read_text().splitlines(), 1)
+                if text.startswith(key.rsplit(".", 1)[1] + " ="))
+    assert f"{cfg}:{line}: {key}: " in r.output and needle in r.output, str(r)
+    r = h.run_cli(["snapshot", "now", "--config", str(cfg)])
+    assert r.returncode == h.EX_CONFIG and not list(snaps.iterdir()), str(r)
+
+
+# ---------------------------------------------------------------------------
+# The scheduled duty of `vaultkeeper run` uploads too
+# ---------------------------------------------------------------------------
+
+def _daemon_config(config, s: h.Sim, tmp_path: Path, token: str, snaps: Path, s3: dict, **snapshot: Any) -> Path:
+    path = ts._token_config(config, s, tmp_path, token, snaps, state_file=str(tmp_path / "snapshot-state.json"), **snapshot)
+    lines = ["", "[snapshot.s3]"] + [f"{k} = {h._toml_value(v)}" for k, v in s3.items()]
+    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+    return path
+
+
+def test_scheduled_snapshots_are_uploaded_and_pruned_remotely(sims, daemons, config, tmp_path, clean_bucket):
+    m = clean_bucket
+    s = ts._start(sims)
+    token = ts._make_token(s)
+    snaps = ts._snap_dir(tmp_path)
+    cfg = _daemon_config(config, s, tmp_path, token, snaps, _s3_table(tmp_path, m), interval="2s", keep_last=2)
+    d = daemons(cfg)
+    uploaded = d.wait_entry("snapshot_uploaded", count=3, timeout=30)
+    assert uploaded[0].level == "info" and f"s3://{BUCKET}/{PREFIX}" in uploaded[0].text and "checked" in uploaded[0].text
+    # Remote retention follows the local policy: two keys stay in the bucket, the rest are logged.
+    h.wait_until(lambda: len(m.keys()) == 2, 10, what="two objects kept in the bucket")
+    remote_deleted = d.wait_entry("snapshot_retention_deleted", contains="s3://", count=1)
+    assert "not kept by any keep_* rule" in remote_deleted[0].text
+    for key in m.keys():
+        local = snaps / key[len(PREFIX):]
+        if local.exists():  # the newest two exist on both sides
+            assert _object_bytes(m, key) == local.read_bytes()
+    st = d.wait_state(lambda st: (st.get("snapshot") or {}).get("last_upload"))
+    assert abs(st["snapshot"]["last_upload"] - time.time()) < 30
+    assert not d.entries("snapshot_upload_failed")
+
+
+def test_scheduled_upload_failure_is_reported_and_the_local_snapshot_kept(sims, daemons, config, tmp_path, clean_bucket):
+    m = clean_bucket
+    s = ts._start(sims)
+    token = ts._make_token(s)
+    snaps = ts._snap_dir(tmp_path)
+    wrong = secrets.token_urlsafe(30)
+    h.LEDGER.secret(wrong, "wrong S3 secret access key (daemon)")
+    cfg = _daemon_config(config, s, tmp_path, token, snaps, _s3_table(tmp_path, m, secret=wrong), interval="1h")
+    d = daemons(cfg)
+    failed = d.wait_entry("snapshot_upload_failed", timeout=20)
+    assert failed[0].level == "error" and "SignatureDoesNotMatch" in failed[0].text and "is kept" in failed[0].text
+    taken = d.entries("snapshot_taken")
+    assert len(taken) == 1 and len(ts._listing(snaps)[0]) == 1 and m.keys() == {}
+    assert not d.entries("snapshot_failed")  # the snapshot itself is good
