@@ -112,6 +112,14 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     try await enqueue(.request(request, timeout: limits.connectTimeout, download: (limits, body)))
   }
 
+  public func upload(_ request: HTTPRequest, file: FileSlice, limits: DownloadLimits) async throws(TransportError) -> HTTPResponse {
+    var options = options(for: request, timeout: limits.connectTimeout, download: nil)
+    options.upload = file
+    options.totalTimeout = limits.maxDuration
+    options.lowSpeed = (limits.lowSpeedBytesPerSecond, limits.lowSpeedWindow)
+    return try await enqueue(.prepared(options))
+  }
+
   /// Runs a transfer described in full by `options` on this transport's thread.
   func perform(_ options: CurlEasy.Options) async throws(TransportError) -> HTTPResponse {
     try await enqueue(.prepared(options))

@@ -95,6 +95,10 @@ public protocol HTTPTransport: Sendable {
   /// The returned response has an empty body when it was streamed.
   func download(_ request: HTTPRequest, limits: DownloadLimits, into body: StreamingBody) async throws(TransportError) -> HTTPResponse
 
+  /// Sends `file` as the body of a PUT (streamed from disk in constant memory, e.g. a snapshot
+  /// restore); the (small) answer is collected as usual.
+  func upload(_ request: HTTPRequest, file: FileSlice, limits: DownloadLimits) async throws(TransportError) -> HTTPResponse
+
   /// Yields once each time the server closes the kept-alive connection while we were idle
   /// (Vault restarting does that), so the health duty can look at once.
   func connectionClosedEvents() -> AsyncStream<Void>

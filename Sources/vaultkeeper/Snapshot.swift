@@ -18,7 +18,7 @@ import Glibc
 
 struct SnapshotCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "snapshot", abstract: "Raft snapshot tools.", subcommands: [SnapshotNow.self, SnapshotVerify.self, SnapshotList.self])
+    commandName: "snapshot", abstract: "Raft snapshot tools.", subcommands: [SnapshotNow.self, SnapshotVerify.self, SnapshotList.self, SnapshotRestore.self])
 }
 
 /// `vaultkeeper snapshot verify [--identity FILE] FILE…`: the checks Vault's restore would make,
@@ -68,7 +68,9 @@ struct SnapshotVerify: AsyncParsableCommand {
 
   /// Streams the file through the verifier in 64 KiB pieces (constant memory for any size),
   /// decrypting an age file with `identities` on the way.
-  static func verify(path: String, identities: [AgeIdentity]?) -> Result<SnapshotFacts, SnapshotVerificationError> {
+  static func verify(
+    path: String, identities: [AgeIdentity]?, tee: ((UnsafeRawBufferPointer) throws(SnapshotVerificationError) -> Void)? = nil
+  ) -> Result<SnapshotFacts, SnapshotVerificationError> {
     if identities == nil, path.hasSuffix(".age") {
       return .failure(SnapshotVerificationError(SnapshotFileVerifier.needsIdentity))
     }
@@ -77,6 +79,7 @@ struct SnapshotVerify: AsyncParsableCommand {
     defer { close(fd) }
     do throws(SnapshotVerificationError) {
       let verifier = SnapshotFileVerifier(verifier: SnapshotStreamVerifier(decompressor: try GzipInflater()), identities: identities)
+      verifier.tee = tee
       var buffer = [UInt8](repeating: 0, count: 64 * 1024)
       while true {
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -296,5 +299,108 @@ struct SnapshotList: AsyncParsableCommand {
 enum S3Wiring {
   static func uploader(_ s3: S3Config) -> SnapshotUploader {
     SnapshotUploader(config: s3, environment: ProcessEnvironment.current(), makeTransport: { CurlObjectTransport(config: $0, credentials: $1) })
+  }
+}
+
+/// `vaultkeeper snapshot restore FILE --confirm-overwrite`: verifies the file, then hands it to
+/// Vault, which replaces all of its data with it.
+struct SnapshotRestore: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "restore",
+    abstract: "Restore a Raft snapshot into Vault (replaces ALL of Vault's data); verifies the file first.",
+    discussion: """
+      The file is verified completely (as `snapshot verify` does; an age-encrypted one is decrypted with --identity into a \
+      temporary 0600 file in [snapshot] directory, removed afterwards) before anything is sent. It is then streamed to the \
+      active node (a standby's redirect is followed). Without --confirm-overwrite nothing is sent: the command says what it \
+      would do and exits 64. Vault installs the snapshot after answering; tokens and secrets written since the snapshot are \
+      gone, and if installing fails Vault seals itself. Exit 0 accepted, 1 refused or not verified, 64 not confirmed, \
+      77/65 unusable token or identity file, 78 configuration error.
+      """)
+
+  @OptionGroup var config: ConfigOption
+
+  @Argument(help: ArgumentHelp("The snapshot file (.snap, or .snap.age with --identity).", valueName: "file"))
+  var file: String
+
+  @Flag(help: "Really replace all of Vault's data with this snapshot.")
+  var confirmOverwrite = false
+
+  @Flag(help: "Use snapshot-force: accept a snapshot from a cluster with other unseal keys (Vault refuses it otherwise).")
+  var force = false
+
+  @Option(help: ArgumentHelp("age identity file for an encrypted snapshot.", valueName: "file"))
+  var identity: String?
+
+  @Option(help: ArgumentHelp("A file holding a Vault token with update on sys/storage/raft/snapshot (default: the [snapshot] credentials).", valueName: "file"))
+  var tokenFile: String?
+
+  func run() async throws {
+    ProcessHardening.apply()  // tokens and identities are about to be read into this process
+    let (loaded, snapshot) = try config.loadWithSnapshot()
+    let identities = try SnapshotVerify.loadIdentities(identity, command: "snapshot restore")
+    // A decrypted copy goes into our own private directory, never next to the operator's file.
+    var plaintext: SnapshotFileWriter?
+    if identities != nil {
+      do {
+        plaintext = try SnapshotFileWriter(directory: snapshot.directory)
+      } catch {
+        print("restore failed: \(error.message)")
+        throw ExitCode(1)
+      }
+    }
+    defer { plaintext?.abort() }
+    let writer = plaintext
+    var tee: ((UnsafeRawBufferPointer) throws(SnapshotVerificationError) -> Void)?
+    if let writer { tee = { bytes throws(SnapshotVerificationError) in try Self.write(bytes, to: writer) } }
+    let verified = SnapshotVerify.verify(path: file, identities: identities, tee: tee)
+    let facts: SnapshotFacts
+    switch verified {
+    case .success(let good): facts = good
+    case .failure(let error):
+      print("\(file): BAD: \(error.reason): nothing was sent to Vault")
+      throw ExitCode(1)
+    }
+    let summary = "\(file) (raft index \(facts.index), term \(facts.term), state \(facts.stateBytes) bytes)"
+    guard confirmOverwrite else {
+      print("\(file): OK: verified. Restoring it replaces ALL data of the Vault cluster at \(loaded.vault.name) with \(summary);")
+      print("secrets and tokens written since the snapshot are lost. Nothing was sent: run again with --confirm-overwrite to restore.")
+      throw Exit.usage
+    }
+    let source = writer?.temporaryPath ?? file
+    let size = Self.fileSize(source)
+    let makeTransport: @Sendable (NodeConfig) -> any HTTPTransport = { CurlTransport(settings: .init(node: $0), name: "restore") }
+    let token: SecretBytes
+    do {
+      if let tokenFile {
+        token = try CredentialReader.read(.file(tokenFile), what: "token", environment: [:])
+      } else {
+        token = try await TokenKeeper(auth: snapshot.auth, node: loaded.vault, environment: ProcessEnvironment.current(), makeTransport: makeTransport).token()
+      }
+    } catch {
+      print("restore failed: \(error.message)")
+      throw error.reason == .credentials ? Exit.noPermission : ExitCode(1)
+    }
+    do {
+      let node = try await SnapshotRestorer(node: loaded.vault, makeTransport: makeTransport)
+        .restore(file: FileSlice(path: source, offset: 0, length: size), token: token, force: force)
+      print("restore accepted by \(node)\(force ? " (snapshot-force)" : ""): \(summary).")
+      print("Vault now installs it; if that fails it seals itself. Tokens issued after the snapshot no longer work.")
+    } catch {
+      print("restore failed: \(error.message)")
+      throw ExitCode(1)
+    }
+  }
+
+  private static func write(_ bytes: UnsafeRawBufferPointer, to writer: SnapshotFileWriter) throws(SnapshotVerificationError) {
+    do throws(SnapshotFileWriter.Failure) {
+      try writer.write(bytes)
+    } catch {
+      throw SnapshotVerificationError(error.message)
+    }
+  }
+
+  static func fileSize(_ path: String) -> Int64 {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int64(info.st_size) : 0
   }
 }

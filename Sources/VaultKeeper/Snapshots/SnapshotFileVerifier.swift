@@ -19,6 +19,10 @@ public final class SnapshotFileVerifier {
   /// Whether the file turned out to be age-encrypted (known after the first bytes).
   public var encrypted: Bool { decryptor != nil }
 
+  /// Also receives every verified-so-far piece of plaintext (e.g. to write a decrypted copy for
+  /// a restore); an error from it stops verification.
+  public var tee: ((UnsafeRawBufferPointer) throws(SnapshotVerificationError) -> Void)?
+
   public func feed(_ bytes: UnsafeRawBufferPointer) throws(SnapshotVerificationError) {
     guard bytes.count > 0 else { return }
     if !decided {
@@ -28,7 +32,10 @@ public final class SnapshotFileVerifier {
         decryptor = AgeDecryptor(identities: identities)
       }
     }
-    guard let decryptor else { return try verifier.feed(bytes) }
+    guard let decryptor else {
+      try tee?(bytes)
+      return try verifier.feed(bytes)
+    }
     do {
       try decryptor.update(bytes, consume: plaintext)
     } catch {
@@ -50,6 +57,7 @@ public final class SnapshotFileVerifier {
   /// Hands authenticated plaintext to the archive verifier; its objection stops decryption.
   private func plaintext(_ bytes: UnsafeRawBufferPointer) throws(AgeError) {
     do {
+      try tee?(bytes)
       try verifier.feed(bytes)
     } catch {
       throw AgeError(.consumer, error.reason)

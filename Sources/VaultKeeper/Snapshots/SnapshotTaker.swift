@@ -97,7 +97,7 @@ public struct SnapshotTaker: Sendable {
       switch response {
       case .redirect(let location):
         attempt.writer.abort()
-        target = try redirectTarget(location)
+        target = try StandbyRedirect.target(location, from: node)
         continue
       case .streamed:
         let facts: SnapshotFacts
@@ -128,21 +128,6 @@ public struct SnapshotTaker: Sendable {
     do throws(SnapshotVerificationError) { return try body() } catch { throw SnapshotError(.verification, error.reason) }
   }
 
-  /// The active node's address from a 307 `Location`, with this node's TLS settings. Plain http
-  /// stays limited to loopback, as for configured addresses.
-  func redirectTarget(_ location: String) throws(SnapshotError) -> NodeConfig {
-    let base = location.firstRange(of: "/v1/").map { String(location[..<$0.lowerBound]) } ?? location
-    guard case .success(let address) = VaultAddress.parse(base), address.scheme != .unix else {
-      throw SnapshotError(.vault, "the standby redirected to an address that is not usable: \(location)")
-    }
-    if address.scheme == .http && !address.isLocal {
-      throw SnapshotError(.vault, "refusing to send the token over plain http to \(base) (redirect from a standby)")
-    }
-    var next = node
-    next.address = address
-    next.unit = nil
-    return next
-  }
 }
 
 /// One download: the sink that writes and verifies, confined to the transfer thread.

@@ -20,6 +20,14 @@ public enum SnapshotResponse: Sendable {
   case redirect(location: String)
 }
 
+/// How a restore ended at the HTTP level.
+public enum RestoreResponse: Sendable, Equatable {
+  /// 204: Vault took the archive and installs it now.
+  case accepted
+  /// 307 from a standby: the active node's URL.
+  case redirect(location: String)
+}
+
 extension VaultClient {
   /// `POST /v1/auth/<mount>/login` with a role ID and secret ID. The request body and the token
   /// in the answer never become Swift strings.
@@ -73,6 +81,33 @@ extension VaultClient {
     }
     switch response.status {
     case 200: return .streamed(response)
+    case 307, 308:
+      guard let location = response.header("Location"), !location.isEmpty else {
+        throw .http(status: response.status, errors: ["redirect without a Location header"])
+      }
+      return .redirect(location: location)
+    default:
+      throw .http(status: response.status, errors: Self.errors(in: response.body))
+    }
+  }
+
+  /// `PUT /v1/sys/storage/raft/snapshot` (or `snapshot-force`) with the archive streamed from
+  /// `file`. Vault answers 204 once it has the archive (it installs it afterwards); a standby's
+  /// 307 is returned for the caller to re-send, body and token included.
+  public func restoreSnapshot(token: SecretBytes, file: FileSlice, force: Bool, limits: DownloadLimits) async throws(VaultError) -> RestoreResponse {
+    let path = force ? "/v1/sys/storage/raft/snapshot-force" : "/v1/sys/storage/raft/snapshot"
+    let response: HTTPResponse
+    do {
+      response = try await transport.upload(
+        HTTPRequest(
+          method: .put, path: path, headers: Self.standardHeaders + [("Content-Type", "application/octet-stream")],
+          secretHeaders: [("X-Vault-Token", token)]),
+        file: file, limits: limits)
+    } catch {
+      throw .transport(error)
+    }
+    switch response.status {
+    case 200, 204: return .accepted
     case 307, 308:
       guard let location = response.header("Location"), !location.isEmpty else {
         throw .http(status: response.status, errors: ["redirect without a Location header"])
