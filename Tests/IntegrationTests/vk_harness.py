@@ -65,6 +65,7 @@ MID = {
     "snapshots_stale": "5cf60e403f0848569894521364cc516f",
 }
 
+EX_USAGE = 64
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_NOPERM = 77
