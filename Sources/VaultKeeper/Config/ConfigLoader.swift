@@ -286,11 +286,23 @@ struct TableReader {
     return MetricsConfig(textfileDirectory: dir)
   }
 
+  /// A directory that must exist. One this user cannot look into (the unit's 0700 state
+  /// directory, seen by `vaultkeeper check` running as a monitoring user) is accepted: the
+  /// daemon, which can, reports problems with it when it uses it.
+  private func existingDirectory(_ path: String, key: String) throws(ConfigError) {
+    switch FileAccess.kind(path: path) {
+    case .missing: throw error(key, "\(path) is not an existing directory")
+    case .regular: throw error(key, "\(path) is a file, not a directory")
+    case .other: guard FileAccess.isDirectory(path: path) else { throw error(key, "\(path) is not a directory") }
+    case .inaccessible: break
+    }
+  }
+
   private func stateFile(_ table: TOMLTable) throws(ConfigError) -> String? {
     guard let path = try string(table, "state_file", at: "snapshot") else { return nil }
     guard path.hasPrefix("/"), !path.hasSuffix("/") else { throw error("snapshot.state_file", "must be an absolute file path") }
     let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-    guard parent.isEmpty || FileAccess.isDirectory(path: parent) else { throw error("snapshot.state_file", "the directory of \(path) does not exist") }
+    if !parent.isEmpty { try existingDirectory(parent, key: "snapshot.state_file") }
     return path
   }
 
@@ -302,7 +314,7 @@ struct TableReader {
       throw error("snapshot.directory", "is required: where snapshots are written (e.g. \"/var/lib/vaultkeeper/snapshots\")")
     }
     guard directory.hasPrefix("/") else { throw error("snapshot.directory", "must be an absolute path") }
-    guard FileAccess.isDirectory(path: directory) else { throw error("snapshot.directory", "\(directory) is not an existing directory") }
+    try existingDirectory(directory, key: "snapshot.directory")
 
     func credential(_ fileKey: String, _ credentialKey: String) throws(ConfigError) -> SnapshotConfig.Credential? {
       try self.credential(table, fileKey, credentialKey, at: at)
