@@ -44,6 +44,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     var request: HTTPRequest
     var timeout: Duration
     var download: (limits: DownloadLimits, body: StreamingBody)? = nil
+    var probe: CurlEasy.CertificateProbe? = nil
     var cancellation: CancellationFlag
     var complete: @Sendable (Result<HTTPResponse, TransportError>) -> Void
   }
@@ -107,8 +108,14 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     try await enqueue(request, timeout: limits.connectTimeout, download: (limits, body))
   }
 
-  private func enqueue(_ request: HTTPRequest, timeout: Duration, download: (limits: DownloadLimits, body: StreamingBody)?) async throws(TransportError)
-    -> HTTPResponse
+  /// A TLS handshake on a new connection, returning the certificates the server presented
+  /// (see `CurlServedCertificateSource`). No request is sent.
+  func probeCertificates(_ probe: CurlEasy.CertificateProbe, timeout: Duration) async throws(TransportError) -> [String] {
+    try await enqueue(HTTPRequest(method: .get, path: "/"), timeout: timeout, download: nil, probe: probe).peerCertificates
+  }
+
+  private func enqueue(_ request: HTTPRequest, timeout: Duration, download: (limits: DownloadLimits, body: StreamingBody)?,
+    probe: CurlEasy.CertificateProbe? = nil) async throws(TransportError) -> HTTPResponse
   {
     let cancellation = CancellationFlag()
     let jobID = Atomic<UInt64>(0)
@@ -119,7 +126,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
           state.nextID += 1
           jobID.store(state.nextID, ordering: .relaxed)
           state.jobs.append(
-            Job(id: state.nextID, request: request, timeout: timeout, download: download, cancellation: cancellation) {
+            Job(id: state.nextID, request: request, timeout: timeout, download: download, probe: probe, cancellation: cancellation) {
               continuation.resume(returning: $0)
             })
           return true
@@ -196,6 +203,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
       allowedProtocol: address.scheme == .https ? "https" : "http", unixSocketPath: address.socketPath, connectTo: connectTo,
       caFile: settings.caFile, clientCertFile: settings.clientCertFile, clientKeyFile: settings.clientKeyFile,
       connectTimeout: min(settings.connectTimeout, job.timeout), totalTimeout: job.timeout, bodyLimit: settings.bodyLimit)
+    options.probe = job.probe
     if let download = job.download {
       options.streaming = download.body
       options.totalTimeout = download.limits.maxDuration
@@ -226,7 +234,8 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         } else {
           result = easy.perform(options(for: job), cancellation: job.cancellation)
         }
-        watchedSocket = easy.activeSocket
+        // A probe's connect-only connection is not the kept-alive one the health duty cares about.
+        watchedSocket = job.probe == nil ? easy.activeSocket : nil
         shared.withLock { $0.running = nil }
         job.complete(result)
         continue

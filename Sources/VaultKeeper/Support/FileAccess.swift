@@ -1,6 +1,15 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(Glibc) && canImport(CoreFoundation)
+// glibc's headers are not modular: `struct stat` is attributed to whichever Clang module in the
+// graph included <sys/stat.h> first, which varies with build order since swift-certificates
+// brought CoreFoundation (for inet_pton) next to CDispatch. MemberImportVisibility then wants
+// that module imported, so both candidates are. Both are toolchain modules already in the graph;
+// CoreFoundation's module map links no library, so nothing of Foundation is added.
+import CDispatch
+import CoreFoundation
+#endif
 
 /// The few file operations the core needs, on plain POSIX calls: reading small files whole,
 /// checking ownership and mode, and replacing a file atomically. (Foundation's FileManager hides
@@ -35,13 +44,14 @@ public enum FileAccess {
   public struct Ownership: Sendable, Equatable {
     public var uid: UInt32
     public var mode: UInt32
+    public var isRegularFile: Bool = true
   }
 
   /// Owner and permission bits of an open file (fstat, so the answer is about the file we read).
   static func ownership(fd: Int32) -> Ownership? {
     var info = stat()
     guard fstat(fd, &info) == 0 else { return nil }
-    return Ownership(uid: info.st_uid, mode: UInt32(info.st_mode) & 0o7777)
+    return Ownership(uid: info.st_uid, mode: UInt32(info.st_mode) & 0o7777, isRegularFile: (info.st_mode & S_IFMT) == S_IFREG)
   }
 
   /// Reads a whole file of at most `limit` bytes.
