@@ -6,6 +6,7 @@ a renewal adds version N+1 and re-points the links. The simulator serves live/NA
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -72,7 +73,7 @@ def fingerprint(cert_pem: bytes) -> str:
 def write_config(path: Path, sim: h.Sim, ca: str, lineage: Lineage, *, names=NAMES, key_file: Optional[str] = None) -> Path:
     text = h.render_config({"address": sim.address, "ca_file": ca})
     text += "\n[certificate]\n" + "\n".join(
-        f"{k} = {h._toml_value(v)}" for k, v in {
+        f"{k} = {json.dumps(v)}" for k, v in {
             "cert_file": lineage.fullchain, "key_file": key_file or lineage.privkey, "ca_file": ca, "names": names,
         }.items()) + "\n"
     path.write_text(text)

@@ -106,11 +106,17 @@ public enum CertificateCheck {
       "  SANs: \(facts.subjectAlternativeNames.isEmpty ? "none" : facts.subjectAlternativeNames.joined(separator: ", "))",
       "  issuer: \(facts.issuer)",
       "  not before: \(CertificateTime.text(facts.notBefore))",
-      "  not after: \(CertificateTime.text(facts.notAfter)) (\(ExpiryLevel.daysLeft(notAfter: facts.notAfter, now: now)) days left)",
+      "  not after: \(CertificateTime.text(facts.notAfter)) (\(remaining(facts.notAfter, now: now)))",
       "  sha256: \(facts.sha256)",
       "  serial: \(facts.serial)",
       "  key type: \(facts.keyType)",
     ]
+  }
+
+  private static func remaining(_ notAfter: Date, now: Date) -> String {
+    let left = notAfter.timeIntervalSince(now)
+    if left > 0 { return "\(Int(left / 86400)) days left" }
+    return "expired \(Int(-left / 86400)) days ago"
   }
 
   private static func keyLine(_ verdict: CertificateVerdict, config: CertificateConfig) -> String {
@@ -124,7 +130,9 @@ public enum CertificateCheck {
   private static func chainLine(_ verdict: CertificateVerdict, config: CertificateConfig) -> String {
     guard let ca = config.caFile else { return "not checked (no ca_file)" }
     switch verdict.chainValid {
-    case true?: return "validates to \(ca) (\(verdict.intermediates.count) intermediate\(verdict.intermediates.count == 1 ? "" : "s"))"
+    case true?:
+      let more = verdict.intermediates.count
+      return "validates to \(ca) (\(more) more certificate\(more == 1 ? "" : "s") in cert_file)"
     case false?: return "DOES NOT validate to \(ca)"
     case nil: return "not checked"
     }
