@@ -125,6 +125,21 @@ import X509
     let verdict = await inspect(cert: try TestPKI.pem(chain.leaf, chain.intermediate), key: chain.leafKey.pem, ca: try TestPKI.pem(otherRoot))
     #expect(verdict.chainValid == false)
     #expect(verdict.problems.first?.code == "chain_invalid")
+    #expect(verdict.problemSummary.hasPrefix("the certificate chain does not validate to ca_file: "))
+  }
+
+  @Test func anExpiredIntermediateIsNamedBriefly() async throws {
+    let intermediate = try TestPKI.ca(
+      "old intermediate", key: chain.intermediateKey, issuer: (chain.root, chain.rootKey), now: now.addingTimeInterval(-30 * 86400),
+      notAfter: now.addingTimeInterval(-86400))
+    let leaf = try TestPKI.leaf(
+      "vault.example.com", key: chain.leafKey, issuer: intermediate, issuerKey: chain.intermediateKey, dnsNames: names,
+      notBefore: now.addingTimeInterval(-2 * 86400), notAfter: now.addingTimeInterval(30 * 86400))
+    let verdict = await inspect(cert: try TestPKI.pem(leaf, intermediate), key: chain.leafKey.pem, ca: try TestPKI.pem(chain.root))
+    #expect(verdict.chainValid == false)
+    #expect(verdict.problems.map(\.code) == ["chain_invalid"])
+    #expect(verdict.problemSummary.contains("certificate \"CN=old intermediate,O=vaultkeeper tests\""), "\(verdict.problemSummary)")
+    #expect(!verdict.problemSummary.contains("Certificate("), "no dump of the whole certificate: \(verdict.problemSummary)")
   }
 
   @Test func caFileWithoutCertificates() async throws {

@@ -81,12 +81,12 @@ enum TestPKI {
   }
 
   /// A CA certificate (self-signed when `issuer` is nil).
-  static func ca(_ cn: String, key: Key, issuer: (Certificate, Key)? = nil, now: Date = Date()) throws -> Certificate {
+  static func ca(_ cn: String, key: Key, issuer: (Certificate, Key)? = nil, now: Date = Date(), notAfter: Date? = nil) throws -> Certificate {
     let subject = try name(cn)
     let signer = issuer?.1.privateKey ?? key.privateKey
     return try Certificate(
       version: .v3, serialNumber: .init(), publicKey: key.privateKey.publicKey,
-      notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(3650 * 86400),
+      notValidBefore: now.addingTimeInterval(-3600), notValidAfter: notAfter ?? now.addingTimeInterval(3650 * 86400),
       issuer: issuer?.0.subject ?? subject, subject: subject, signatureAlgorithm: signatureAlgorithm(for: signer),
       extensions: try Certificate.Extensions {
         Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
