@@ -21,6 +21,8 @@ let package = Package(
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+    .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+    .package(url: "https://github.com/apple/swift-asn1.git", from: "1.1.0"),
   ],
   targets: [
     .systemLibrary(
@@ -61,6 +63,8 @@ let package = Package(
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         .product(name: "TOMLKit", package: "TOMLKit"),
         .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "SwiftASN1", package: "swift-asn1"),
       ]
     ),
     .executableTarget(
@@ -73,7 +77,16 @@ let package = Package(
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ]
     ),
-    .testTarget(name: "VaultKeeperTests", dependencies: ["VaultKeeper"]),
+    .testTarget(
+      name: "VaultKeeperTests",
+      dependencies: [
+        "VaultKeeper",
+        // Test certificates (CA, leaves, RSA/EC/Ed25519 keys) are made at test time.
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "SwiftASN1", package: "swift-asn1"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "_CryptoExtras", package: "swift-crypto"),
+      ]),
     .testTarget(name: "CurlTests", dependencies: ["Curl", "VaultKeeper"]),
     .testTarget(name: "SystemdTests", dependencies: ["Systemd", "VaultKeeper"]),
     .testTarget(name: "ArchiveTests", dependencies: ["Compression", "VaultKeeper"]),
@@ -84,6 +97,11 @@ let package = Package(
 // Members are visible only from modules a file imports itself (SE-0444). Besides tidiness this
 // keeps Foundation's String overloads (which would link all of Foundation, CoreFoundation and
 // ICU into the daemon) from leaking in through a dependency's imports.
-for target in package.targets where target.type == .regular || target.type == .executable {
+// Not for the core target: glibc's headers are not modular, so `struct stat` is attributed to
+// whichever Clang module included <sys/stat.h> first (Glibc, CDispatch or, since
+// swift-certificates, CoreFoundation), which varies with build order and would make every
+// `stat()` in the core demand an import of one of them. The core imports FoundationEssentials
+// explicitly and is kept honest by review; the adapters and the executable keep the check.
+for target in package.targets where (target.type == .regular && target.name != "VaultKeeper") || target.type == .executable {
   target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("MemberImportVisibility")]
 }

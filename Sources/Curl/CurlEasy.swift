@@ -90,6 +90,18 @@ final class CurlEasy {
     /// Let curl send `Expect: 100-continue` on large uploads (S3: a refused upload stops before
     /// the body is sent). Off for Vault, which does not need the round trip.
     var allowExpectContinue = false
+    /// Set for a certificate probe: a TLS handshake on a new connection and nothing else.
+    var probe: CertificateProbe? = nil
+  }
+
+  /// A handshake to read the server's certificates (`CURLOPT_CONNECT_ONLY`: no HTTP request is
+  /// sent, so nothing, not even a path, reaches the server).
+  enum CertificateProbe: Equatable {
+    /// Verified as every transfer is (CA file, host name).
+    case verified
+    /// Not verified: only to report what a server whose verification failed presents. No client
+    /// certificate is offered either. The only place verification is ever off.
+    case unverified
   }
 
   /// Runs one transfer synchronously (call only from the transport thread).
@@ -112,9 +124,19 @@ final class CurlEasy {
     failures.append(check(ccurl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, options.allowedProtocol), "redirect protocols"))
     failures.append(check(ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0), "no redirects"))
     failures.append(check(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "NOSIGNAL"))
-    // TLS verification is always on; there is deliberately no option to turn it off.
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1), "peer verification"))
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2), "host verification"))
+    // TLS verification is always on for requests; only the unverified certificate probe, which
+    // sends no request at all (CONNECT_ONLY below), turns it off.
+    let verify = options.probe != .unverified
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, verify ? 1 : 0), "peer verification"))
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, verify ? 2 : 0), "host verification"))
+    if options.probe != nil {
+      // A new connection that is not kept: a reused one would show the certificate from before
+      // a reload.
+      failures.append(check(ccurl_setopt_long(handle, CURLOPT_FRESH_CONNECT, 1), "fresh connection"))
+      failures.append(check(ccurl_setopt_long(handle, CURLOPT_FORBID_REUSE, 1), "no reuse"))
+      failures.append(check(ccurl_setopt_long(handle, CURLOPT_CERTINFO, 1), "certificate info"))
+      failures.append(check(ccurl_setopt_long(handle, CURLOPT_CONNECT_ONLY, 1), "connect only"))
+    }
     failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2)), "TLS minimum version"))
     failures.append(check(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(max(options.connectTimeout.milliseconds, 1))), "connect timeout"))
     if let total = options.totalTimeout {
@@ -136,8 +158,8 @@ final class CurlEasy {
       failures.append(check(ccurl_setopt_slist(handle, CURLOPT_CONNECT_TO, list), "connect-to"))
     }
     if let ca = options.caFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_CAINFO, ca), "CA file")) }
-    if let cert = options.clientCertFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLCERT, cert), "client certificate")) }
-    if let key = options.clientKeyFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLKEY, key), "client key")) }
+    if verify, let cert = options.clientCertFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLCERT, cert), "client certificate")) }
+    if verify, let key = options.clientKeyFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLKEY, key), "client key")) }
 
     if let sigV4 = options.awsSigV4 {
       failures.append(check(ccurl_setopt_string(handle, CURLOPT_AWS_SIGV4, sigV4), "AWS SigV4"))
@@ -261,7 +283,30 @@ final class CurlEasy {
     _ = ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
     var connects = 0
     _ = ccurl_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
-    return .success(HTTPResponse(status: status, headers: context.headers, body: context.body, newConnection: connects > 0, duration: elapsed))
+    var response = HTTPResponse(status: status, headers: context.headers, body: context.body, newConnection: connects > 0, duration: elapsed)
+    if options.probe != nil { response.peerCertificates = peerCertificates() }
+    return .success(response)
+  }
+
+  /// The PEM ("Cert:" field) of each certificate the server sent, leaf first (CURLINFO_CERTINFO).
+  private func peerCertificates() -> [String] {
+    var info: UnsafeMutablePointer<curl_certinfo>?
+    guard ccurl_getinfo_certinfo(handle, &info) == CURLE_OK, let info, let lists = info.pointee.certinfo else { return [] }
+    var pems: [String] = []
+    for index in 0..<Int(max(info.pointee.num_of_certs, 0)) {
+      var item = lists[index]
+      while let entry = item {
+        if let data = entry.pointee.data {
+          let field = String(cString: data)
+          if field.hasPrefix("Cert:") {
+            pems.append(String(field.dropFirst("Cert:".count)))
+            break
+          }
+        }
+        item = entry.pointee.next
+      }
+    }
+    return pems
   }
 
   private var connectToList: UnsafeMutablePointer<curl_slist>?

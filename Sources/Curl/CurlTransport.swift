@@ -120,6 +120,14 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     return try await enqueue(.prepared(options))
   }
 
+  /// A TLS handshake on a new connection, returning the certificates the server presented
+  /// (see `CurlServedCertificateSource`). No request is sent.
+  func probeCertificates(_ probe: CurlEasy.CertificateProbe, timeout: Duration) async throws(TransportError) -> [String] {
+    var options = options(for: HTTPRequest(method: .get, path: "/"), timeout: timeout, download: nil)
+    options.probe = probe
+    return try await enqueue(.prepared(options)).peerCertificates
+  }
+
   /// Runs a transfer described in full by `options` on this transport's thread.
   func perform(_ options: CurlEasy.Options) async throws(TransportError) -> HTTPResponse {
     try await enqueue(.prepared(options))
@@ -244,12 +252,14 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
       if next.1 { break }
       if let job = next.0 {
         let result: Result<HTTPResponse, TransportError>
+        let jobOptions = options(for: job)
         if job.cancellation.isCancelled {
           result = .failure(TransportError(.cancelled, "transfer cancelled"))
         } else {
-          result = easy.perform(options(for: job), cancellation: job.cancellation)
+          result = easy.perform(jobOptions, cancellation: job.cancellation)
         }
-        watchedSocket = easy.activeSocket
+        // A probe's connect-only connection is not the kept-alive one the health duty cares about.
+        watchedSocket = jobOptions.probe == nil ? easy.activeSocket : nil
         shared.withLock { $0.running = nil }
         job.complete(result)
         continue

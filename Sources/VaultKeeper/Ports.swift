@@ -40,6 +40,8 @@ public struct HTTPResponse: Sendable {
   public var newConnection: Bool
   /// Wall time of the exchange as measured by the transport.
   public var duration: Duration
+  /// PEM of each certificate the server presented, leaf first; only filled by certificate probes.
+  public var peerCertificates: [String] = []
 
   public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8], newConnection: Bool, duration: Duration) {
     self.status = status

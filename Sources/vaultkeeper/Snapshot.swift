@@ -399,8 +399,5 @@ struct SnapshotRestore: AsyncParsableCommand {
     }
   }
 
-  static func fileSize(_ path: String) -> Int64 {
-    var info = stat()
-    return stat(path, &info) == 0 ? Int64(info.st_size) : 0
-  }
+  static func fileSize(_ path: String) -> Int64 { FileAccess.size(path: path) ?? 0 }
 }

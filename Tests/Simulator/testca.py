@@ -141,6 +141,33 @@ def make_pki(outdir: str) -> dict[str, str]:
     return paths
 
 
+def issue_leaf(pki: dict[str, str], cn: str, sans: list[str], *, not_before_days: float = -1 / 24,
+               not_after_days: float = 825) -> tuple[bytes, bytes]:
+    """A serverAuth leaf signed by make_pki's test CA (read back from pki["ca"], pki["ca-key"]),
+    valid from now + not_before_days to now + not_after_days. Returns (certificate PEM, PKCS#8
+    key PEM); nothing is written. For the certificate tests' renewals and bad validity windows."""
+    with open(pki["ca"], "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    with open(pki["ca-key"], "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), password=None)
+    key = _key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(_name(cn)).issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=not_before_days))
+            .not_valid_after(now + datetime.timedelta(days=not_after_days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(_san(sans), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[1] in ("-h", "--help"):
         print(__doc__.strip(), file=sys.stderr)

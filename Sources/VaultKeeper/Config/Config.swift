@@ -12,6 +12,8 @@ public struct Config: Sendable, Equatable {
   public var metrics: MetricsConfig
   /// `[snapshot]`, when present.
   public var snapshot: SnapshotConfig?
+  /// `[certificate]`, when present.
+  public var certificate: CertificateConfig? = nil
 
   /// All nodes, the local one first.
   public var nodes: [NodeConfig] { [vault] + peers }

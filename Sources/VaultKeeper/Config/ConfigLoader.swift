@@ -34,7 +34,7 @@ public struct ConfigLoader: Sendable {
       throw ConfigError(file: path, key: nil, line: nil, message: "TOML syntax error: \(error)")
     }
     let reader = TableReader(file: path, locator: TOMLLineLocator(source: text))
-    try reader.allowOnly(root, keys: ["vault", "peer", "health", "unseal", "metrics", "snapshot"], at: nil)
+    try reader.allowOnly(root, keys: ["vault", "peer", "health", "unseal", "metrics", "snapshot", "certificate"], at: nil)
 
     guard let vaultTable = try reader.table(root, "vault", at: nil) else {
       throw ConfigError(file: path, key: "vault", line: nil, message: "the [vault] table is required (at least `address`)")
@@ -61,7 +61,10 @@ public struct ConfigLoader: Sendable {
     let unseal = try reader.unseal(try reader.table(root, "unseal", at: nil))
     let metrics = try reader.metrics(try reader.table(root, "metrics", at: nil))
     let snapshot = try reader.snapshot(try reader.table(root, "snapshot", at: nil))
-    return Config(sourcePath: path, vault: vault, peers: peers, health: health, unseal: unseal, metrics: metrics, snapshot: snapshot)
+    let certificate = try reader.certificate(try reader.table(root, "certificate", at: nil), vault: vault)
+    return Config(
+      sourcePath: path, vault: vault, peers: peers, health: health, unseal: unseal, metrics: metrics, snapshot: snapshot,
+      certificate: certificate)
   }
 }
 
@@ -403,5 +406,93 @@ struct TableReader {
     }
     guard listed != nil || file != nil else { return nil }
     return SnapshotEncryption(listed: listed ?? [], recipientsFile: file, fileRecipients: fromFile)
+  }
+  /// A non-empty array of strings (`names`, `reload_command`).
+  private func strings(_ table: TOMLTable, _ key: String, at prefix: String) throws(ConfigError) -> [String]? {
+    guard let value = table[key] else { return nil }
+    let full = path(prefix, key)
+    guard let array = value.array else { throw error(full, "must be an array of strings, got \(value.type)") }
+    guard array.count > 0 else { throw error(full, "is empty") }
+    var items: [String] = []
+    for index in 0..<array.count {
+      guard let text = array[index].string else { throw error(full, "entry \(index + 1) must be a string, got \(array[index].type)") }
+      items.append(text)
+    }
+    return items
+  }
+
+  func certificate(_ table: TOMLTable?, vault: NodeConfig) throws(ConfigError) -> CertificateConfig? {
+    guard let table else { return nil }
+    let at = "certificate"
+    try allowOnly(table, keys: TableReaderKeys.certificate, at: at)
+    guard let certFile = try existingFile(table, "cert_file", at: at) else {
+      throw error("certificate.cert_file", "is required: the certificate Vault's listener uses (tls_cert_file), e.g. \"/etc/letsencrypt/live/vault/fullchain.pem\"")
+    }
+    guard let keyFile = try string(table, "key_file", at: at) else {
+      throw error("certificate.key_file", "is required: the private key Vault's listener uses (tls_key_file)")
+    }
+    guard keyFile.hasPrefix("/") else { throw error("certificate.key_file", "must be an absolute path, got \"\(keyFile)\"") }
+    switch FileAccess.kind(path: keyFile) {
+    case .missing: throw error("certificate.key_file", "\(keyFile) does not exist")
+    case .other: throw error("certificate.key_file", "\(keyFile) is not a regular file")
+    case .regular, .inaccessible: break  // whether we may read it is reported by the inspection (a critical problem)
+    }
+    let caFile = try existingFile(table, "ca_file", at: at)
+
+    var names: [String]
+    if let listed = try strings(table, "names", at: at) {
+      names = []
+      for (index, name) in listed.enumerated() {
+        let lower = name.lowercased()
+        guard CertificateNames.isValidExpectedName(lower) else {
+          throw error("certificate.names", "entry \(index + 1) \"\(name)\" is not a DNS name or IP address (wildcards belong in the certificate, not here)")
+        }
+        if !names.contains(lower) { names.append(lower) }
+      }
+    } else if let derived = CertificateConfig.defaultNames(for: vault) {
+      names = derived
+    } else {
+      throw error("certificate.names", "is required: [vault] address has no DNS name (and no server_name) to expect in the certificate")
+    }
+
+    let warnDays = try int(table, "warn_days", at: at, range: 1...3650) ?? 21
+    let criticalDays = try int(table, "critical_days", at: at, range: 0...3650) ?? 7
+    guard criticalDays < warnDays else {
+      throw error("certificate.critical_days", "must be less than certificate.warn_days (\(warnDays))")
+    }
+
+    let method = try string(table, "reload", at: at) ?? "systemd"
+    let command = try strings(table, "reload_command", at: at)
+    let unit = try string(table, "unit", at: at)
+    if let unit, unit.isEmpty || unit.contains("/") || unit.contains(" ") {
+      throw error("certificate.unit", "must be a systemd unit name such as \"vault.service\"")
+    }
+    let reload: CertificateConfig.Reload
+    switch method {
+    case "systemd", "signal":
+      if command != nil { throw error("certificate.reload_command", "only applies with reload = \"command\"") }
+      guard let target = unit ?? vault.unit else {
+        throw error("certificate.unit", "is required with reload = \"\(method)\": the unit Vault runs as")
+      }
+      reload = method == "systemd" ? .systemd(unit: target) : .signal(unit: target)
+    case "command":
+      guard let argv = command else {
+        throw error("certificate.reload_command", "is required with reload = \"command\": an argv array such as [\"/usr/local/bin/vault-reload\"]")
+      }
+      guard let program = argv.first, program.hasPrefix("/") else {
+        throw error("certificate.reload_command", "the program (first entry) must be an absolute path; the command runs without a shell")
+      }
+      if unit != nil { throw error("certificate.unit", "only applies with reload = \"systemd\" or \"signal\"") }
+      reload = .command(argv)
+    default:
+      throw error("certificate.reload", "must be \"systemd\", \"signal\" or \"command\", got \"\(method)\"")
+    }
+
+    return CertificateConfig(
+      enabled: try bool(table, "enabled", at: at) ?? true, certFile: certFile, keyFile: keyFile, caFile: caFile, names: names,
+      warnDays: warnDays, criticalDays: criticalDays, reload: reload,
+      reloadTimeout: try duration(table, "reload_timeout", at: at, minimum: .seconds(1)) ?? .seconds(30),
+      checkInterval: try duration(table, "check_interval", at: at, minimum: .seconds(1)) ?? .seconds(3600),
+      verifyWindow: try duration(table, "verify_window", at: at, minimum: .seconds(1)) ?? .seconds(10))
   }
 }

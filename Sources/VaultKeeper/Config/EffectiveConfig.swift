@@ -35,6 +35,7 @@ public enum EffectiveConfig {
     for peer in config.peers { node("[[peer]]", peer) }
     if let dir = config.metrics.textfileDirectory { lines += ["", "[metrics]", "textfile_dir = \(quote(dir))"] }
     if let snapshot = config.snapshot { lines += snapshotLines(snapshot) }
+    if let certificate = config.certificate { lines += certificateLines(certificate) }
     return lines.joined(separator: "\n")
   }
 
@@ -95,6 +96,25 @@ public enum EffectiveConfig {
     if let n = r.keepWeekly { lines.append("keep_weekly = \(n)") }
     if let n = r.keepMonthly { lines.append("keep_monthly = \(n)") }
     if let age = r.maxAge { lines.append("max_age = \(quote(DurationParsing.format(age)))") }
+    return lines
+  }
+
+  static func certificateLines(_ c: CertificateConfig) -> [String] {
+    var lines = ["", "[certificate]", "enabled = \(c.enabled)", "cert_file = \(quote(c.certFile))", "key_file = \(quote(c.keyFile))"]
+    if let ca = c.caFile { lines.append("ca_file = \(quote(ca))") }
+    lines += [
+      "names = [\(c.names.map(quote).joined(separator: ", "))]", "warn_days = \(c.warnDays)", "critical_days = \(c.criticalDays)",
+      "reload = \(quote(c.reload.name))",
+    ]
+    switch c.reload {
+    case .systemd(let unit), .signal(let unit): lines.append("unit = \(quote(unit))")
+    case .command(let argv): lines.append("reload_command = [\(argv.map(quote).joined(separator: ", "))]")
+    }
+    lines += [
+      "reload_timeout = \(quote(DurationParsing.format(c.reloadTimeout)))",
+      "check_interval = \(quote(DurationParsing.format(c.checkInterval)))",
+      "verify_window = \(quote(DurationParsing.format(c.verifyWindow)))",
+    ]
     return lines
   }
 

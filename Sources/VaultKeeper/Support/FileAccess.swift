@@ -27,6 +27,12 @@ public enum FileAccess {
     return (info.st_mode & S_IFMT) == S_IFREG ? .regular : .other
   }
 
+  /// The size of the file at `path` (following symlinks), nil if it cannot be stat'ed.
+  public static func size(path: String) -> Int64? {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int64(info.st_size) : nil
+  }
+
   public static func isDirectory(path: String) -> Bool {
     var info = stat()
     return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
@@ -35,13 +41,14 @@ public enum FileAccess {
   public struct Ownership: Sendable, Equatable {
     public var uid: UInt32
     public var mode: UInt32
+    public var isRegularFile: Bool = true
   }
 
   /// Owner and permission bits of an open file (fstat, so the answer is about the file we read).
   static func ownership(fd: Int32) -> Ownership? {
     var info = stat()
     guard fstat(fd, &info) == 0 else { return nil }
-    return Ownership(uid: info.st_uid, mode: UInt32(info.st_mode) & 0o7777)
+    return Ownership(uid: info.st_uid, mode: UInt32(info.st_mode) & 0o7777, isRegularFile: (info.st_mode & S_IFMT) == S_IFREG)
   }
 
   /// Reads a whole file of at most `limit` bytes.
