@@ -43,6 +43,13 @@ struct CertCheck: AsyncParsableCommand {
       print("CERT UNKNOWN: \(config.path): no [certificate] table")
       throw ExitCode(3)
     }
+    let outcome = await Self.outcome(loaded, certificate)
+    print(outcome.text)
+    throw ExitCode(Int32(outcome.code))
+  }
+
+  /// Inspects the files and the served certificate now (also used by `vaultkeeper check`).
+  static func outcome(_ loaded: Config, _ certificate: CertificateConfig) async -> CheckVerdict.Outcome {
     ProcessHardening.apply()  // Vault's private key is about to be read into this process
     let now = Date()
     let file = await CertificateInspector.inspectFiles(certificate, now: now)
@@ -52,8 +59,6 @@ struct CertCheck: AsyncParsableCommand {
     } else {
       served = nil
     }
-    let outcome = CertificateCheck.evaluate(config: certificate, file: file, served: served, servedFrom: loaded.vault.name, now: now)
-    print(outcome.text)
-    throw ExitCode(Int32(outcome.code))
+    return CertificateCheck.evaluate(config: certificate, file: file, served: served, servedFrom: loaded.vault.name, now: now)
   }
 }

@@ -81,8 +81,13 @@ struct Check: AsyncParsableCommand {
       snapshotResult = SnapshotCheck.evaluate(
         snapshotKnowledge(snapshot), localState: local.1.state.name, now: Date(), warnAfter: warn, critAfter: crit)
     }
+    var certificateOutcome: CheckVerdict.Outcome?
+    if let certificate = loaded.certificate, certificate.enabled {
+      certificateOutcome = await CertCheck.outcome(loaded, certificate)
+    }
     let outcome = CheckVerdict.evaluate(
-      results.map { ($0.0.name, $0.1) }, ok: ok, warning: warning, warnLatency: warnLatency, critLatency: critLatency, snapshot: snapshotResult)
+      results.map { ($0.0.name, $0.1) }, ok: ok, warning: warning, warnLatency: warnLatency, critLatency: critLatency, snapshot: snapshotResult,
+      certificate: certificateOutcome)
     print(outcome.text)
     throw ExitCode(Int32(outcome.code))
   }

@@ -56,6 +56,14 @@ struct Run: AsyncParsableCommand {
         makeTransport: { node in CurlTransport(settings: .init(node: node), name: "curl \(node.name)") },
         makeDecompressor: { () throws(SnapshotVerificationError) in try GzipInflater() },
         makeObjectTransport: { CurlObjectTransport(config: $0, credentials: $1) },
+        makeReloader: { certificate in
+          switch certificate.reload {
+          case .systemd(let unit): return SystemdUnitReloader(unit: unit, jobTimeout: certificate.reloadTimeout)
+          case .signal(let unit): return SignalUnitReloader(unit: unit)
+          case .command(let argv): return CommandReloader(runner: CommandRunner(argv: argv, timeout: certificate.reloadTimeout))
+          }
+        },
+        makeServedSource: { CurlServedCertificateSource(node: $0) },
         unitWatcher: BusUnitWatcher(), environment: environment, stateFile: stateFilePath(environment)),
       logger: logger)
     let group = ServiceGroup(

@@ -19,6 +19,10 @@ public struct DaemonEnvironment: Sendable {
   public var makeDecompressor: @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor
   /// The signed-HTTP transport for `[snapshot.s3]` uploads.
   public var makeObjectTransport: @Sendable (S3Config, S3Credentials) -> any ObjectTransport
+  /// How Vault is reloaded for a renewed certificate (systemd, signal, command).
+  public var makeReloader: @Sendable (CertificateConfig) -> any VaultReloader
+  /// What Vault serves, on a fresh TLS connection each time.
+  public var makeServedSource: @Sendable (NodeConfig) -> any ServedCertificateSource
   public var unitWatcher: (any UnitWatcher)?
   public var environment: [String: String]
   /// Where `vaultkeeper status` finds us (`$RUNTIME_DIRECTORY/state.json`).
@@ -27,12 +31,16 @@ public struct DaemonEnvironment: Sendable {
   public init(notifier: any ServiceManagerNotifier, makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
     makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor,
     makeObjectTransport: @escaping @Sendable (S3Config, S3Credentials) -> any ObjectTransport,
+    makeReloader: @escaping @Sendable (CertificateConfig) -> any VaultReloader,
+    makeServedSource: @escaping @Sendable (NodeConfig) -> any ServedCertificateSource,
     unitWatcher: (any UnitWatcher)?, environment: [String: String], stateFile: String?)
   {
     self.notifier = notifier
     self.makeTransport = makeTransport
     self.makeDecompressor = makeDecompressor
     self.makeObjectTransport = makeObjectTransport
+    self.makeReloader = makeReloader
+    self.makeServedSource = makeServedSource
     self.unitWatcher = unitWatcher
     self.environment = environment
     self.stateFile = stateFile
@@ -192,6 +200,18 @@ public final class Daemon: Service, Sendable {
         }
       } else {
         await board.post(snapshot: nil)
+      }
+      if let certificate = config.certificate, certificate.enabled {
+        let duty = CertificateDuty(
+          context: .init(
+            config: certificate, node: config.vault, board: board, heartbeats: heartbeats, logger: logger,
+            reloader: env.makeReloader(certificate), served: env.makeServedSource(config.vault)))
+        group.addTask {
+          await duty.run()
+          return nil
+        }
+      } else {
+        await board.post(certificate: nil)
       }
       if announceReady {
         group.addTask {

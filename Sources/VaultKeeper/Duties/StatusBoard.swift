@@ -23,6 +23,7 @@ public actor StatusBoard {
   private var lastWrite = 0.0
   private var lastWrittenShape: [ReportShape] = []
   private var lastWrittenSnapshot: SnapshotReport?
+  private var lastWrittenCertificate: CertificateReport?
   private var lastRender = 0.0
   private var expected: Set<String> = []
   private var readyWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
@@ -97,6 +98,12 @@ public actor StatusBoard {
     publish()
   }
 
+  /// The certificate duty's report (nil removes it).
+  public func post(certificate: CertificateReport?) {
+    report.certificate = certificate
+    publish()
+  }
+
   /// The last reported state of the node at `address` ("unknown" before its first check).
   public func state(of address: String) -> String {
     report.nodes.first { $0.address == address }?.state ?? "unknown"
@@ -117,7 +124,7 @@ public actor StatusBoard {
     // time): re-render STATUS when they change or once a second, rewrite the files when they
     // change or every 5 s. A fast poll must not turn into a render-and-write loop.
     let shape = report.nodes.map { ReportShape($0) }
-    let changed = shape != lastWrittenShape || report.snapshot != lastWrittenSnapshot
+    let changed = shape != lastWrittenShape || report.snapshot != lastWrittenSnapshot || report.certificate != lastWrittenCertificate
     if changed || now - lastRender >= 1 {
       lastRender = now
       let status = StatusLine.render(report, now: now)
@@ -129,6 +136,7 @@ public actor StatusBoard {
     guard changed || now - lastWrite >= 5 else { return }
     lastWrittenShape = shape
     lastWrittenSnapshot = report.snapshot
+    lastWrittenCertificate = report.certificate
     lastWrite = now
     writeFiles()
   }

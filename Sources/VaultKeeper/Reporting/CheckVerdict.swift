@@ -13,7 +13,7 @@ public enum CheckVerdict {
   ///   raise the verdict to WARNING/CRITICAL; its UNKNOWN (unreadable state) only replaces an OK,
   ///   so it never hides a real problem.
   public static func evaluate(_ nodes: [(name: String, observation: HealthObservation)], ok: Set<String>, warning: Set<String>,
-    warnLatency: Double, critLatency: Double, snapshot: SnapshotCheck.Result? = nil) -> Outcome
+    warnLatency: Double, critLatency: Double, snapshot: SnapshotCheck.Result? = nil, certificate: Outcome? = nil) -> Outcome
   {
     guard !nodes.isEmpty else { return Outcome(code: 3, text: "VAULT UNKNOWN: no nodes configured") }
     var worst = 0
@@ -37,8 +37,8 @@ public enum CheckVerdict {
       perf.append("'\(label)'=\(formatSeconds(latency))s;\(formatSeconds(warnLatency));\(formatSeconds(critLatency));0")
     }
     let first = nodes[0].observation
-    if let snapshot {
-      worst = snapshot.code == 3 ? (worst == 0 ? 3 : worst) : max(worst, snapshot.code)
+    for code in [snapshot?.code, certificate?.code].compactMap({ $0 }) {
+      worst = code == 3 ? (worst == 0 ? 3 : worst) : max(worst, code)
     }
     var summary = "VAULT \(words[worst]): \(first.state.name)"
     if let version = first.version { summary += " (\(version))" }
@@ -50,6 +50,14 @@ public enum CheckVerdict {
       if let age = snapshot.ageSeconds {
         perf.append("'snapshot_age'=\(formatSeconds(age.rounded()))s;\(formatSeconds(snapshot.warnSeconds));\(formatSeconds(snapshot.critSeconds));0")
       }
+    }
+    if let certificate {
+      // Its first line is "CERT WORD: summary | perfdata"; the rest are detail lines.
+      let first = certificate.text.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+      let parts = first.split(separator: "|", maxSplits: 1).map { String($0).trimmingWhitespace() }
+      if certificate.code != 0 { summary += ", certificate \(words[certificate.code].lowercased())" }
+      lines.append("\(words[certificate.code]): certificate: " + (parts.first.map { String($0.drop { $0 != ":" }.dropFirst()).trimmingWhitespace() } ?? ""))
+      if parts.count > 1 { perf.append(parts[1]) }
     }
     return Outcome(code: worst, text: ([summary + " | " + perf.joined(separator: " ")] + lines).joined(separator: "\n"))
   }

@@ -27,6 +27,12 @@ public enum MessageID: String, Sendable, CaseIterable {
   case snapshotUploadFailed = "9d4d572bc21b41f0b8b65d2ad9da6aba"
   case snapshotRetentionDeleted = "8beed31d844943a98530726a2f3468c5"
   case snapshotsStale = "5cf60e403f0848569894521364cc516f"
+  case certificateInvalid = "d57aa9c709114b13bb26338ed60fe32c"
+  case certificateReloaded = "efd885999ddf4c6097490f5ce5fe9661"
+  case certificateReloadFailed = "ad8a7a9a59074b96bc03928ad877d73a"
+  case certificateNotServed = "b36ba2238aab40258a8e8b0c67440bf5"
+  case certificateExpiring = "c337c52fc42341b5bca73990432090bf"
+  case certificateProbeFailed = "0cb4110e53b245fc8f6c63787b814977"
 
   /// A short name used in docs and the catalog.
   public var name: String {
@@ -56,6 +62,12 @@ public enum MessageID: String, Sendable, CaseIterable {
     case .snapshotUploadFailed: "snapshot-upload-failed"
     case .snapshotRetentionDeleted: "snapshot-retention-deleted"
     case .snapshotsStale: "snapshots-stale"
+    case .certificateInvalid: "certificate-invalid"
+    case .certificateReloaded: "certificate-reloaded"
+    case .certificateReloadFailed: "certificate-reload-failed"
+    case .certificateNotServed: "certificate-not-served"
+    case .certificateExpiring: "certificate-expiring"
+    case .certificateProbeFailed: "certificate-probe-failed"
     }
   }
 }

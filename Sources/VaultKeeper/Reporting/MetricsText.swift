@@ -30,6 +30,7 @@ public enum MetricsText {
     family("vaultkeeper_unseal_held", "gauge", "1 while a sealed node is deliberately left sealed (operator seal, wrong key, too few shares).",
       report.nodes.map { (label($0), $0.hold == nil ? "0" : "1") })
     if let snapshot = report.snapshot { renderSnapshot(snapshot, family) }
+    if let certificate = report.certificate { renderCertificate(certificate, family) }
     return out
   }
 
@@ -53,6 +54,21 @@ public enum MetricsText {
       [("", "\(s.retentionDeleted)")])
     family("vaultkeeper_snapshot_last_upload_timestamp_seconds", "gauge", "Time of the last verified upload to object storage (0 = none).",
       [("", format(s.lastUpload ?? 0))])
+  }
+
+  public static let reloadResults = ["succeeded", "failed", "timedOut", "not_served"]
+
+  private static func renderCertificate(_ c: CertificateReport, _ family: (String, String, String, [(labels: String, value: String)]) -> Void) {
+    var expiry: [(labels: String, value: String)] = []
+    if let file = c.fileNotAfter { expiry.append(("source=\"file\"", format(file))) }
+    if let served = c.servedNotAfter { expiry.append(("source=\"served\"", format(served))) }
+    family("vaultkeeper_certificate_expiry_timestamp_seconds", "gauge", "notAfter of the certificate in cert_file and of the one Vault serves.", expiry)
+    family("vaultkeeper_certificate_valid", "gauge", "1 if the certificate files pass every check before a reload (key, chain, validity, names).",
+      [("", c.state == "unknown" ? "0" : (c.problems.isEmpty ? "1" : "0"))])
+    family("vaultkeeper_certificate_served_matches_file", "gauge", "1 if Vault serves the certificate in cert_file (by SHA-256).",
+      [("", c.servedSHA256 != nil && c.servedSHA256 == c.fileSHA256 ? "1" : "0")])
+    family("vaultkeeper_certificate_reloads_total", "counter", "Reloads of Vault for a renewed certificate since start, by result.",
+      reloadResults.map { ("result=\"\($0)\"", "\(c.reloads[$0] ?? 0)") })
   }
 
   static func escape(_ value: String) -> String {

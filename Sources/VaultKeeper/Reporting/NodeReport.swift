@@ -47,9 +47,11 @@ public struct DaemonReport: Sendable, Equatable, Codable {
   public var nodes: [NodeReport]
   /// The snapshot duty's report, when `[snapshot]` is enabled.
   public var snapshot: SnapshotReport?
+  /// The certificate duty's report, when `[certificate]` is enabled.
+  public var certificate: CertificateReport?
 
   enum CodingKeys: String, CodingKey {
-    case pid, nodes, snapshot
+    case pid, nodes, snapshot, certificate
     case startedAt = "started_at"
     case updatedAt = "updated_at"
     case configPath = "config"
