@@ -205,7 +205,7 @@ private let quiet = Duration.milliseconds(150)
 
   @Test func terminatingTheStreamStopsTheThread() async throws {
     defer { layout.remove() }
-    let control = CertificateWatchControl()
+    let control = WatchControl()
     let watcher = CertificateWatcher(files: layout.files, quietPeriod: quiet, pollInterval: .milliseconds(50))
     let events = EventCollector(try watcher.start(control: control))
     #expect(await eventually { events.summaries.count == 1 })

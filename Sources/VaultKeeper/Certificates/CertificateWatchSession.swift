@@ -1,20 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
-
-/// Lets the stream's termination handler (any thread) stop the watch thread.
-final class CertificateWatchControl: Sendable {
-  private let stopRequested = Atomic<Bool>(false)
-  private let finished = Atomic<Bool>(false)
-
-  func requestStop() { stopRequested.store(true, ordering: .releasing) }
-  var isStopRequested: Bool { stopRequested.load(ordering: .acquiring) }
-
-  func markFinished() { finished.store(true, ordering: .releasing) }
-  /// True once the thread has closed its inotify descriptor and finished the stream.
-  var isFinished: Bool { finished.load(ordering: .acquiring) }
-}
 
 /// One certificate watch: the inotify instance, the debouncer and the gate, run by one
 /// dedicated thread (`run`). Reading the files happens there too, so neither the blocking
@@ -26,12 +12,12 @@ final class CertificateWatchSession {
   private var gate = RenewalGate()
   private let pollInterval: Duration
   private let continuation: AsyncStream<CertificateWatchEvent>.Continuation
-  private let control: CertificateWatchControl
+  private let control: WatchControl
   private let clock = ContinuousClock()
 
   init(
     files: CertificateFileSet, inotify: DirectoryInotify?, quietPeriod: Duration, recheckEvery: Duration,
-    pollInterval: Duration, continuation: AsyncStream<CertificateWatchEvent>.Continuation, control: CertificateWatchControl
+    pollInterval: Duration, continuation: AsyncStream<CertificateWatchEvent>.Continuation, control: WatchControl
   ) {
     self.files = files
     self.inotify = inotify

@@ -42,11 +42,11 @@ public struct CertificateWatcher: Sendable {
   /// - Throws: `CertificateWatchUnavailable` when inotify or the thread cannot be had; the
   ///   caller may start again with `useInotify: false`.
   public func events() throws(CertificateWatchUnavailable) -> AsyncStream<CertificateWatchEvent> {
-    try start(control: CertificateWatchControl())
+    try start(control: WatchControl())
   }
 
   /// `events()` with the control exposed, so tests can see the thread end.
-  func start(control: CertificateWatchControl) throws(CertificateWatchUnavailable) -> AsyncStream<CertificateWatchEvent> {
+  func start(control: WatchControl) throws(CertificateWatchUnavailable) -> AsyncStream<CertificateWatchEvent> {
     var inotify: DirectoryInotify?
     if useInotify {
       do throws(FileAccess.Failure) {

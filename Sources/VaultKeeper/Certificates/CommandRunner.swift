@@ -111,6 +111,11 @@ public struct CommandRunner: Sendable {
       } else if lastSignal == SIGTERM, now >= signalledAt + killGrace {
         kill(-pid, SIGKILL)
         lastSignal = SIGKILL
+        signalledAt = now
+      } else if lastSignal == SIGKILL, now >= signalledAt + .seconds(5) {
+        // Not dead five seconds after SIGKILL: stuck in the kernel (D state, a hung NFS
+        // mount). Give up waiting rather than hang the reload; it stays a zombie child.
+        return finished(.timedOut(lastSignal: SIGKILL), output)
       }
     }
   }
