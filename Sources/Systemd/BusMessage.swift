@@ -82,3 +82,15 @@ final class BusMessage {
 }
 
 @available(*, unavailable) extension BusMessage: Sendable {}
+
+extension BusMessage {
+  /// Takes a new reference to a message sd-bus lends to a callback, so it can be read with the
+  /// helpers above.
+  convenience init(borrowing raw: OpaquePointer) {
+    self.init(adopting: sd_bus_message_ref(raw))
+  }
+
+  /// The unique bus name (`:1.5`) of the connection that sent the message; nil on a direct
+  /// connection without a bus.
+  var sender: String? { sd_bus_message_get_sender(raw).map { String(cString: $0) } }
+}

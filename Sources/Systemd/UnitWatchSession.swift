@@ -1,21 +1,6 @@
 import CSystemd
 import Glibc
-import Synchronization
 import VaultKeeper
-
-/// The `Sendable` part of a watch: lets the stream's termination handler (any thread) tell the
-/// watch thread to stop, and lets tests see that it did.
-final class WatchControl: Sendable {
-  private let stopRequested = Atomic<Bool>(false)
-  private let finished = Atomic<Bool>(false)
-
-  func requestStop() { stopRequested.store(true, ordering: .releasing) }
-  var isStopRequested: Bool { stopRequested.load(ordering: .acquiring) }
-
-  func markFinished() { finished.store(true, ordering: .releasing) }
-  /// True once the watch thread has closed the bus and finished the stream.
-  var isFinished: Bool { finished.load(ordering: .acquiring) }
-}
 
 /// One unit watch: owns the bus connection and runs the loop on the watch thread.
 ///

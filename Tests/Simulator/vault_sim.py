@@ -43,6 +43,7 @@ import socket
 import ssl
 import string
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -1274,6 +1275,13 @@ class Sim:
         self.requests_total = 0
         self.connections_total = 0
         self.tls_handshake_failures = 0
+        self.tls_reloads = 0             # reloads that swapped in a new certificate/key pair
+        self.tls_reload_failures = 0     # reloads that kept the old pair (unreadable or invalid files)
+        self.tls_reload_last_error: Optional[str] = None
+        self.tls_cert_sha256: Optional[str] = None   # SHA-256 of the leaf certificate (DER) new handshakes get
+        self.ignore_sighup: bool = args.ignore_sighup
+        self.sighups = 0                 # SIGHUPs received, ignored ones included
+        self.sighups_ignored = 0
         self.request_log: collections.deque = collections.deque(maxlen=2000)
         self.conns: dict[int, Conn] = {}
         self._next_conn = 0
@@ -1768,6 +1776,13 @@ class Sim:
                 "connections_open": len(self.conns),
                 "connections_total": self.connections_total,
                 "tls_handshake_failures": self.tls_handshake_failures,
+                "tls_reloads": self.tls_reloads,
+                "tls_reload_failures": self.tls_reload_failures,
+                "tls_reload_last_error": self.tls_reload_last_error,
+                "tls_cert_sha256": self.tls_cert_sha256,
+                "ignore_sighup": self.ignore_sighup,
+                "sighups": self.sighups,
+                "sighups_ignored": self.sighups_ignored,
                 "listening": bool(self.listeners),
                 "down": self.down,
                 "port": self.port,
@@ -2172,31 +2187,74 @@ class Sim:
             return len(conns)
 
     def make_ssl_context(self) -> Optional[ssl.SSLContext]:
+        """A context for new handshakes, from one read of the cert and key files.
+
+        The files are read once and the context is built from that copy, so the fingerprint in
+        /state is that of the certificate actually served even when the files change meanwhile.
+        Returns None without TLS; raises OSError/ssl.SSLError/ValueError for unreadable or
+        invalid files (a key that does not match the certificate is ssl.SSLError)."""
         a = self.args
         if not a.tls_cert:
             return None
+        with open(a.tls_cert, "rb") as f:
+            cert_pem = f.read()
+        with open(a.tls_key, "rb") as f:
+            key_pem = f.read()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        with tempfile.TemporaryDirectory(prefix="vault-sim-tls-") as d:
+            cert_copy, key_copy = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+            for path, data in ((cert_copy, cert_pem), (key_copy, key_pem)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            ctx.load_cert_chain(cert_copy, key_copy)
         ctx.set_alpn_protocols(["http/1.1"])
         if a.client_ca:
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(a.client_ca)
+        ctx.vault_sim_cert_sha256 = leaf_sha256(cert_pem)  # type: ignore[attr-defined]
         return ctx
 
+    def use_ssl_context(self, ctx: Optional[ssl.SSLContext]) -> None:
+        with self.lock:
+            self.ssl_ctx = ctx
+            self.tls_cert_sha256 = getattr(ctx, "vault_sim_cert_sha256", None) if ctx else None
+
     def reload_tls(self) -> bool:
-        """SIGHUP: re-read cert/key from the same paths; keep the old pair on failure."""
+        """SIGHUP: re-read cert/key from the same paths; keep the old pair on failure.
+
+        Like Vault, the new pair applies to new connections only: serve_connection picks
+        sim.ssl_ctx at accept time, and a kept-alive connection stays on the SSLSocket it was
+        handshaken with."""
         if not self.args.tls_cert:
             return False
         try:
             ctx = self.make_ssl_context()
         except (OSError, ssl.SSLError, ValueError) as e:
-            self.log(f"Error(s) were encountered during reload: {e}")
+            with self.lock:
+                self.tls_reload_failures += 1
+                self.tls_reload_last_error = str(e)
+            self.log(f"Error(s) were encountered during reload: {e}; keeping the old certificate")
             return False
+        self.use_ssl_context(ctx)
         with self.lock:
-            self.ssl_ctx = ctx
-        self.log("TLS certificate reloaded (new handshakes only)")
+            self.tls_reloads += 1
+            self.tls_reload_last_error = None
+        self.log(f"TLS certificate reloaded (new handshakes only), sha256 {self.tls_cert_sha256}")
         return True
+
+    def on_sighup(self) -> None:
+        """The SIGHUP handler's work (on a thread of its own, not in the signal handler)."""
+        with self.lock:
+            self.sighups += 1
+            ignore = self.ignore_sighup
+            if ignore:
+                self.sighups_ignored += 1
+        if ignore:
+            self.log("SIGHUP ignored (ignore mode): still serving the old certificate")
+            return
+        self.reload_tls()
 
     def _want_listening(self) -> bool:
         return not self.down and "refuse" not in self.faults and not self.stop_event.is_set()
@@ -2345,6 +2403,15 @@ def atomic_write(path: str, data: str, mode: int) -> None:
         os.close(fd)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+def leaf_sha256(cert_pem: bytes) -> str:
+    """SHA-256 (hex) of the DER of the first certificate in a PEM file: what a client sees as
+    the served certificate's fingerprint."""
+    m = re.search(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", cert_pem, re.S)
+    if not m:
+        raise ValueError("no PEM certificate in the certificate file")
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(m.group(0).decode("ascii"))).hexdigest()
 
 
 def split_hostport(s: str) -> tuple[str, int]:
@@ -3257,6 +3324,15 @@ class ControlHandler(_BaseHandler):
             return 200, {"ok": True}
         if p == "/reload-tls":
             return 200, {"ok": sim.reload_tls()}
+        if p == "/sighup":
+            if "ignore" in spec:
+                if not isinstance(spec["ignore"], bool):
+                    raise VaultError(400, "ignore must be true or false")
+                with sim.lock:
+                    sim.ignore_sighup = spec["ignore"]
+                sim.log(f"SIGHUP will be {'ignored' if spec['ignore'] else 'honoured'}")
+            with sim.lock:
+                return 200, {"ignore_sighup": sim.ignore_sighup}
         if p == "/shutdown":
             return 200, {"ok": True}
         return 404, {"error": f"no control route {m} {p}"}
@@ -3276,6 +3352,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help="PEM certificate (chain) for the TCP listener; plain HTTP without it")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--client-ca", help="require client certificates signed by this CA (mTLS)")
+    p.add_argument("--ignore-sighup", action="store_true",
+                   help="log and count SIGHUP but do not reload the certificate (a Vault that never picks up "
+                        "a renewal); control POST /sighup {\"ignore\": false} turns it off")
     p.add_argument("--control-listen", default="127.0.0.1:0", help="control channel HOST:PORT (plain HTTP)")
     p.add_argument("--control-port-file", help="write the control port here (atomically)")
     p.add_argument("--state-dir", help="persist seal config / encrypted blob / cluster info here")
@@ -3343,8 +3422,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         sim.log(f"initialized at startup: {args.init_shares} shares, threshold {args.init_threshold}")
 
     try:
-        sim.ssl_ctx = sim.make_ssl_context()
-    except (OSError, ssl.SSLError) as e:
+        sim.use_ssl_context(sim.make_ssl_context())
+    except (OSError, ssl.SSLError, ValueError) as e:
         print(f"vault_sim: TLS setup failed: {e}", file=sys.stderr)
         return 2
 
@@ -3363,7 +3442,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sim.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: sim.stop_event.set())
-    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=sim.reload_tls, daemon=True).start())
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=sim.on_sighup, daemon=True).start())
 
     where = []
     if sim.port is not None:

@@ -5,7 +5,8 @@ import Synchronization
 
 /// A minimal `org.freedesktop.systemd1` on a private bus, written with sd-bus itself: enough of
 /// `Manager.LoadUnit`, `Manager.Subscribe` and `Properties.Get` for `BusUnitWatcher`, and
-/// `PropertiesChanged` signals on demand.
+/// `PropertiesChanged` signals on demand; `Manager.ReloadUnit` with its `JobRemoved` for the
+/// reloader.
 ///
 /// The connection is set up in `init` and afterwards used only by the fake's own thread; other
 /// threads talk to it through the mutex-protected state and command queue. That is what makes
@@ -28,6 +29,24 @@ final class FakeSystemd: @unchecked Sendable {
   let subscribers = Mutex<[String]>([])
   /// Number of `Properties.Get` calls answered, per property name.
   let gets = Mutex<[String: Int]>([:])
+
+  /// What `ReloadUnit` does.
+  enum ReloadBehaviour: Sendable {
+    /// Queues a job and ends it with this result (`done`, `failed`, `timeout`, …). Before the
+    /// reply, another job's `JobRemoved` goes out, so a reloader that does not match the job
+    /// path takes the wrong result.
+    case finish(String)
+    /// Queues a job that never ends.
+    case never
+    /// Refuses, as systemd does when polkit says no.
+    case deny
+  }
+  let reloadBehaviour = Mutex<ReloadBehaviour>(.finish("done"))
+  /// Manager calls in the order received: `Subscribe`, `ReloadUnit vault.service replace`, …
+  let managerCalls = Mutex<[String]>([])
+  /// The job path of the last `ReloadUnit`.
+  let lastJob = Mutex<String?>(nil)
+  private let jobCounter = Atomic<UInt32>(100)
 
   init(address: String, units: [String: UnitState]) throws {
     self.units = Mutex(units)
@@ -114,7 +133,10 @@ final class FakeSystemd: @unchecked Sendable {
       guard sd_bus_path_encode(Self.unitPrefix, name, &encoded) >= 0, let encoded else { return -ENOMEM }
       defer { free(encoded) }
       return reply(message) { sd_bus_message_append_basic($0, csystemd_bus_type_object_path(), encoded) }
+    case ("org.freedesktop.systemd1.Manager", "ReloadUnit"):
+      return reloadUnit(message)
     case ("org.freedesktop.systemd1.Manager", "Subscribe"):
+      managerCalls.withLock { $0.append("Subscribe") }
       if let sender = sd_bus_message_get_sender(message) {
         let name = String(cString: sender)
         subscribers.withLock { $0.append(name) }
@@ -150,6 +172,46 @@ final class FakeSystemd: @unchecked Sendable {
     default:
       return 0  // not handled: sd-bus answers UnknownMethod
     }
+  }
+
+  private func reloadUnit(_ message: OpaquePointer) -> Int32 {
+    let name = readString(message)
+    let mode = readString(message)
+    managerCalls.withLock { $0.append("ReloadUnit \(name) \(mode)") }
+    guard units.withLock({ $0[name] }) != nil else {
+      return replyError(message, "org.freedesktop.systemd1.NoSuchUnit", "Unit \(name) not found.")
+    }
+    let behaviour = reloadBehaviour.withLock { $0 }
+    if case .deny = behaviour {
+      return replyError(message, "org.freedesktop.DBus.Error.AccessDenied", "Access denied")
+    }
+    let id = jobCounter.add(2, ordering: .relaxed).newValue
+    let job = "/org/freedesktop/systemd1/job/\(id)"
+    lastJob.withLock { $0 = job }
+    guard case .finish(let result) = behaviour else {
+      return reply(message) { reply in job.withCString { sd_bus_message_append_basic(reply, csystemd_bus_type_object_path(), $0) } }
+    }
+    emitJobRemoved(id: id - 1, job: "/org/freedesktop/systemd1/job/\(id - 1)", unit: name, result: "canceled")
+    let replied = reply(message) { reply in job.withCString { sd_bus_message_append_basic(reply, csystemd_bus_type_object_path(), $0) } }
+    emitJobRemoved(id: id, job: job, unit: name, result: result)
+    return replied
+  }
+
+  /// `JobRemoved(u id, o job, s unit, s result)` from the manager object.
+  private func emitJobRemoved(id: UInt32, job: String, unit: String, result: String) {
+    var signal: OpaquePointer? = nil
+    guard
+      sd_bus_message_new_signal(bus, &signal, "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "JobRemoved") >= 0,
+      let signal
+    else { return }
+    defer { sd_bus_message_unref(signal) }
+    var id = id
+    let ok =
+      sd_bus_message_append_basic(signal, csystemd_bus_type_uint32(), &id) >= 0
+      && job.withCString { sd_bus_message_append_basic(signal, csystemd_bus_type_object_path(), $0) } >= 0
+      && unit.withCString { sd_bus_message_append_basic(signal, csystemd_bus_type_string(), $0) } >= 0
+      && result.withCString { sd_bus_message_append_basic(signal, csystemd_bus_type_string(), $0) } >= 0
+    if ok { _ = sd_bus_send(bus, signal, nil) }
   }
 
   private func readString(_ message: OpaquePointer) -> String {

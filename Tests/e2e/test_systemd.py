@@ -269,7 +269,8 @@ def test_polkit_lets_vaultkeeper_reload_vault_only(machine: Machine):
     assert ok.returncode == 0, ok.stderr
     m.wait_journal("_SYSTEMD_UNIT=vault.service", after=cursor, where=lambda e: "TLS certificate reloaded" in e.get("MESSAGE", ""),
                    what="Vault reloaded by SIGHUP")
-    for method, unit in (("RestartUnit", "vault.service"), ("StopUnit", "vault.service"), ("ReloadUnit", "dbus.service")):
+    for method, unit in (("RestartUnit", "vault.service"), ("StopUnit", "vault.service"),
+                         ("ReloadOrRestartUnit", "vault.service"), ("ReloadUnit", "dbus.service")):
         denied = m.run(call + [method, "ss", unit, "replace"], user="vaultkeeper", check=False)
         assert denied.returncode != 0 and ("Access denied" in denied.stderr or "authentication" in denied.stderr.lower()), \
             (method, unit, denied.stderr)

@@ -1,0 +1,219 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a command (an argv array, no shell) with a timeout and collects its output: the
+/// `command` reload mode. posix_spawn rather than Foundation's `Process`, which would link all
+/// of Foundation into the daemon.
+///
+/// The child gets stdin from /dev/null, one pipe for stdout and stderr (so the journal shows
+/// them in the order written), a process group of its own (so a timeout kills whatever it
+/// started too), an empty signal mask and default dispositions (the daemon blocks SIGTERM and
+/// friends for its own signal handling; a child inheriting that could not be stopped), and no
+/// descriptor of ours beyond 0–2.
+public struct CommandRunner: Sendable {
+  public var argv: [String]
+  public var timeout: Duration
+  /// How long the process group gets between SIGTERM and SIGKILL.
+  public var killGrace: Duration
+  /// Output kept, in bytes; the rest is read (so the child never blocks on a full pipe) and
+  /// counted, not kept.
+  public var outputLimit: Int
+
+  public init(argv: [String], timeout: Duration, killGrace: Duration = .seconds(2), outputLimit: Int = 64 * 1024) {
+    self.argv = argv
+    self.timeout = timeout
+    self.killGrace = killGrace
+    self.outputLimit = outputLimit
+  }
+
+  public struct Result: Sendable, Equatable {
+    public enum Termination: Sendable, Equatable {
+      case exited(Int32)
+      /// Killed by a signal we did not send.
+      case signaled(Int32)
+      /// Still running at the timeout; the last signal we had to send (SIGTERM, or SIGKILL when
+      /// SIGTERM was not enough).
+      case timedOut(lastSignal: Int32)
+      /// posix_spawn failed: the reason, e.g. `No such file or directory`.
+      case couldNotStart(String)
+    }
+    public var termination: Termination
+    /// The first `outputLimit` bytes of stdout and stderr, as UTF-8 (invalid bytes replaced).
+    public var output: String
+    /// How many bytes of output were read beyond `outputLimit`.
+    public var droppedBytes: Int
+    public var duration: Duration
+  }
+
+  /// Runs the command on a thread of its own; the cooperative pool never waits for it.
+  public func run() async -> Result {
+    let runner = self
+    return await OffPool.run { runner.runBlocking() }
+  }
+
+  /// Runs the command on the calling thread, blocking until it ended or was killed.
+  func runBlocking() -> Result {
+    let clock = ContinuousClock()
+    let start = clock.now
+    func finished(_ termination: Result.Termination, _ output: OutputCollector = OutputCollector(limit: 0)) -> Result {
+      Result(termination: termination, output: output.text, droppedBytes: output.dropped, duration: clock.now - start)
+    }
+    guard let program = argv.first, !program.isEmpty else { return finished(.couldNotStart("no command given")) }
+
+    var ends: [Int32] = [-1, -1]
+    // pipe2(O_CLOEXEC) is not visible without _GNU_SOURCE; the window until fcntl only matters
+    // for a concurrent spawn, and reloads run one at a time.
+    guard pipe(&ends) == 0 else { return finished(.couldNotStart("pipe: \(String(cString: strerror(errno)))")) }
+    let (readEnd, writeEnd) = (ends[0], ends[1])
+    defer { close(readEnd) }
+    _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
+    _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
+    _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
+
+    let spawned = Self.spawn(argv, output: writeEnd)
+    close(writeEnd)  // the child holds its own copy; EOF comes when every writer is gone
+    let pid: pid_t
+    switch spawned {
+    case .failure(let failure): return finished(.couldNotStart(failure.reason))
+    case .success(let child): pid = child
+    }
+
+    var output = OutputCollector(limit: outputLimit)
+    var outputOpen = true
+    var status: Int32?
+    var exitedAt: ContinuousClock.Instant?
+    var lastSignal: Int32?
+    var signalledAt = start
+    let deadline = start + timeout
+    while true {
+      if outputOpen { outputOpen = output.drain(readEnd, waitingUpTo: .milliseconds(20)) } else { usleep(10_000) }
+      if status == nil {
+        var raw: Int32 = 0
+        if waitpid(pid, &raw, WNOHANG) == pid {
+          status = raw
+          exitedAt = clock.now
+        }
+      }
+      if let status, let exitedAt {
+        // Something it started may still hold the pipe; its output is not worth waiting long for.
+        if !outputOpen || clock.now - exitedAt > .milliseconds(200) {
+          if let lastSignal { return finished(.timedOut(lastSignal: lastSignal), output) }
+          return finished(Self.termination(status), output)
+        }
+        continue
+      }
+      let now = clock.now
+      if lastSignal == nil, now >= deadline {
+        kill(-pid, SIGTERM)
+        lastSignal = SIGTERM
+        signalledAt = now
+      } else if lastSignal == SIGTERM, now >= signalledAt + killGrace {
+        kill(-pid, SIGKILL)
+        lastSignal = SIGKILL
+        signalledAt = now
+      } else if lastSignal == SIGKILL, now >= signalledAt + .seconds(5) {
+        // Not dead five seconds after SIGKILL: stuck in the kernel (D state, a hung NFS
+        // mount). Give up waiting rather than hang the reload; it stays a zombie child.
+        return finished(.timedOut(lastSignal: SIGKILL), output)
+      }
+    }
+  }
+
+  /// - Returns: the child's pid, or why it could not be started.
+  private static func spawn(_ argv: [String], output: Int32) -> Swift.Result<pid_t, SpawnFailure> {
+    var actions = posix_spawn_file_actions_t()
+    var attributes = posix_spawnattr_t()
+    posix_spawn_file_actions_init(&actions)
+    posix_spawnattr_init(&attributes)
+    defer {
+      posix_spawn_file_actions_destroy(&actions)
+      posix_spawnattr_destroy(&attributes)
+    }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_adddup2(&actions, output, 1)
+    posix_spawn_file_actions_adddup2(&actions, output, 2)
+    for fd in inheritableDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    posix_spawnattr_setpgroup(&attributes, 0)
+    var noSignals = sigset_t()
+    sigemptyset(&noSignals)
+    posix_spawnattr_setsigmask(&attributes, &noSignals)
+    var allSignals = sigset_t()
+    sigfillset(&allSignals)
+    posix_spawnattr_setsigdefault(&attributes, &allSignals)
+
+    var arguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
+    arguments.append(nil)
+    defer { for argument in arguments { free(argument) } }
+    var pid: pid_t = 0
+    // posix_spawnp: a bare name (`systemctl`) is looked up in PATH, as a shell would.
+    let result = posix_spawnp(&pid, argv[0], &actions, &attributes, arguments, environ)
+    guard result == 0 else { return .failure(SpawnFailure(reason: String(cString: strerror(result)))) }
+    return .success(pid)
+  }
+
+  /// Descriptors of ours without FD_CLOEXEC, which the child would otherwise inherit (every
+  /// descriptor the daemon opens itself has it; this guards against a library that forgot).
+  /// `posix_spawn_file_actions_addclosefrom_np` would be simpler but needs _GNU_SOURCE.
+  /// glibc ignores a close action for a descriptor closed meanwhile.
+  static func inheritableDescriptors() -> [Int32] {
+    guard let directory = opendir("/proc/self/fd") else { return [] }
+    defer { closedir(directory) }
+    let own = dirfd(directory)
+    var found: [Int32] = []
+    while let entry = readdir(directory) {
+      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+      }
+      guard let fd = Int32(name), fd != own else { continue }
+      let flags = fcntl(fd, F_GETFD)
+      if flags >= 0, flags & FD_CLOEXEC == 0 { found.append(fd) }
+    }
+    return found
+  }
+
+  private struct SpawnFailure: Error {
+    var reason: String
+  }
+
+  /// WIFEXITED/WEXITSTATUS/WTERMSIG are macros Swift cannot import; this is their glibc
+  /// definition.
+  static func termination(_ status: Int32) -> Result.Termination {
+    let signal = status & 0x7f
+    if signal == 0 { return .exited((status >> 8) & 0xff) }
+    return .signaled(signal)
+  }
+}
+
+/// Keeps the first `limit` bytes read from a pipe and counts the rest.
+struct OutputCollector {
+  let limit: Int
+  private(set) var bytes: [UInt8] = []
+  private(set) var dropped = 0
+
+  init(limit: Int) { self.limit = limit }
+
+  var text: String { String(decoding: bytes, as: UTF8.self) }
+
+  /// Waits up to `timeout` for output and reads what is there.
+  /// - Returns: false once the pipe is at EOF (or broken).
+  mutating func drain(_ fd: Int32, waitingUpTo timeout: Duration) -> Bool {
+    var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    let ready = poll(&descriptor, 1, Int32(clamping: timeout.milliseconds))
+    if ready <= 0 { return ready == 0 || errno == EINTR }
+    var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+    while true {
+      let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      if count > 0 {
+        let kept = min(count, limit - bytes.count)
+        bytes.append(contentsOf: chunk[0..<kept])
+        dropped += count - kept
+        continue
+      }
+      if count == 0 { return false }
+      if errno == EINTR { continue }
+      return errno == EAGAIN || errno == EWOULDBLOCK
+    }
+  }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+@testable import VaultKeeper
+
+@Suite struct CommandRunnerTests {
+  func run(_ script: String, timeout: Duration = .seconds(10), killGrace: Duration = .seconds(2), outputLimit: Int = 64 * 1024) async
+    -> CommandRunner.Result
+  {
+    await CommandRunner(argv: ["/bin/sh", "-c", script], timeout: timeout, killGrace: killGrace, outputLimit: outputLimit).run()
+  }
+
+  @Test func successCollectsStdoutAndStderrInOrder() async {
+    let result = await run("echo one; echo two >&2; echo three")
+    #expect(result.termination == .exited(0))
+    #expect(result.output == "one\ntwo\nthree\n")
+    let outcome = CommandReloader.outcome(of: result, timeout: .seconds(10))
+    #expect(outcome.result == .succeeded)
+    #expect(outcome.detail == "exit status 0")
+    #expect(outcome.output == "one\ntwo\nthree\n")
+  }
+
+  @Test func nonZeroExitIsAFailure() async {
+    let result = await run("echo 'vault: reload refused' >&2; exit 3")
+    #expect(result.termination == .exited(3))
+    let outcome = CommandReloader.outcome(of: result, timeout: .seconds(10))
+    #expect(outcome.result == .failed)
+    #expect(outcome.detail == "exit status 3")
+    #expect(outcome.output == "vault: reload refused\n")
+  }
+
+  @Test func hangingCommandIsTerminatedAtTheTimeout() async throws {
+    let pidFile = NSTemporaryDirectory() + "vk-runner-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: pidFile) }
+    // The background sleep is in the command's process group: it must die with it.
+    let started = ContinuousClock.now
+    let result = await run("sleep 60 & echo $! > \(pidFile); echo started; wait", timeout: .milliseconds(300))
+    let elapsed = ContinuousClock.now - started
+    #expect(result.termination == .timedOut(lastSignal: SIGTERM))
+    #expect(result.output == "started\n")
+    #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(3))
+    let outcome = CommandReloader.outcome(of: result, timeout: .milliseconds(300))
+    #expect(outcome.result == .timedOut)
+    #expect(outcome.detail == "still running after 300ms, killed with SIGTERM")
+
+    let background = try #require(pid_t(String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+    #expect(await eventually { kill(background, 0) != 0 })
+  }
+
+  @Test func commandIgnoringSIGTERMGetsSIGKILL() async {
+    let result = await run("trap '' TERM; echo ignoring; sleep 60", timeout: .milliseconds(200), killGrace: .milliseconds(200))
+    #expect(result.termination == .timedOut(lastSignal: SIGKILL))
+    #expect(result.output == "ignoring\n")
+  }
+
+  @Test func missingBinaryIsAClearError() async {
+    let result = await CommandRunner(argv: ["/nonexistent/vault-reload", "now"], timeout: .seconds(5)).run()
+    #expect(result.termination == .couldNotStart("No such file or directory"))
+    let outcome = CommandReloader.outcome(of: result, timeout: .seconds(5))
+    #expect(outcome.result == .failed)
+    #expect(outcome.detail == "could not be started: No such file or directory")
+    #expect(await CommandRunner(argv: [], timeout: .seconds(5)).run().termination == .couldNotStart("no command given"))
+  }
+
+  @Test func bareNamesAreLookedUpInPath() async {
+    let result = await CommandRunner(argv: ["echo", "from", "PATH"], timeout: .seconds(5)).run()
+    #expect(result.termination == .exited(0))
+    #expect(result.output == "from PATH\n")
+  }
+
+  @Test func outputBeyondTheLimitIsCountedNotKept() async {
+    let result = await run("head -c 100000 /dev/zero | tr '\\0' x", outputLimit: 1024)
+    #expect(result.termination == .exited(0))
+    #expect(result.output == String(repeating: "x", count: 1024))
+    #expect(result.droppedBytes == 100_000 - 1024)
+    let outcome = CommandReloader.outcome(of: result, timeout: .seconds(10))
+    #expect(outcome.output.hasSuffix("\n[98976 more bytes of output not kept]"))
+  }
+
+  @Test func childGetsNullStdinNoExtraDescriptorsAndAClearSignalMask() async {
+    let inheritable = open("/dev/null", O_RDONLY)  // no O_CLOEXEC: must still not reach the child
+    defer { close(inheritable) }
+    #expect(await run("cat; echo done").output == "done\n")
+    // `ls` opens the directory itself as 3.
+    let descriptors = await run("ls /proc/self/fd").output.split(separator: "\n")
+    #expect(descriptors == ["0", "1", "2", "3"])
+    let mask = await run("grep SigBlk /proc/self/status").output
+    #expect(mask == "SigBlk:\t0000000000000000\n")
+  }
+
+  @Test func deathBySignalIsAFailure() async {
+    let result = await run("kill -USR1 $$")  // USR1 rather than SEGV: no core dump left behind
+    #expect(result.termination == .signaled(SIGUSR1))
+    #expect(CommandReloader.outcome(of: result, timeout: .seconds(1)).detail == "killed by SIGUSR1")
+  }
+}
