@@ -102,7 +102,7 @@ public struct SnapshotTaker: Sendable {
       case .streamed:
         let facts: SnapshotFacts
         do {
-          facts = try attempt.finish()
+          facts = try await attempt.finish()
         } catch {
           attempt.writer.abort()
           throw SnapshotError(.verification, "snapshot failed verification: \(error.reason)")
@@ -130,12 +130,17 @@ public struct SnapshotTaker: Sendable {
 
 }
 
-/// One download: the sink that writes and verifies, confined to the transfer thread.
+/// One download: the sink that writes and verifies, confined to the transfer thread (then
+/// handed, once the transfer has returned, to the task that finishes and commits it).
+/// Verification (inflate, tar, SHA-256) runs on a thread of its own (`PipelinedVerifier`), so the
+/// transfer thread only receives, encrypts and writes; a verification failure there stops the
+/// transfer at the next piece. The verifier thread ends with the attempt whichever way it ends:
+/// `finish()`, a failure, or the attempt being dropped (cancellation, transport errors, redirects).
 /// With age recipients configured the verifier still sees the plaintext, and the file gets
 /// only ciphertext: plaintext never touches the disk.
 private final class Attempt: @unchecked Sendable {
   let writer: SnapshotFileWriter
-  let verifier: SnapshotStreamVerifier
+  let verifier: PipelinedVerifier
   let encryptor: AgeEncryptor?
   let directory: String
   let minFree: Int64
@@ -151,7 +156,7 @@ private final class Attempt: @unchecked Sendable {
     } catch {
       throw SnapshotError(.disk, error.message)
     }
-    verifier = SnapshotStreamVerifier(decompressor: decompressor)
+    verifier = PipelinedVerifier(verifier: SnapshotStreamVerifier(decompressor: decompressor))
     do {
       encryptor = try config.encryption.map { (encryption) throws(AgeError) in try AgeEncryptor(recipients: encryption.recipients) }
     } catch {
@@ -178,6 +183,7 @@ private final class Attempt: @unchecked Sendable {
       }
     } catch {
       failure = (.disk, error.message)
+      verifier.cancel()
       return error.message
     }
     received += Int64(bytes.count)
@@ -185,6 +191,7 @@ private final class Attempt: @unchecked Sendable {
       nextSpaceCheck = received + (64 << 20)
       if let free = FileAccess.freeBytes(path: directory), free < minFree {
         failure = (.space, "free space in \(directory) fell below min_free_space while writing: snapshot abandoned")
+        verifier.cancel()
         return "free space below min_free_space"
       }
     }
@@ -192,8 +199,9 @@ private final class Attempt: @unchecked Sendable {
     return nil
   }
 
-  func finish() throws(SnapshotVerificationError) -> SnapshotFacts {
-    try verifier.finish()
+  /// Waits (suspended, not blocking) for the verifier thread to check what is still queued.
+  func finish() async throws(SnapshotVerificationError) -> SnapshotFacts {
+    try await verifier.finish()
   }
 
   /// Seals the final age chunk (when encrypting), then makes the file durable under `name`.
