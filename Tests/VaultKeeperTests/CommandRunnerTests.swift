@@ -33,12 +33,12 @@ import Testing
     let pidFile = NSTemporaryDirectory() + "vk-runner-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: pidFile) }
     // The background sleep is in the command's process group: it must die with it.
-    let started = ContinuousClock.now
     let result = await run("sleep 60 & echo $! > \(pidFile); echo started; wait", timeout: .milliseconds(300))
-    let elapsed = ContinuousClock.now - started
     #expect(result.termination == .timedOut(lastSignal: SIGTERM))
     #expect(result.output == "started\n")
-    #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(3))
+    // Measured by the runner's own thread: how long the awaiting task then waits for a pool
+    // thread is not the runner's doing (the full suite keeps both cores busy).
+    #expect(result.duration >= .milliseconds(300) && result.duration < .seconds(3), "took \(result.duration)")
     let outcome = CommandReloader.outcome(of: result, timeout: .milliseconds(300))
     #expect(outcome.result == .timedOut)
     #expect(outcome.detail == "still running after 300ms, killed with SIGTERM")
@@ -78,6 +78,7 @@ import Testing
   }
 
   @Test func childGetsNullStdinNoExtraDescriptorsAndAClearSignalMask() async {
+    #expect(CommandRunner.addCloseFrom != nil)  // glibc 2.34+: the child closes 3 and up itself
     let inheritable = open("/dev/null", O_RDONLY)  // no O_CLOEXEC: must still not reach the child
     defer { close(inheritable) }
     #expect(await run("cat; echo done").output == "done\n")

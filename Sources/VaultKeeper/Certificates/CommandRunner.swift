@@ -133,7 +133,11 @@ public struct CommandRunner: Sendable {
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_adddup2(&actions, output, 1)
     posix_spawn_file_actions_adddup2(&actions, output, 2)
-    for fd in inheritableDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+    if let closeFrom = Self.addCloseFrom {
+      _ = closeFrom(&actions, 3)
+    } else {
+      for fd in inheritableDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+    }
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     posix_spawnattr_setpgroup(&attributes, 0)
     var noSignals = sigset_t()
@@ -153,10 +157,19 @@ public struct CommandRunner: Sendable {
     return .success(pid)
   }
 
-  /// Descriptors of ours without FD_CLOEXEC, which the child would otherwise inherit (every
-  /// descriptor the daemon opens itself has it; this guards against a library that forgot).
-  /// `posix_spawn_file_actions_addclosefrom_np` would be simpler but needs _GNU_SOURCE.
-  /// glibc ignores a close action for a descriptor closed meanwhile.
+  /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+): the child closes every
+  /// descriptor from 3 up, whatever other threads open meanwhile. Swift's Glibc module does not
+  /// declare it (it needs _GNU_SOURCE), so it is looked up by name once; the core imports no C
+  /// module of its own to declare it.
+  static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+    guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+  }()
+
+  /// Without `addclosefrom_np` (older glibc): our descriptors without FD_CLOEXEC, which the
+  /// child would otherwise inherit (every descriptor the daemon opens itself has it; this
+  /// guards against a library that forgot). A descriptor opened by another thread after this
+  /// look can still slip through. glibc ignores a close action for one closed meanwhile.
   static func inheritableDescriptors() -> [Int32] {
     guard let directory = opendir("/proc/self/fd") else { return [] }
     defer { closedir(directory) }
