@@ -108,11 +108,12 @@ extension CurlTransportTests {
         try await Task.sleep(for: .milliseconds(100))
         let queued = Task { try await transport.send(.health, timeout: .seconds(2)) }
         try await Task.sleep(for: .milliseconds(100))
-        let shutDown = ContinuousClock.now
         transport.shutdown()
         let queuedResult = await queued.result
-        #expect(shutDown.duration(to: .now) < .seconds(1), "a queued request should fail at once on shutdown")
-        #expect((queuedResult.error as? TransportError)?.kind == .cancelled, "\(queuedResult)")
+        // Failed by shutdown itself while still queued (not run after the hung transfer, which
+        // would end in a timeout): shutdown answers queued jobs before it waits for the thread.
+        // (No wall-clock bound here: shutdown then waits up to ~1 s for the running transfer.)
+        #expect(queuedResult.error as? TransportError == TransportError(.cancelled, "transport is shut down"), "\(queuedResult)")
 
         let after = await expectFailure(transport)
         #expect(after?.kind == .cancelled)
