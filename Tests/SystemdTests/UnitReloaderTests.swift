@@ -75,7 +75,9 @@ private struct ReloadBus {
     fake.systemd.reloadBehaviour.withLock { $0 = .never }
     let reloader = fake.reloader(jobTimeout: .seconds(2))
     let reload = Task { await reloader.reload() }
-    #expect(await eventually { fake.systemd.lastJob.withLock { $0 } != nil })
+    // Generous: with the whole suite running in parallel on two cores, other tests' blocking
+    // calls can keep the reload's task from starting for a while (liveness, not speed).
+    #expect(await eventually(timeout: .seconds(20)) { fake.systemd.lastJob.withLock { $0 } != nil })
     let job = try #require(fake.systemd.lastJob.withLock { $0 })
     // Anyone on the bus can emit a signal named JobRemoved on that path; only systemd's counts.
     let forger = Process()

@@ -160,8 +160,8 @@ public final class CertificateDuty: Sendable {
   }
 
   /// Looks at what Vault serves on a fresh connection. If it is not the certificate in the
-  /// files while those are valid (renewed while vaultkeeper was down, or an earlier reload did
-  /// not take), Vault is reloaded once per new file fingerprint.
+  /// files while those are valid (renewed while vaultkeeper was down, or an earlier reload
+  /// failed), Vault is reloaded: once per file fingerprint, again only after a failed reload.
   private func compareServed(_ state: inout State, retryReload: Bool) async {
     let now = Date()
     switch await context.served.servedCertificate() {
@@ -173,7 +173,11 @@ public final class CertificateDuty: Sendable {
         if state.report.state != "invalid" { state.report.state = "ok" }
         return
       }
-      guard retryReload else { return }
+      // Once per file fingerprint: a Vault that did not take the last reload of these very
+      // files will not take the next one either (the alert and STATUS stand); a reload that
+      // failed (polkit, a command) is retried on the next check.
+      let failedBefore = state.report.lastReloadResult == "failed" || state.report.lastReloadResult == "timedOut"
+      guard retryReload, state.lastAttempt != expected || failedBefore else { return }
       context.logger.notice(
         "Vault at \(context.node.name) serves \(served.leaf.sha256.prefix(23))… but \(context.config.certFile) holds \(expected.prefix(23))…: reloading Vault")
       await reloadAndVerify(&state, started: .now)
@@ -234,7 +238,6 @@ public final class CertificateDuty: Sendable {
       state.report.state = "ok"
       state.report.lastReloadResult = "succeeded"
       state.report.reloads["succeeded", default: 0] += 1
-      state.lastAttempt = nil
       let elapsed = started.duration(to: .now)
       context.logger.notice(
         "Vault at \(context.node.name) now serves the renewed certificate (\(leaf.subject), SHA-256 \(leaf.sha256.prefix(23))…, not after \(Self.stamp(leaf.notAfter))), \(elapsed.milliseconds) ms after the reload began (\(context.reloader.summary): \(outcome.detail))",

@@ -37,9 +37,11 @@ public enum CheckVerdict {
       perf.append("'\(label)'=\(formatSeconds(latency))s;\(formatSeconds(warnLatency));\(formatSeconds(critLatency));0")
     }
     let first = nodes[0].observation
-    for code in [snapshot?.code, certificate?.code].compactMap({ $0 }) {
-      worst = code == 3 ? (worst == 0 ? 3 : worst) : max(worst, code)
-    }
+    // UNKNOWN (state that cannot be read) only replaces an OK; it never hides a WARNING or
+    // CRITICAL, whichever part reports it.
+    let extra = [snapshot?.code, certificate?.code].compactMap { $0 }
+    worst = max(worst, extra.filter { $0 != 3 }.max() ?? 0)
+    if worst == 0, extra.contains(3) { worst = 3 }
     var summary = "VAULT \(words[worst]): \(first.state.name)"
     if let version = first.version { summary += " (\(version))" }
     summary += ", \(okCount)/\(nodes.count) nodes ok"

@@ -81,11 +81,7 @@ extension VaultClient {
     }
     switch response.status {
     case 200: return .streamed(response)
-    case 307, 308:
-      guard let location = response.header("Location"), !location.isEmpty else {
-        throw .http(status: response.status, errors: ["redirect without a Location header"])
-      }
-      return .redirect(location: location)
+    case 307, 308: return .redirect(location: try Self.redirectLocation(response))
     default:
       throw .http(status: response.status, errors: Self.errors(in: response.body))
     }
@@ -108,14 +104,18 @@ extension VaultClient {
     }
     switch response.status {
     case 200, 204: return .accepted
-    case 307, 308:
-      guard let location = response.header("Location"), !location.isEmpty else {
-        throw .http(status: response.status, errors: ["redirect without a Location header"])
-      }
-      return .redirect(location: location)
+    case 307, 308: return .redirect(location: try Self.redirectLocation(response))
     default:
       throw .http(status: response.status, errors: Self.errors(in: response.body))
     }
+  }
+
+  /// A standby's 307 points at the active node (snapshot paths are never forwarded by Vault).
+  static func redirectLocation(_ response: HTTPResponse) throws(VaultError) -> String {
+    guard let location = response.header("Location"), !location.isEmpty else {
+      throw .http(status: response.status, errors: ["redirect without a Location header"])
+    }
+    return location
   }
 
   /// AppRole IDs are UUIDs or similar: letters, digits, `-`, `_`, `.`. Anything else could break
