@@ -238,7 +238,7 @@ def test_sigterm_mid_download_leaves_no_partial_file(sims, daemons, config, tmp_
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(timeout=10) == 0
     assert ts._listing(snaps) == ([], [])
-    assert d.entries(contains="snapshot abandoned")
+    assert d.entries(contains="snapshot interrupted")
     assert not d.entries("snapshot_failed")
 
 

@@ -147,6 +147,21 @@ import Testing
   }
 }
 
+@Suite struct SnapshotLeftoverTests {
+  @Test func aTemporaryFileBeingWrittenIsNotALeftover() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vk-left-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    // Another process's download in progress (its writer holds the lock) vs. a killed run's file.
+    let live = try SnapshotFileWriter(directory: dir)
+    _ = FileManager.default.createFile(atPath: "\(dir)/.vaultkeeper-snapshot-killed.tmp", contents: Data("x".utf8))
+    #expect(SnapshotDirectory.removeLeftovers(dir) == [".vaultkeeper-snapshot-killed.tmp"])
+    #expect(FileManager.default.fileExists(atPath: live.temporaryPath))
+    live.abort()
+    #expect(!FileManager.default.fileExists(atPath: live.temporaryPath))
+  }
+}
+
 @Suite struct SnapshotReportingTests {
   let now = 1_800_000_000.0
 

@@ -70,7 +70,11 @@ public final class SnapshotDuty: Sendable {
     while !Task.isCancelled {
       let now = Date()
       let role = SnapshotPlan.role(localState: await context.board.state(of: context.node.name))
-      if let refresh = await state.tokens.refreshDue, refresh <= .now { await state.tokens.maintain() }
+      if let refresh = await state.tokens.refreshDue, refresh <= .now {
+        // A renewal, then perhaps a login: each bounded by the node's timeouts.
+        context.heartbeats.promise(Self.heartbeat, within: (context.node.connectTimeout + context.node.timeout) * 2 + .seconds(30))
+        await state.tokens.maintain()
+      }
       if now >= state.due, case .take = role {
         await takeSnapshot(&state)
         continue
@@ -122,7 +126,8 @@ public final class SnapshotDuty: Sendable {
     }
     let path = context.ledgerPath
     let now = Date()
-    let ledger = await OffPool.run { SnapshotLedger.load(path: path) } ?? SnapshotLedger(trackingSince: now.timeIntervalSince1970)
+    let loaded = await OffPool.run { SnapshotLedger.load(path: path) }
+    let ledger = loaded ?? SnapshotLedger(trackingSince: now.timeIntervalSince1970)
     let lastSuccess = ledger.lastSuccessTime(newestInDirectory: newest?.name.time)
 
     var report = SnapshotReport(phase: "idle", staleAfterSeconds: config.staleAfter.seconds)
@@ -161,7 +166,12 @@ public final class SnapshotDuty: Sendable {
     if due <= now.addingTimeInterval(config.schedule.randomizedDelay.seconds), lastSuccess != nil {
       logger.info("the last good snapshot is older than the schedule allows (downtime?): taking one now")
     }
-    return State(ledger: ledger, report: report, tokens: tokens, due: due, lastSuccess: lastSuccess)
+    var state = State(ledger: ledger, report: report, tokens: tokens, due: due, lastSuccess: lastSuccess)
+    // Record when waiting began at once: otherwise every restart or reload before the first
+    // success would restart the staleness clock, and a never-active or sealed node would
+    // never be reported stale.
+    if loaded == nil { await saveLedger(&state) }
+    return state
   }
 
   /// Staleness is judged unless a healthy standby (the active node's vaultkeeper does it); a
@@ -220,7 +230,9 @@ public final class SnapshotDuty: Sendable {
       result = .failure(error)
     }
     if Task.isCancelled {
-      context.logger.notice("snapshot abandoned: vaultkeeper is stopping (no partial file is left)")
+      // A download cut off leaves nothing behind; one already committed stays and is counted
+      // by the next generation from its file name.
+      context.logger.notice("snapshot interrupted: vaultkeeper is stopping or reloading (an unfinished download leaves no file behind)")
       return
     }
     switch result {

@@ -57,7 +57,9 @@ extension SnapshotDirectory {
   }
 
   /// Removes temporary files a killed vaultkeeper left behind (`.vaultkeeper-snapshot-*.tmp`;
-  /// only a SIGKILL or power loss mid-download can leave one). Returns their names.
+  /// only a SIGKILL or power loss mid-download can leave one). A file whose writer is alive is
+  /// skipped: `SnapshotFileWriter` holds an exclusive `flock` on it until it is renamed or
+  /// removed. Returns the names removed.
   public static func removeLeftovers(_ directory: String) -> [String] {
     guard let dir = opendir(directory) else { return [] }
     var names: [String] = []
@@ -68,6 +70,13 @@ extension SnapshotDirectory {
       if fileName.hasPrefix(SnapshotFileWriter.temporaryPrefix), fileName.hasSuffix(".tmp") { names.append(fileName) }
     }
     closedir(dir)
-    return names.filter { unlink("\(directory)/\($0)") == 0 }
+    return names.filter { name in
+      let path = "\(directory)/\(name)"
+      let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+      guard fd >= 0 else { return false }
+      defer { close(fd) }
+      guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return false }  // still being written
+      return unlink(path) == 0
+    }
   }
 }

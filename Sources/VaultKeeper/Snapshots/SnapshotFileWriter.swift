@@ -32,6 +32,10 @@ public final class SnapshotFileWriter {
     fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
     guard fd >= 0 else { throw Failure(message: "cannot create a file in \(directory): \(String(cString: strerror(errno)))") }
     _ = fchmod(fd, 0o600)  // whatever the umask
+    // Held until the file is renamed or removed: `SnapshotDirectory.removeLeftovers` (daemon
+    // start, reload) only removes temporary files nobody holds, never a running download of
+    // `snapshot now` or a restore's decrypted copy in another process.
+    _ = flock(fd, LOCK_EX | LOCK_NB)
   }
 
   deinit { abort() }

@@ -3,6 +3,9 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the snapshot duty must remember across restarts, persisted in the state directory
 /// (`$STATE_DIRECTORY/snapshot-state.json`, or `[snapshot] state_file`): the last good snapshot,
@@ -64,7 +67,7 @@ public struct SnapshotLedger: Sendable, Equatable, Codable {
   public func save(path: String) throws(FileAccess.Failure) {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    guard let data = try? encoder.encode(self) else { return }
+    guard let data = try? encoder.encode(self) else { throw FileAccess.Failure(errno: EINVAL, operation: "encode the snapshot state") }
     try FileAccess.writeAtomically(path: path, bytes: Array(data) + [0x0A], mode: 0o600, durable: true)
   }
 
