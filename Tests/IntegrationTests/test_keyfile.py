@@ -87,7 +87,7 @@ def test_key_file_the_daemon_user_cannot_open(sim):
     ("this is not an unseal key\n", "line 1 is not an unseal key"),
     ("{\"unseal_keys_b64\": [\"not-a-key\"]", "invalid JSON"),
     ("{\"unseal_keys_b64\": [\"bm90IGEga2V5\"]}", "key #1 is not a valid unseal key"),
-    ("{\"hello\": \"world\"}", "no unseal_keys_b64 or unseal_keys_hex"),
+    ("{\"hello\": \"world\"}", "no unseal keys found (expected unseal_keys_b64/unseal_keys_hex"),
     ("\n# only a comment\n\n", "no unseal keys found"),
 ], ids=["plain-garbage", "broken-json", "short-key-in-json", "json-without-keys", "empty"])
 def test_garbage_key_file_is_bad_data(tmp_path, daemons, config, content, needle):

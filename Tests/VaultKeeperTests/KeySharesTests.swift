@@ -45,6 +45,20 @@ import Testing
     #expect(keys.shares.map(text) == Self.hex)
   }
 
+  /// The raw `PUT /v1/sys/init` answer, as OpenBao 2.7 sends it (curl or a provisioning tool
+  /// saved it): `keys` (hex) and `keys_base64`, no threshold.
+  @Test func parsesTheRawSysInitAnswer() throws {
+    func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ",") + "]" }
+    let raw = Array("{\"keys\":\(list(Self.hex)),\"keys_base64\":\(list(Self.b64)),\"root_token\":\"s.ABCDEFGHIJKLMNOPQRSTUVWX\"}".utf8)
+    let keys = try KeyShareLoader.parse(raw, origin: "test")
+    #expect(keys.format == .apiInitJSON)
+    #expect(keys.shares.map(text) == Self.b64)
+    #expect(keys.declaredThreshold == nil)
+    #expect(keys.containedRootToken)
+    let hexOnly = Array("{\"keys\":\(list(Self.hex))}".utf8)
+    #expect(try KeyShareLoader.parse(hexOnly, origin: "test").shares.map(text) == Self.hex)
+  }
+
   @Test func noRootTokenIsNoted() throws {
     #expect(try !KeyShareLoader.parse(Self.initJSON(rootToken: ""), origin: "test").containedRootToken)
   }

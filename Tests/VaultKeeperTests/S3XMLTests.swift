@@ -87,6 +87,11 @@ import Testing
       try S3Responses.uploadID(bytes("<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>abc&amp;1</UploadId></InitiateMultipartUploadResult>"))
         == "abc&1")
     #expect(throws: S3XML.Failure.self) { _ = try S3Responses.uploadID(bytes("<InitiateMultipartUploadResult/>")) }
+    // rclone serve s3 (gofakes3), verbatim apart from the ID.
+    #expect(
+      try S3Responses.uploadID(bytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUpload>\n  <Bucket>b</Bucket>\n  <Key>k</Key>\n  <UploadId>d3b4</UploadId>\n</InitiateMultipartUpload>"))
+        == "d3b4")
+    #expect(throws: S3XML.Failure.self) { _ = try S3Responses.uploadID(bytes("<Error><UploadId>x</UploadId></Error>")) }
     let body = String(decoding: S3Responses.completeBody([(1, "aa"), (2, "b<b")]), as: UTF8.self)
     #expect(body.hasSuffix("<Part><PartNumber>1</PartNumber><ETag>&quot;aa&quot;</ETag></Part><Part><PartNumber>2</PartNumber><ETag>&quot;b&lt;b&quot;</ETag></Part></CompleteMultipartUpload>"))
     // What we send, we can read back.

@@ -169,6 +169,24 @@ final class FakeObjectStore: ObjectStore, @unchecked Sendable {
     #expect(receipt.etag == "0123456789abcdef0123456789abcdef")
   }
 
+  @Test func aMultipartObjectMayReportTheWholeFilesMD5() async throws {
+    // rclone serve s3 reports every object's MD5, also after a multipart upload.
+    let wholeMD5 = try FileDigest.compute(path: path, partSize: nil).expectedETag
+    let store = FakeObjectStore()
+    store.state.withLock { $0.headETag = wholeMD5 }
+    let receipt = try await uploader(store, config(threshold: 5 << 20)).upload(path: path, fileName: fileName)
+    #expect(receipt.parts == 3 && receipt.etag == wholeMD5)
+    // Any other ETag still fails, and the message names both forms.
+    store.state.withLock { $0.headETag = "0123456789abcdef0123456789abcdef" }
+    do throws(SnapshotError) {
+      _ = try await uploader(store, config(threshold: 5 << 20)).upload(path: path, fileName: fileName)
+      Issue.record("a wrong ETag passed")
+    } catch {
+      #expect(error.message.contains("its ETag is 0123456789abcdef0123456789abcdef, expected ") && error.message.contains("-3 or \(wholeMD5) from"))
+    }
+    #expect(store.state.withLock { $0.objects.isEmpty })
+  }
+
   @Test func fileNamesMustBePlain() async {
     await #expect(throws: SnapshotError.self) { _ = try await uploader(FakeObjectStore(), config()).upload(path: path, fileName: "../x") }
   }

@@ -5,7 +5,13 @@ import Glibc
 /// The unseal key shares this daemon holds, each as the text Vault accepts (base64 or hex),
 /// in locked memory.
 public struct KeyShares: Sendable {
-  public enum Format: String, Sendable { case operatorInitJSON = "vault operator init JSON", plainLines = "one key per line" }
+  public enum Format: String, Sendable {
+    case operatorInitJSON = "vault operator init JSON"
+    /// The raw `PUT /v1/sys/init` answer (`keys`, `keys_base64`), as saved with curl or a
+    /// provisioning tool.
+    case apiInitJSON = "sys/init API answer"
+    case plainLines = "one key per line"
+  }
 
   public var shares: [SecretBytes]
   public var format: Format
@@ -103,8 +109,8 @@ public enum KeyShareLoader {
     return String(cString: name)
   }
 
-  /// Parses the JSON printed by `vault operator init -format=json` or a plain file with one
-  /// key per line (blank lines and `#` comments ignored).
+  /// Parses the JSON printed by `vault operator init -format=json`, the raw `PUT /v1/sys/init`
+  /// answer, or a plain file with one key per line (blank lines and `#` comments ignored).
   public static func parse(_ bytes: [UInt8], origin: String) throws(KeyLoadError) -> KeyShares {
     let firstNonSpace = bytes.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
     if firstNonSpace == UInt8(ascii: "{") { return try parseInitJSON(bytes, origin: origin) }
@@ -151,10 +157,14 @@ public enum KeyShareLoader {
       }
       return ranges
     }
-    let b64 = try stringList("unseal_keys_b64")
-    let hex = try stringList("unseal_keys_hex")
+    // The CLI names the lists unseal_keys_b64/_hex; the API answer it is made from names them
+    // keys_base64/keys. Both lists encode the same shares; prefer base64 (what the CLI shows first).
+    let cliLists = (b64: try stringList("unseal_keys_b64"), hex: try stringList("unseal_keys_hex"))
+    let apiLists = (b64: try stringList("keys_base64"), hex: try stringList("keys"))
+    let fromCLI = !(cliLists.b64.isEmpty && cliLists.hex.isEmpty)
+    let (b64, hex) = fromCLI ? cliLists : apiLists
     let recovery = try stringList("recovery_keys_b64") + stringList("recovery_keys_hex")
-    // Both lists encode the same shares; prefer base64 (what the CLI shows first).
+      + stringList("recovery_keys_base64") + stringList("recovery_keys")
     let chosen = b64.isEmpty ? hex : b64
     if chosen.isEmpty {
       if !recovery.isEmpty {
@@ -162,7 +172,9 @@ public enum KeyShareLoader {
           kind: .invalid,
           message: "\(origin) holds recovery keys, not unseal keys: this Vault uses auto-unseal and unseals itself; recovery keys must never be sent to /sys/unseal, so remove the file from the vaultkeeper configuration")
       }
-      throw KeyLoadError(kind: .invalid, message: "\(origin): no unseal_keys_b64 or unseal_keys_hex found")
+      throw KeyLoadError(
+        kind: .invalid,
+        message: "\(origin): no unseal keys found (expected unseal_keys_b64/unseal_keys_hex from `vault operator init -format=json`, or keys_base64/keys from the sys/init API)")
     }
     var shares: [SecretBytes] = []
     for (index, range) in chosen.enumerated() {
@@ -174,7 +186,7 @@ public enum KeyShareLoader {
     let threshold = SecretJSON.integer(member("unseal_threshold"), in: bytes)
     let hasRootToken: Bool
     if case .string(let range, _) = member("root_token") { hasRootToken = !range.isEmpty } else { hasRootToken = false }
-    return KeyShares(shares: try deduplicated(shares, origin: origin), format: .operatorInitJSON, declaredThreshold: threshold, containedRootToken: hasRootToken, origin: origin)
+    return KeyShares(shares: try deduplicated(shares, origin: origin), format: fromCLI ? .operatorInitJSON : .apiInitJSON, declaredThreshold: threshold, containedRootToken: hasRootToken, origin: origin)
   }
 
   /// The same share listed twice (even once in hex and once in base64) would make Vault ignore

@@ -23,6 +23,11 @@ struct FileDigest: Sendable, Equatable {
     return Self.hex(Array(Insecure.MD5.hash(data: partMD5s.flatMap { $0 }))) + "-\(partMD5s.count)"
   }
 
+  /// The ETags that prove the bucket holds the file's bytes: `expectedETag`, and for a multipart
+  /// upload also the whole file's MD5, which some servers (`rclone serve s3`) report for every
+  /// object however it was uploaded.
+  var acceptedETags: [String] { partMD5s.isEmpty ? [expectedETag] : [expectedETag, Self.hex(md5)] }
+
   var sha256Hex: String { Self.hex(sha256) }
 
   static func hex(_ bytes: [UInt8]) -> String {

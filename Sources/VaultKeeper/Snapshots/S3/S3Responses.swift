@@ -49,10 +49,13 @@ enum S3Responses {
     return (code, root.child("Message")?.text ?? "")
   }
 
-  /// `InitiateMultipartUploadResult`'s `<UploadId>`.
+  /// `InitiateMultipartUploadResult`'s `<UploadId>`. gofakes3 (the S3 layer of `rclone serve s3`)
+  /// names the root `InitiateMultipartUpload`.
   static func uploadID(_ body: [UInt8]) throws(S3XML.Failure) -> String {
     let root = try S3XML.parse(body)
-    guard root.name == "InitiateMultipartUploadResult", let id = root.child("UploadId")?.text, !id.isEmpty else {
+    guard root.name == "InitiateMultipartUploadResult" || root.name == "InitiateMultipartUpload", let id = root.child("UploadId")?.text,
+      !id.isEmpty
+    else {
       throw S3XML.Failure(reason: "expected <InitiateMultipartUploadResult> with an <UploadId>")
     }
     return id

@@ -25,8 +25,9 @@ public struct UploadReceipt: Sendable, Equatable {
 ///
 /// An upload counts as done only when a HEAD afterwards shows the object with the file's size
 /// and, unless `verify_etag = false`, the ETag S3 computes from the bytes it stored (the MD5, or
-/// the multipart form). Each request also carries Content-MD5, so AWS, MinIO and Ceph RGW reject
-/// bytes damaged in transit outright. An object failing the check is deleted again.
+/// the multipart form; after a multipart upload the whole file's MD5 counts too). Each request
+/// also carries Content-MD5, so AWS, MinIO and Ceph RGW reject bytes damaged in transit outright.
+/// An object failing the check is deleted again.
 ///
 /// Credentials are read and a transport (its own thread) made for every call, and released after.
 public struct SnapshotUploader: Sendable {
@@ -181,8 +182,9 @@ public struct SnapshotUploader: Sendable {
     var problem: String?
     if head.size != digest.size {
       problem = "the bucket holds \(head.size) bytes, the file has \(digest.size)"
-    } else if config.verifyETag && etag != digest.expectedETag {
-      problem = "its ETag is \(etag.isEmpty ? "missing" : etag), expected \(digest.expectedETag) from the file's MD5 (set verify_etag = false for SSE-KMS/SSE-C buckets)"
+    } else if config.verifyETag && !digest.acceptedETags.contains(etag) {
+      let expected = digest.acceptedETags.joined(separator: " or ")
+      problem = "its ETag is \(etag.isEmpty ? "missing" : etag), expected \(expected) from the file's MD5 (set verify_etag = false for SSE-KMS/SSE-C buckets)"
     } else if let stored = head.metadata["vaultkeeper-sha256"], stored.lowercased() != digest.sha256Hex {
       problem = "its recorded SHA-256 is \(stored), the file's is \(digest.sha256Hex)"
     }

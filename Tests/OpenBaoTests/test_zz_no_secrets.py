@@ -1,0 +1,21 @@
+"""Runs last: no unseal share (any rendering), root token or AppRole secret ID of any real
+OpenBao cluster set up in this session appears in anything vaultkeeper produced here: daemon
+stdout/stderr, every sd_notify datagram, state and metrics files, one-shot command output, argv,
+/proc environ."""
+
+from __future__ import annotations
+
+import pytest
+
+import vk_harness as h
+
+
+def test_no_key_material_in_any_captured_output():
+    if not h.LEDGER.captures:
+        pytest.skip("nothing captured: run the whole real-OpenBao layer")
+    labels = {label for label, _ in h.LEDGER.captures}
+    assert any(label.endswith("notify datagram") for label in labels), sorted(labels)[:20]
+    assert any(label.endswith(" stderr") and b"message_id=" in data for label, data in h.LEDGER.captures)
+    assert h.LEDGER.secrets
+    leaks = h.LEDGER.leaks()
+    assert not leaks, "\n".join(leaks[:50])
