@@ -468,6 +468,17 @@ def _frac(value: int, unit: int) -> str:
     return f"{whole}." + f"{rem:0{digits}d}".rstrip("0")
 
 
+def human_duration(ns: int) -> str:
+    """framework.humanDuration: time.Duration.String() without zero elements ("1h", "1h5s", "2m")."""
+    s = go_duration(ns)
+    if s.endswith("m0s"):
+        s = s[:-2]
+    i = s.find("h0m")
+    if i > 0:
+        s = s[:i + 1] + s[i + 3:]
+    return s
+
+
 def go_duration(ns: int) -> str:
     """time.Duration.String(): "1h0m0s", "59m58.5s", "1.5ms", "0s"."""
     if ns == 0:
@@ -776,18 +787,6 @@ def seal_unwrap(key: bytes, blob: bytes) -> bytes:
     return AESGCM(key).decrypt(f[2], f[1], SEALED_SUMS_AAD)
 
 
-def msgpack_peers(addresses: list[str]) -> bytes:
-    """raft encodePeers: msgpack (old spec, raw strings) array of the voters' addresses."""
-    out = bytearray()
-    n = len(addresses)
-    out += bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
-    for a in addresses:
-        ab = a.encode()
-        out += bytes([0xA0 | len(ab)]) if len(ab) < 32 else b"\xda" + len(ab).to_bytes(2, "big")
-        out += ab
-    return bytes(out)
-
-
 def snapshot_archive(meta: dict, state_size: int, seed: int, level: int,
                      seal: Callable[[bytes], bytes], info: dict) -> Iterator[bytes]:
     """Vault's snapshot stream, written on the fly: gzip(tar(meta.json, state.bin, SHA256SUMS,
@@ -838,21 +837,19 @@ class SnapshotReadError(Exception):
 
 
 class SnapshotArchiveReader:
-    """Streaming restore-side check, in Vault's order (snapshot.Read / archive.read / hashList /
-    concludeGzipRead): gzip header, tar entries (only the four names; meta.json decoded as it
-    completes), then SHA256SUMS.sealed opened with the seal (unless force), then every hash, then
-    the gzip trailer (CRC-32, length). Constant memory. Errors are SnapshotReadError with Vault-like
-    text ("failed to read snapshot file: ..."). The gzip framing is parsed here over a raw inflater
-    so that a bad CRC is reported after the hashes, as Go does."""
+    """Streaming restore-side check, in Vault's order (WriteToTempFileWithSealer / archive.read /
+    hashList): gzip header, tar entries (only the four names; meta.json decoded as it completes),
+    then SHA256SUMS.sealed opened with the seal (unless force), then every hash. Reading stops at
+    the end of the tar: as in raft-snapshot's restore path the gzip trailer (CRC-32, length) is
+    not checked (real OpenBao 2.7 takes an archive with a wrong CRC). Constant memory. Errors are
+    SnapshotReadError with Vault-like text ("failed to read snapshot file: ...")."""
 
     def __init__(self) -> None:
         self.z = zlib.decompressobj(-15)
         self.in_bytes = 0
-        self.gz_phase = "header"       # header -> body -> trailer -> done
-        self.gz_buf = bytearray()      # pending header / trailer bytes
-        self.crc = 0
+        self.gz_phase = "header"       # header -> body -> done (the trailer is never read)
+        self.gz_buf = bytearray()      # pending gzip header bytes
         self.out_size = 0
-        self.gz_error: Optional[str] = None
         self.hdr = bytearray()
         self.cur: Optional[str] = None # name of the entry being read (None: metadata/skip)
         self.remaining = 0
@@ -895,6 +892,8 @@ class SnapshotArchiveReader:
         if not data:
             return
         self.in_bytes += len(data)
+        if self.ended:
+            return                             # Go's reader stops at the end of the tar
         if self.gz_phase == "header":
             self.gz_buf += data
             n = self._gzip_header_len(bytes(self.gz_buf))
@@ -905,26 +904,15 @@ class SnapshotArchiveReader:
         if self.gz_phase == "body":
             try:
                 buf = data
-                while buf and not self.z.eof:
+                while buf and not self.z.eof and not self.ended:
                     out = self.z.decompress(buf, 256 * 1024)
-                    self.crc = zlib.crc32(out, self.crc)
                     self.out_size += len(out)
                     self._tar(out)
                     buf = self.z.unconsumed_tail
             except zlib.error as e:
                 raise self._fail(f"failed reading snapshot: flate: corrupt input ({e})") from None
-            if not self.z.eof:
-                return
-            self.gz_phase = "trailer"
-            data = self.z.unused_data
-        if self.gz_phase == "trailer":
-            self.gz_buf += data
-            if len(self.gz_buf) >= 8:
-                crc = int.from_bytes(self.gz_buf[0:4], "little")
-                size = int.from_bytes(self.gz_buf[4:8], "little")
-                if crc != self.crc or size != self.out_size & 0xFFFFFFFF:
-                    self.gz_error = "gzip: invalid checksum"
-                self.gz_phase = "done"         # anything after the member is ignored
+            if self.z.eof:
+                self.gz_phase = "done"         # the trailer and anything after it are not read
 
     def _tar(self, data: bytes) -> None:
         mv = memoryview(data)
@@ -1014,8 +1002,8 @@ class SnapshotArchiveReader:
             self._entry_done()
 
     def finish(self, open_sealed: Optional[Callable[[bytes], bytes]]) -> dict:
-        """End of body: completeness, sealed hashes (unless open_sealed is None), hashes, gzip
-        trailer. Returns the decoded meta.json."""
+        """End of body: completeness, sealed hashes (unless open_sealed is None), hashes.
+        Returns the decoded meta.json."""
         if self.in_bytes == 0:
             raise SnapshotReadError("failed to decompress snapshot: EOF")
         if self.gz_phase == "header":
@@ -1047,10 +1035,9 @@ class SnapshotArchiveReader:
         for name in self.hashes:
             if name not in seen:
                 raise self._fail(f"failed checking integrity of snapshot: file missing for {json.dumps(name)}")
-        if self.gz_phase != "done":
-            raise SnapshotReadError("unexpected EOF")          # concludeGzipRead
-        if self.gz_error:
-            raise SnapshotReadError(self.gz_error)
+        # No concludeGzipRead here: raft-snapshot's restore path (WriteToTempFileWithSealer)
+        # stops reading at the end of the tar, so the gzip trailer (CRC-32, length) is never
+        # checked. Only `snapshot.Verify` checks it.
         return self.meta
 
 
@@ -1067,6 +1054,17 @@ class StreamCut(Exception):
 # ---------------------------------------------------------------------------
 
 INVALID_TOKEN_ERROR = "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"
+
+
+def multierror(*errors: str) -> str:
+    """hashicorp/go-multierror's text: how Vault's request handling wraps the errors of a logical
+    request (an ACL denial, an unsupported operation, a backend's Go error)."""
+    items = "".join(f"\t* {e}\n" for e in errors)
+    return f"{len(errors)} error{'s' if len(errors) != 1 else ''} occurred:\n{items}\n"
+
+
+ACL_DENIED_ERROR = multierror("permission denied")     # a valid token whose policies lack the capability
+UNSUPPORTED_OPERATION_ERROR = multierror("unsupported operation")
 TOKEN_FILE = "vault-sim-tokens.json"
 SYSTEM_MAX_TTL = 768 * 3600          # Vault's default max lease TTL (32 days)
 # capabilities per policy and (relative) path; "root" can do everything
@@ -1733,7 +1731,10 @@ class Sim:
             is_self = role in ("active", "drsecondary")
             leader = self.leader_address_locked(role)
             m = re.match(r"^(\w+://)?(\[[^\]]+\]|[^:/]+)", leader)
-            cluster = f"https://{m.group(2)}:8201" if (m and leader) else ""
+            if is_self:       # this node's cluster address, as in its snapshots' raft configuration
+                cluster = "https://" + self.cluster_addr()
+            else:
+                cluster = f"https://{m.group(2)}:8201" if (m and leader) else ""
             perf = role == "perfstandby"
             self.raft_index += 1
             body = {
@@ -1939,7 +1940,8 @@ class Sim:
 
     def authorize(self, req: Request, path: str, capability: str) -> tuple[Optional[Response], Optional[dict]]:
         """Token check as Vault's CheckToken: no token -> 403 permission denied; unknown, expired or
-        revoked -> 403 with the two-error text; policy without the capability -> 403 permission denied."""
+        revoked -> 403 with the two-error text; policy without the capability -> 403 with the
+        one-error multierror text ("1 error occurred:\n\t* permission denied\n\n")."""
         tok = req.token()
         if not tok:
             return respond_error(403, "permission denied"), None
@@ -1947,7 +1949,7 @@ class Sim:
         if entry is None:
             return respond_error(403, INVALID_TOKEN_ERROR), None
         if not policy_allows(entry["policies"], path, capability):
-            return respond_error(403, "permission denied"), None
+            return respond_error(403, ACL_DENIED_ERROR), None
         return None, entry
 
     def issue_token(self, policies: list[str], ttl: int, max_ttl: int, renewable: bool, path: str,
@@ -2002,7 +2004,7 @@ class Sim:
         with self.lock:
             if not role_id:
                 self.approle_login_failures += 1
-                raise VaultError(400, "missing role_id")
+                raise VaultError(500, "missing role_id")    # pathLoginUpdateAliasLookahead: a Go error
             if not role["role_id"] or not secrets.compare_digest(role_id, role["role_id"]):
                 self.approle_login_failures += 1
                 raise VaultError(400, "invalid role or secret ID")
@@ -2032,15 +2034,16 @@ class Sim:
                 raise VaultError(400, "lease expired")
             if not e["renewable"]:
                 raise VaultError(400, "lease is not renewable")
+            # framework.CalculateTTL: now and the start time are truncated to the second
             ttl = increment if increment > 0 else float(e["ttl"])
             max_ttl = e["max_ttl"] or SYSTEM_MAX_TTL
-            max_valid = e["issue"] + max_ttl - now
-            if max_valid <= 0:
-                raise VaultError(400, "past the max TTL, cannot renew")
+            max_valid = int(e["issue"]) + max_ttl - int(now)
+            if max_valid <= 0:      # a Go error, wrapped by the request handling -> 500
+                raise VaultError(500, multierror("past the max TTL, cannot renew"))
             warnings = []
             if max_valid - ttl < 0:
-                warnings.append(f"TTL of {json.dumps(go_duration(int(ttl * 1e9)))} exceeded the effective "
-                                f"max_ttl of {json.dumps(go_duration(int(max_valid * 1e9)))}; "
+                warnings.append(f"TTL of {json.dumps(human_duration(int(ttl * 1e9)))} exceeded the effective "
+                                f"max_ttl of {json.dumps(human_duration(int(max_valid * 1e9)))}; "
                                 "TTL value is capped accordingly")
                 ttl = max_valid
             e["expire"] = now + ttl
@@ -2079,10 +2082,10 @@ class Sim:
         addr = self.cluster_addr()
         return {
             "Version": 1,
-            "ID": f"{self.raft_term}-{self.raft_index}-{int(time.time() * 1000)}",
+            "ID": "bolt-snapshot",          # Vault's BoltSnapshotStore: one stable ID
             "Index": self.raft_index,
             "Term": self.raft_term,
-            "Peers": base64.b64encode(msgpack_peers([addr])).decode(),
+            "Peers": None,                  # null from BoltSnapshotStore: the voters are in Configuration
             "Configuration": {"Servers": [{"Suffrage": 0, "ID": self.node_id, "Address": addr}]},
             "ConfigurationIndex": 1,
             "Size": self.snapshot_size,
@@ -2594,7 +2597,7 @@ def vault_snapshot(sim: Sim, req: Request) -> Response:
     if err:
         return err
     if req.method not in (("POST", "PUT") if force else ("GET", "POST", "PUT")):
-        return respond_error(405, "unsupported operation")
+        return respond_error(405, UNSUPPORTED_OPERATION_ERROR)
     if sim.storage_type != "raft":
         return respond_error(400, "raft storage is not in use")
     if req.method == "GET":
@@ -2622,9 +2625,9 @@ def vault_snapshot_restore(sim: Sim, req: Request, force: bool) -> Response:
         if e.sealed:
             return respond_error(400, FORCE_HINT_AUTO if sim.auto else FORCE_HINT_SHAMIR)
         sim.log(f"raft snapshot restore: failed to write snapshot: {e}")
-        return respond_error(500, str(e))
+        return respond_error(500, multierror(str(e)))
     except (EOFError, OSError, ValueError):
-        return respond_error(500, "failed to read snapshot file: failed reading snapshot: unexpected EOF")
+        return respond_error(500, multierror("failed to read snapshot file: failed reading snapshot: unexpected EOF"))
     sim.restore_snapshot(meta, force)
     return respond_ok(None)
 
@@ -2635,7 +2638,7 @@ APPROLE_LOGIN_FIELDS = [("role_id", "string"), ("secret_id", "string")]
 def vault_approle_login(sim: Sim, req: Request) -> Response:
     """POST auth/approle/login (unauthenticated)."""
     if req.method not in ("POST", "PUT"):
-        return respond_error(405, "unsupported operation")
+        return respond_error(405, UNSUPPORTED_OPERATION_ERROR)
     with sim.lock:
         if sim.sealed or not sim.initialized:
             return respond_error(503, "Vault is sealed")
@@ -2664,12 +2667,16 @@ def token_lookup_data(token: str, e: dict) -> dict:
     if e.get("last_renewal"):
         d["last_renewal"] = rfc3339_nano(int(e["last_renewal"] * 1e9))
         d["last_renewal_time"] = int(e["last_renewal"])
+    if e.get("root"):
+        # handleLookup: issue_time and renewable come from the token's lease, which the root
+        # token does not have
+        del d["issue_time"], d["renewable"]
     return dict(sorted(d.items()))
 
 
 def vault_token_lookup_self(sim: Sim, req: Request) -> Response:
     if req.method not in ("GET", "POST", "PUT"):
-        return respond_error(405, "unsupported operation")
+        return respond_error(405, UNSUPPORTED_OPERATION_ERROR)
     with sim.lock:
         if sim.sealed or not sim.initialized:
             return respond_error(503, "Vault is sealed")
@@ -2681,7 +2688,7 @@ def vault_token_lookup_self(sim: Sim, req: Request) -> Response:
 
 def vault_token_renew_self(sim: Sim, req: Request) -> Response:
     if req.method not in ("POST", "PUT"):
-        return respond_error(405, "unsupported operation")
+        return respond_error(405, UNSUPPORTED_OPERATION_ERROR)
     with sim.lock:
         if sim.sealed or not sim.initialized:
             return respond_error(503, "Vault is sealed")
@@ -2700,7 +2707,7 @@ def vault_token_renew_self(sim: Sim, req: Request) -> Response:
         if inc is None or inc < 0:
             raise VaultError(400, f"error converting input {raw_inc} for field \"increment\"")
         if e.get("root"):
-            raise VaultError(400, "lease is not renewable")
+            raise VaultError(400, "invalid lease ID")     # RenewToken: the root token has no lease entry
         entry, lease, warnings = sim.renew_token(req.token(), inc)
     except json.JSONDecodeError as je:
         return respond_error(400, f"failed to parse JSON input: {je.msg}")
@@ -2712,7 +2719,7 @@ def vault_token_renew_self(sim: Sim, req: Request) -> Response:
 
 def vault_token_revoke_self(sim: Sim, req: Request) -> Response:
     if req.method not in ("POST", "PUT"):
-        return respond_error(405, "unsupported operation")
+        return respond_error(405, UNSUPPORTED_OPERATION_ERROR)
     with sim.lock:
         if sim.sealed or not sim.initialized:
             return respond_error(503, "Vault is sealed")
