@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 import vk_harness as h
+import bao_harness as bh
 
 PEBBLE_BIN = "/usr/bin/pebble"
 CERTBOT_BIN = "/usr/bin/certbot"
@@ -47,12 +48,12 @@ class Pebble:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pki = pki
-        self.port = h.free_port()
-        self.mgmt_port = h.free_port()
+        self.port = bh.stable_port()
+        self.mgmt_port = bh.stable_port()
         # certbot --standalone binds http_port (pebble is told so, though with
         # PEBBLE_VA_ALWAYS_VALID it never connects); tls_port is unused but must be set.
-        self.http_port = h.free_port()
-        self.tls_port = h.free_port()
+        self.http_port = bh.stable_port()
+        self.tls_port = bh.stable_port()
         self.directory = f"https://127.0.0.1:{self.port}/dir"
         self.management = f"https://127.0.0.1:{self.mgmt_port}"
         self.config_path = self.workdir / "pebble.json"
@@ -233,7 +234,6 @@ def bao_cli(node, *args: str, server_name: str, ca_file: str, token: Optional[st
             check: bool = True) -> subprocess.CompletedProcess:
     """The bao CLI against `node` at 127.0.0.1, verifying `server_name` in its certificate
     (BaoNode.cli verifies the address's host, which a certificate for a DNS name cannot cover)."""
-    import bao_harness as bh
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
     env.update(BAO_ADDR=node.address, BAO_CACERT=ca_file, BAO_TLS_SERVER_NAME=server_name)
     if token:
@@ -246,7 +246,6 @@ def bao_cli(node, *args: str, server_name: str, ca_file: str, token: Optional[st
 
 def operator_init(node, *, server_name: str, ca_file: str, shares: int = 5, threshold: int = 3) -> dict:
     """`bao operator init -format=json` over the certbot certificate; registered with the ledger."""
-    import bao_harness as bh
     out = bao_cli(node, "operator", "init", f"-key-shares={shares}", f"-key-threshold={threshold}", "-format=json",
                   server_name=server_name, ca_file=ca_file)
     init = json.loads(out.stdout)

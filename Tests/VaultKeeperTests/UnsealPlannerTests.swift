@@ -88,6 +88,63 @@ import Testing
     #expect(planner.next(SealStatus(sealed: false, threshold: 3, shares: 5, progress: 0, nonce: ""), now: t0) == .unsealed)
   }
 
+  @Test func thresholdShareAnsweredSealedWithTheAttemptClearedIsLeftToComplete() {
+    // OpenBao/Vault on a Raft node still completing its retry_join: the share that completes the
+    // threshold gets 200 {sealed: true, progress: 0, nonce: ""}, and the node unseals itself
+    // a few seconds later. A new round would only disturb it.
+    var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
+    #expect(planner.next(sealed(), now: t0) == .submit(shareIndex: 0))
+    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"), now: t0)
+    #expect(planner.next(sealed(progress: 1, nonce: "n1"), now: t0) == .submit(shareIndex: 1))
+    planner.submitted(1, answer: sealed(progress: 2, nonce: "n1"), now: t0)
+    #expect(planner.next(sealed(progress: 2, nonce: "n1"), now: t0) == .submit(shareIndex: 2))
+    planner.submitted(2, answer: sealed(), now: t0)
+    let reason = "took a full set of key shares and finishes the unseal itself (a Raft node completing its join)"
+    #expect(planner.next(sealed(), now: t0) == .completing(UnsealPlanner.completionGrace, reason: reason))
+    #expect(planner.next(sealed(), now: t0.advanced(by: .seconds(59))) == .completing(.seconds(1), reason: reason))
+    // It did not finish within the grace: a new round.
+    #expect(planner.next(sealed(), now: t0.advanced(by: UnsealPlanner.completionGrace)) == .submit(shareIndex: 0))
+  }
+
+  @Test func completionEndsWhenTheNodeIsSeenOtherwiseOrSomeoneStartsAnAttempt() {
+    func completing() -> UnsealPlanner {
+      var planner = UnsealPlanner(shareCount: 2, foreignProgressGrace: .seconds(30))
+      _ = planner.next(sealed(threshold: 2), now: t0)
+      planner.submitted(0, answer: sealed(progress: 1, nonce: "n1", threshold: 2), now: t0)
+      _ = planner.next(sealed(progress: 1, nonce: "n1", threshold: 2), now: t0)
+      planner.submitted(1, answer: sealed(threshold: 2), now: t0)
+      return planner
+    }
+    var planner = completing()
+    guard case .completing = planner.next(sealed(threshold: 2), now: t0) else {
+      Issue.record("expected to wait for the completion")
+      return
+    }
+    // Seen unsealed (or unreachable) in between: the supervisor forgets; the next seal is new.
+    planner.forget()
+    #expect(planner.next(sealed(threshold: 2), now: t0) == .submit(shareIndex: 0))
+    // An operator begins an attempt meanwhile: ordinary foreign-progress handling.
+    planner = completing()
+    #expect(planner.next(sealed(progress: 1, nonce: "x", threshold: 2), now: t0) == .wait(.seconds(30), reason: "an unseal attempt started elsewhere is at 1/2"))
+  }
+
+  @Test func attemptClearedBeforeTheThresholdIsNotACompletion() {
+    var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
+    _ = planner.next(sealed(), now: t0)
+    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"), now: t0)
+    _ = planner.next(sealed(progress: 1, nonce: "n1"), now: t0)
+    // Progress 1 → 0 on the second of three shares: Vault cleared the attempt; start over.
+    planner.submitted(1, answer: sealed(), now: t0)
+    #expect(planner.next(sealed(), now: t0) == .submit(shareIndex: 0))
+  }
+
+  @Test func anEmptyKeyIsNotAWrongKey() {
+    #expect(VaultClient.isWrongKeyMessage("cipher: message authentication failed"))
+    #expect(VaultClient.isWrongKeyMessage("invalid key: failed to setup unseal key: crypto/aes: invalid key size 31"))
+    // OpenBao, shares submitted while a Raft node completes its join: nothing about the shares.
+    #expect(!VaultClient.isWrongKeyMessage("failed to create cipher: crypto/aes: invalid key size 0"))
+  }
+
   @Test func vaultClearingProgressStartsOver() {
     var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
     _ = planner.next(sealed(), now: t0)

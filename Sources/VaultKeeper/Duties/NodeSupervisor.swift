@@ -68,6 +68,10 @@ public final class NodeSupervisor: Sendable {
     /// the transport, which must not be mistaken for a Vault restart.
     var freshTransport = false
     var loggedOnce: Set<String> = []
+    /// The node took a full set of our shares and finishes the unseal itself (a Raft node
+    /// completing its join): why we unsealed, how many shares, since when. Reported as
+    /// *unsealed* when the node is next seen unsealed.
+    var completing: (reason: String, shares: Int, started: ContinuousClock.Instant)?
   }
 
   public init(context: Context, memory: NodeMemory?) {
@@ -149,6 +153,24 @@ public final class NodeSupervisor: Sendable {
           s.backoffFailures = 0
         }
         return (previous, s.consecutiveFailures, escalate)
+      }
+      let completed = loopState.withLock { s in
+        defer { if observation.state != .sealed { s.completing = nil } }
+        return observation.state.isHealthy ? s.completing : nil
+      }
+      if let completed {
+        // Our shares did it, once the node had finished its Raft join.
+        let elapsed = completed.started.duration(to: .now)
+        loopState.withLock { s in
+          s.memory.report.lastUnsealTime = Date().timeIntervalSince1970
+          s.memory.hold = nil
+          s.memory.wrongKeyUntil = nil
+          s.memory.wrongKeyCount = 0
+        }
+        log(OperatorEvent(
+          level: .notice,
+          message: "unsealed vault at \(context.node.name) (\(completed.reason)) with \(completed.shares) share\(completed.shares == 1 ? "" : "s") in \(elapsed.milliseconds) ms (it finished its Raft join first)",
+          id: .unsealed), ["vault.unseal_shares": "\(completed.shares)", "vault.unseal_ms": "\(elapsed.milliseconds)"])
       }
       if let event = TransitionReport.event(
         node: context.node.name, previous: previous, observation: observation, consecutiveFailures: failures,
@@ -301,6 +323,17 @@ public final class NodeSupervisor: Sendable {
         return (false, true, false)
       case .notInitialized:
         return (true, false, false)
+      case .completing(let remaining, let why):
+        loopState.withLock { s in
+          if s.completing == nil { s.completing = (reason, submitted, started) }
+        }
+        if loopState.withLock({ $0.loggedOnce.insert("sealed.completing").inserted }) {
+          context.logger.info(
+            "vault at \(context.node.name) \(why); no further shares for up to \(DurationParsing.humanize(remaining))",
+            metadata: ["vault.addr": "\(context.node.name)"])
+        }
+        // Not waiting on an operator: looked at again at the fast interval.
+        return (false, false, false)
       case .autoUnseal(let type):
         logOnce("sealed.auto", OperatorEvent(
           level: .notice,
@@ -330,6 +363,7 @@ public final class NodeSupervisor: Sendable {
         }
         loopState.withLock { $0.planner.forget() }
       case .submit(let index):
+        loopState.withLock { $0.completing = nil }  // a new round: an earlier completion did not happen
         let before = status
         let answer: UnsealAnswer
         do {

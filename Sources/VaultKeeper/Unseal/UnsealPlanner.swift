@@ -7,6 +7,10 @@
 /// - A share Vault already had (progress unchanged) is a duplicate: move on to the next share.
 /// - Progress begun by someone else (a nonce we did not start or join) is left alone while it
 ///   keeps moving; once it has stood still for `foreignProgressGrace`, we reset and start over.
+/// - A share that completes the threshold but is answered "sealed" with the attempt cleared
+///   (progress 0, no nonce) rather than with an error or "unsealed" was taken: the node unseals
+///   on its own once it can. OpenBao and Vault answer so on a Raft node whose `retry_join` is
+///   still completing; a new round would only disturb it. We wait up to `completionGrace`.
 public struct UnsealPlanner: Sendable, Equatable {
   public enum Step: Sendable, Equatable {
     case submit(shareIndex: Int)
@@ -16,7 +20,12 @@ public struct UnsealPlanner: Sendable, Equatable {
     case autoUnseal(sealType: String)
     case notInitialized
     case notEnoughShares(have: Int, need: Int)
+    /// The node took a full set of shares and finishes the unseal itself (a Raft join).
+    case completing(Duration, reason: String)
   }
+
+  /// How long a node that took a full set of shares may stay sealed before a new round starts.
+  public static let completionGrace = Duration.seconds(60)
 
   public let shareCount: Int
   public let foreignProgressGrace: Duration
@@ -26,6 +35,10 @@ public struct UnsealPlanner: Sendable, Equatable {
   private var sent: Set<Int> = []
   /// A foreign attempt we are giving time: nonce, progress when last changed, and when.
   private var foreign: (nonce: String, progress: Int, since: ContinuousClock.Instant)?
+  /// The progress and threshold the last `.submit` went into.
+  private var submittingInto: (progress: Int, threshold: Int)?
+  /// When the node took a full set of shares and began finishing the unseal by itself.
+  private var completingSince: ContinuousClock.Instant?
 
   public init(shareCount: Int, foreignProgressGrace: Duration) {
     self.shareCount = shareCount
@@ -42,11 +55,21 @@ public struct UnsealPlanner: Sendable, Equatable {
     guard status.acceptsUnsealShares else { return .autoUnseal(sealType: status.type) }
     guard shareCount >= status.threshold else { return .notEnoughShares(have: shareCount, need: status.threshold) }
 
+    if let since = completingSince {
+      let waited = since.duration(to: now)
+      if waited < Self.completionGrace, status.progress == 0 {
+        return .completing(
+          Self.completionGrace - waited,
+          reason: "took a full set of key shares and finishes the unseal itself (a Raft node completing its join)")
+      }
+      completingSince = nil  // it did not finish in time, or someone began a new attempt
+    }
     if status.progress == 0 || status.nonce.isEmpty {
       // A fresh attempt (ours or nobody's yet).
       nonce = nil
       sent = []
       foreign = nil
+      submittingInto = (status.progress, status.threshold)
       return .submit(shareIndex: 0)
     }
     if status.nonce == nonce {
@@ -55,6 +78,7 @@ public struct UnsealPlanner: Sendable, Equatable {
         // else's wrong shares must be in it. Start over.
         return .reset(reason: "all \(shareCount) shares were submitted and Vault still reports progress \(status.progress)/\(status.threshold)")
       }
+      submittingInto = (status.progress, status.threshold)
       return .submit(shareIndex: index)
     }
     // Progress that someone else started.
@@ -73,15 +97,27 @@ public struct UnsealPlanner: Sendable, Equatable {
   }
 
   /// Records that share `index` was submitted and what Vault answered.
-  public mutating func submitted(_ index: Int, answer: SealStatus) {
+  public mutating func submitted(_ index: Int, answer: SealStatus, now: ContinuousClock.Instant = .now) {
+    let into = submittingInto
+    submittingInto = nil
     sent.insert(index)
-    if answer.sealed, !answer.nonce.isEmpty { nonce = answer.nonce } else { forget() }
+    if answer.sealed, !answer.nonce.isEmpty {
+      nonce = answer.nonce
+      return
+    }
+    forget()
+    if answer.sealed, answer.progress == 0, let into, into.threshold > 0, into.progress + 1 >= into.threshold {
+      completingSince = now
+    }
   }
 
-  /// After a reset (by us) or a failed combination (Vault cleared the attempt itself).
+  /// After a reset (by us) or a failed combination (Vault cleared the attempt itself), and
+  /// whenever the node is seen in a state other than sealed.
   public mutating func forget() {
     nonce = nil
     sent = []
     foreign = nil
+    submittingInto = nil
+    completingSince = nil
   }
 }
