@@ -1,11 +1,14 @@
 # vaultkeeper — build, test, demo and benchmark entry points.
 #
-#   make demo    install what is missing, build, run a simulated sealed Vault and vaultkeeper
-#                in the foreground against it (Ctrl-C stops both)
+#   make demo    install what is missing, build, and show vaultkeeper's whole job step by step on a
+#                real, sealed OpenBao node (unseal, restarts, a deliberate seal, a scheduled snapshot,
+#                a certbot renewal); DEMO=simulator: the Vault simulator instead. On a terminal it
+#                stays in the foreground until Ctrl-C, otherwise it exits (DEMO_EXIT=1/0 decides)
 #   make test    everything: unit, libcurl/libsystemd integration, simulator fidelity (hvac),
 #                daemon integration tests against the simulator, then the package and the
 #                end-to-end suite under a real systemd (make e2e)
-#   make bench   benchmarks, written to docs/benchmarks.md
+#   make bench   benchmarks against the simulator and a real OpenBao (single node, 3-node cluster),
+#                written to docs/benchmarks.md
 #   make deb     Debian package out/vaultkeeper_VERSION_ARCH.deb (release build, lintian-checked)
 #   make install install the release build under PREFIX (default /usr/local) into DESTDIR
 #   make e2e     end-to-end suite under a real systemd 252 (Debian 12 in systemd-nspawn; root)
@@ -51,9 +54,12 @@ test-openbao:
 	VAULTKEEPER_BIN=$(CURDIR)/$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/OpenBaoTests
 
 demo: deps build
-	@scripts/demo.sh $(BIN_DEBUG)
+	@scripts/demo.sh $(BIN_DEBUG) $(if $(filter simulator,$(DEMO)),--simulator)
 
-bench: deps release
+# The release build through the shared build lock (RELEASE_LOCKED, below), then the simulator and
+# real-OpenBao benchmarks in one run.
+bench: deps
+	$(RELEASE_LOCKED)
 	$(PYTHON) scripts/bench.py --binary $(BIN_RELEASE) --output docs/benchmarks.md
 
 # --- packaging and the end-to-end suite (issue #3) ------------------------------------------

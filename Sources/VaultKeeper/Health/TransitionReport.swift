@@ -44,7 +44,7 @@ public enum TransitionReport {
     case .sealed:
       return OperatorEvent(level: .warning, message: "vault at \(node) is sealed\(version)", id: .sealed)
     case .uninitialized:
-      return OperatorEvent(level: .warning, message: "vault at \(node) is not initialized; nothing to unseal until `vault operator init` has run", id: .stateChanged)
+      return OperatorEvent(level: .warning, message: "vault at \(node) is not initialized; nothing to unseal until `vault operator init` has run (a Raft node joining with retry_join: until its join reaches the leader)", id: .stateChanged)
     case .removed:
       return OperatorEvent(level: .error, message: "vault at \(node) was removed from the Raft cluster", id: .stateChanged)
     case .standbyUnhealthy:
