@@ -4,9 +4,10 @@
 #                real, sealed OpenBao node (unseal, restarts, a deliberate seal, a scheduled snapshot,
 #                a certbot renewal); DEMO=simulator: the Vault simulator instead. On a terminal it
 #                stays in the foreground until Ctrl-C, otherwise it exits (DEMO_EXIT=1/0 decides)
-#   make test    everything: unit, libcurl/libsystemd integration, simulator fidelity (hvac),
-#                daemon integration tests against the simulator, then the package and the
-#                end-to-end suite under a real systemd (make e2e)
+#   make test    everything, fast layers first: the Swift tests (unit, libcurl/libsystemd), the
+#                simulator's fidelity suite (against the simulator and a real OpenBao), the daemon
+#                integration tests against the simulator, the real-OpenBao layer, then the package
+#                and the end-to-end suite under a real systemd with a real OpenBao (make e2e)
 #   make bench   benchmarks against the simulator and a real OpenBao (single node, 3-node cluster),
 #                written to docs/benchmarks.md
 #   make deb     Debian package out/vaultkeeper_VERSION_ARCH.deb (release build, lintian-checked)
@@ -32,12 +33,13 @@ build:
 release:
 	$(SWIFT) build -c release --static-swift-stdlib --product vaultkeeper
 
+# Fast layers first; make stops at the first layer that fails.
 test: deps
 	$(SWIFT) build --build-tests
+	$(MAKE) test-swift
 	$(MAKE) test-simulator
 	$(MAKE) test-integration
 	$(MAKE) test-openbao
-	$(MAKE) test-swift
 	$(MAKE) e2e
 
 test-swift:

@@ -376,8 +376,11 @@ final class CurlEasy {
       return TransportError(.local, detail)
     case CURLE_ABORTED_BY_CALLBACK:
       return TransportError(.cancelled, "transfer cancelled")
-    case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_WEIRD_SERVER_REPLY, CURLE_PARTIAL_FILE,
-      CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM:
+      // What a server that shuts down or crashes does to a request in flight (OpenBao ends its
+      // HTTP/2 streams on SIGTERM): say so in words an operator reads as a restart.
+      return TransportError(.protocolError, "the connection ended during the request (\(detail))")
+    case CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING:
       return TransportError(.protocolError, detail)
     default:
       return TransportError(.local, detail)
