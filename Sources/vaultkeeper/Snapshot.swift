@@ -77,6 +77,13 @@ struct SnapshotVerify: AsyncParsableCommand {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return .failure(SnapshotVerificationError("cannot open: \(String(cString: strerror(errno)))")) }
     defer { close(fd) }
+    return verify(descriptor: fd, identities: identities, tee: tee)
+  }
+
+  /// As `verify(path:…)`, reading the open file `fd` from its current offset to the end.
+  static func verify(
+    descriptor fd: Int32, identities: [AgeIdentity]?, tee: ((UnsafeRawBufferPointer) throws(SnapshotVerificationError) -> Void)? = nil
+  ) -> Result<SnapshotFacts, SnapshotVerificationError> {
     do throws(SnapshotVerificationError) {
       let verifier = SnapshotFileVerifier(verifier: SnapshotStreamVerifier(decompressor: try GzipInflater()), identities: identities)
       verifier.tee = tee
@@ -384,7 +391,11 @@ struct SnapshotRestore: AsyncParsableCommand {
       let node = try await SnapshotRestorer(node: loaded.vault, makeTransport: makeTransport)
         .restore(file: FileSlice(path: source, offset: 0, length: size), token: token, force: force)
       print("restore accepted by \(node)\(force ? " (snapshot-force)" : ""): \(summary).")
-      print("Vault now installs it; if that fails it seals itself. Tokens issued after the snapshot no longer work.")
+      if force {
+        print(Self.forcedNextSteps(loaded))
+      } else {
+        print("Vault now installs it; if that fails it seals itself. Tokens issued after the snapshot no longer work.")
+      }
     } catch {
       print("restore failed: \(error.message)")
       throw ExitCode(1)
@@ -400,4 +411,29 @@ struct SnapshotRestore: AsyncParsableCommand {
   }
 
   static func fileSize(_ path: String) -> Int64 { FileAccess.size(path: path) ?? 0 }
+
+  /// What the operator must do after a forced restore. Observed on OpenBao 2.7: a snapshot from a
+  /// cluster with other unseal keys is installed, then the node seals itself; until it restarts
+  /// it still shows its old seal configuration, afterwards that of the snapshot's cluster, and
+  /// only that cluster's shares open it (docs/operations.md, "Restoring a snapshot").
+  static func forcedNextSteps(_ config: Config) -> String {
+    let unit = config.vault.unit.map { "systemctl restart \($0)" } ?? "restart the Vault process"
+    let keys: String
+    switch config.unseal.enabled ? config.unseal.keySource : nil {
+    case .file(let path)?:
+      keys = "put that cluster's unseal key shares in \(path) and run `systemctl reload vaultkeeper`: it unseals at once"
+    case .credential(let name)?:
+      keys = "encrypt that cluster's unseal key shares as the credential \"\(name)\" (systemd-creds encrypt --name=\(name)) "
+        + "and run `systemctl reload vaultkeeper`: it unseals at once"
+    case nil:
+      keys = "unseal it with that cluster's unseal keys"
+    }
+    return """
+      Vault now installs it. If the snapshot came from a cluster with other unseal keys, Vault then seals itself, \
+      and from now on only that cluster's unseal keys and tokens work. Next:
+        1. restart Vault (\(unit)): only a restarted Vault shows that cluster's seal configuration;
+        2. \(keys).
+      Until then vaultkeeper reports this cluster's shares as a wrong key (or the seal as deliberate) and does not retry them in a loop.
+      """
+  }
 }

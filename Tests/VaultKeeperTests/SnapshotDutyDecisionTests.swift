@@ -42,6 +42,39 @@ import Testing
     // Vault saying "not renewable" wins even when the TTL grew.
     #expect(!life.renewed(at: now, newTTL: .seconds(3600), renewable: false).renewable)
   }
+
+  @Test func shortTokenAsOpenBaoCapsIt() {
+    // token_ttl=3s, token_max_ttl=8s, as OpenBao 2.7 answered: 3, 3, then "capped to 2s" with
+    // only ~1.3 s really left (max TTL counted from a creation time in whole seconds).
+    var life = TokenLifetime(issued: t0, ttl: .seconds(3), renewable: true)
+    #expect(life.refreshDue == t0.advanced(by: .seconds(2)))
+    var now = t0.advanced(by: .seconds(2))
+    #expect(life.action(at: now) == .renew)
+    life = life.renewed(at: now, newTTL: .seconds(3), renewable: true)
+    #expect(life.renewable && !life.capped)
+    now = now.advanced(by: .seconds(2))
+    life = life.renewed(at: now, newTTL: .seconds(3), renewable: true)
+    now = now.advanced(by: .seconds(2))
+    // Capped: never renewed again (OpenBao would answer 500 "past the max TTL"), and replaced
+    // by a login a second before the rounded TTL runs out, not at two thirds of it.
+    life = life.renewed(at: now, newTTL: .seconds(2), renewable: true)
+    #expect(life.capped && !life.renewable)
+    #expect(life.refreshDue == now.advanced(by: .seconds(1)))
+    #expect(life.action(at: now.advanced(by: .milliseconds(999))) == .use)
+    #expect(life.action(at: now.advanced(by: .seconds(1))) == .login)
+    // Capped to one second: replace it at once.
+    let last = life.renewed(at: now, newTTL: .seconds(1), renewable: true)
+    #expect(last.refreshDue == now && last.action(at: now) == .login)
+  }
+
+  @Test func aLoginIsNeverRefreshedAtOnceHoweverShortItsTTL() {
+    // A role with token_ttl=1s: two thirds of it, not "a second early" (that would log in again
+    // and again in a loop).
+    let life = TokenLifetime(issued: t0, ttl: .seconds(1), renewable: true)
+    #expect(!life.capped)
+    #expect(life.refreshDue == t0.advanced(by: .seconds(1) * 2 / 3))
+    #expect(life.action(at: t0) == .use)
+  }
 }
 
 @Suite struct SnapshotPlanTests {
