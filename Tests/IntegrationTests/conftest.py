@@ -7,7 +7,6 @@ stops it, also when the test fails. A per-test alarm turns a hang into a failure
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -37,13 +36,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.fixture(autouse=True)
 def _per_test_timeout():
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"test exceeded {TEST_TIMEOUT}s")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    with h.deadline(TEST_TIMEOUT):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -75,17 +69,9 @@ def sim(sims) -> h.Sim:
 @pytest.fixture
 def daemons(tmp_path):
     """daemons(config_path, watchdog_usec=None, env=None, metrics_dir=None, name="vk") -> Daemon"""
-    started: list[h.Daemon] = []
-
-    def start(config: Path, *, metrics_dir: Optional[Path] = None, name: str = "vk", **kw: Any) -> h.Daemon:
-        d = h.Daemon(tmp_path / "run", config, name=name, **kw)
-        d.metrics_dir = metrics_dir
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.close()
+    pool = h.DaemonPool(tmp_path / "run")
+    yield pool.start
+    pool.close()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ over real TLS. No mocks.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -143,6 +144,20 @@ def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.02, 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def deadline(seconds: int, what: str = "test"):
+    """Turns a hang into a failure: SIGALRM after `seconds` raises TimeoutError in the test."""
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"{what} exceeded {seconds}s")
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def free_port() -> int:
@@ -432,7 +447,7 @@ class Daemon:
 
     def __init__(self, workdir: Path, config: Path, *, watchdog_usec: Optional[int] = None,
                  env: Optional[dict] = None, extra_args: Iterable[str] = (), name: str = "vk",
-                 journal_stream: bool = False, pass_state_file: bool = True):
+                 journal_stream: bool = False, pass_state_file: bool = True, preexec: Iterable[str] = ()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config = Path(config)
@@ -455,7 +470,8 @@ class Daemon:
             # Pretend stderr is systemd's journal stream (with no native journal socket here).
             st = os.fstat(self._stderr.fileno())
             full_env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
-        self.args = [VK_BIN, "run", "--config", str(self.config), *extra_args]
+        # `preexec` runs first and execs the daemon (same PID), e.g. a private mount namespace.
+        self.args = [*preexec, VK_BIN, "run", "--config", str(self.config), *extra_args]
         if pass_state_file:
             self.args += ["--state-file", str(self.state_file)]
         elif env and "RUNTIME_DIRECTORY" in env:
@@ -610,3 +626,33 @@ class Daemon:
         self.read_state()
         self.read_metrics()
         LEDGER.capture(f"{self.name} argv", "\0".join(self.args))
+
+
+class DaemonPool:
+    """The daemons one test started (the `daemons` fixture): `start(config, …)`, then `close()`
+    in the finalizer stops each and hands its output to the ledger, also when the test failed."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = Path(workdir)
+        self.started: list[Daemon] = []
+
+    def start(self, config: Path, *, metrics_dir: Optional[Path] = None, name: str = "vk", **kw: Any) -> Daemon:
+        d = Daemon(self.workdir, config, name=name, **kw)
+        d.metrics_dir = metrics_dir
+        self.started.append(d)
+        return d
+
+    def close(self) -> None:
+        for d in self.started:
+            d.close()
+
+
+def assert_no_key_material_captured() -> None:
+    """The session's last check: nothing vaultkeeper produced holds a registered secret. The
+    capture machinery itself must have worked, or the check would be vacuous."""
+    labels = {label for label, _ in LEDGER.captures}
+    assert any(label.endswith("notify datagram") for label in labels), sorted(labels)[:20]
+    assert any(label.endswith(" stderr") and b"message_id=" in data for label, data in LEDGER.captures)
+    assert LEDGER.secrets
+    leaks = LEDGER.leaks()
+    assert not leaks, "\n".join(leaks[:50])

@@ -8,7 +8,6 @@ A missing `bao` fails the session at once with the reason; nothing here skips.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -43,13 +42,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.fixture(autouse=True)
 def _per_test_timeout():
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"test exceeded {TEST_TIMEOUT}s")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    with h.deadline(TEST_TIMEOUT):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -96,17 +90,9 @@ def foreign_bao_init(tmp_path_factory, pki) -> dict:
 @pytest.fixture
 def daemons(tmp_path):
     """daemons(config_path, watchdog_usec=None, env=None, metrics_dir=None, name="vk") -> Daemon"""
-    started: list[h.Daemon] = []
-
-    def start(config: Path, *, metrics_dir: Optional[Path] = None, name: str = "vk", **kw: Any) -> h.Daemon:
-        d = h.Daemon(tmp_path / "run", config, name=name, **kw)
-        d.metrics_dir = metrics_dir
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.close()
+    pool = h.DaemonPool(tmp_path / "run")
+    yield pool.start
+    pool.close()
 
 
 @pytest.fixture

