@@ -18,31 +18,19 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import vk_harness as h  # noqa: E402
+from vk_fixtures import daemons, pki, pytest_collection_modifyitems, require_vaultkeeper_binary  # noqa: E402,F401
 
 TEST_TIMEOUT = 60
 
 
 def pytest_configure(config):
-    if not os.access(h.VK_BIN, os.X_OK):
-        raise pytest.UsageError(
-            f"vaultkeeper binary not found at {h.VK_BIN}: build it (swift build --product vaultkeeper) or set VAULTKEEPER_BIN")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    """The no-secrets check must see everything: run test_zz_no_secrets.py last, whatever order
-    the files were given in."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0].endswith("test_zz_no_secrets.py"))
+    require_vaultkeeper_binary()
 
 
 @pytest.fixture(autouse=True)
 def _per_test_timeout():
     with h.deadline(TEST_TIMEOUT):
         yield
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory) -> dict:
-    return h.testca.make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 @pytest.fixture
@@ -64,14 +52,6 @@ def sims(tmp_path, pki):
 def sim(sims) -> h.Sim:
     """One sealed, initialised (5 shares, threshold 3) simulator over TLS."""
     return sims("sim")
-
-
-@pytest.fixture
-def daemons(tmp_path):
-    """daemons(config_path, watchdog_usec=None, env=None, metrics_dir=None, name="vk") -> Daemon"""
-    pool = h.DaemonPool(tmp_path / "run")
-    yield pool.start
-    pool.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ A missing `bao` fails the session at once with the reason; nothing here skips.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -20,35 +19,24 @@ for d in (HERE, HERE.parent / "IntegrationTests"):
         sys.path.insert(0, str(d))
 
 import vk_harness as h  # noqa: E402
+from vk_fixtures import daemons, pki, pytest_collection_modifyitems, require_vaultkeeper_binary  # noqa: E402,F401
 import bao_harness as bh  # noqa: E402
 
 TEST_TIMEOUT = 240
 
 
 def pytest_configure(config):
-    if not os.access(h.VK_BIN, os.X_OK):
-        raise pytest.UsageError(
-            f"vaultkeeper binary not found at {h.VK_BIN}: build it (swift build --product vaultkeeper) or set VAULTKEEPER_BIN")
+    require_vaultkeeper_binary()
     try:
         bh.bao_binary()
     except RuntimeError as e:
         raise pytest.UsageError(str(e))
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """The no-secrets check must see everything: test_zz_no_secrets.py runs last."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0].endswith("test_zz_no_secrets.py"))
-
-
 @pytest.fixture(autouse=True)
 def _per_test_timeout():
     with h.deadline(TEST_TIMEOUT):
         yield
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory) -> dict:
-    return h.testca.make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 @pytest.fixture
@@ -85,14 +73,6 @@ def foreign_bao_init(tmp_path_factory, pki) -> dict:
         return node.operator_init(5, 3)
     finally:
         node.close()
-
-
-@pytest.fixture
-def daemons(tmp_path):
-    """daemons(config_path, watchdog_usec=None, env=None, metrics_dir=None, name="vk") -> Daemon"""
-    pool = h.DaemonPool(tmp_path / "run")
-    yield pool.start
-    pool.close()
 
 
 @pytest.fixture
