@@ -92,6 +92,9 @@ final class CurlEasy {
     var allowExpectContinue = false
     /// Set for a certificate probe: a TLS handshake on a new connection and nothing else.
     var probe: CertificateProbe? = nil
+    /// The proxy to go through (`[snapshot.s3] proxy`, already validated). nil: none, whatever
+    /// the environment says. Vault requests never set it.
+    var proxy: String? = nil
   }
 
   /// A handshake to read the server's certificates (`CURLOPT_CONNECT_ONLY`: no HTTP request is
@@ -157,7 +160,23 @@ final class CurlEasy {
       connectToList = list
       failures.append(check(ccurl_setopt_slist(handle, CURLOPT_CONNECT_TO, list), "connect-to"))
     }
-    if let ca = options.caFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_CAINFO, ca), "CA file")) }
+    if let ca = options.caFile {
+      failures.append(check(ccurl_setopt_string(handle, CURLOPT_CAINFO, ca), "CA file"))
+      // That file is the only trust anchor. Debian's libcurl also has a compiled-in CA *path*
+      // (/etc/ssl/certs) that stays active beside CAINFO: without clearing it, any CA in the
+      // system store would be trusted too. (Without a CA file, libcurl's defaults, the system
+      // store, apply.)
+      failures.append(check(ccurl_setopt_string(handle, CURLOPT_CAPATH, nil), "no CA path"))
+    }
+    // Trust is read afresh for each new connection, as before the path was cleared (libcurl
+    // caches a store built from a CA file alone for 24 h): a replaced ca_file counts at once.
+    failures.append(check(ccurl_setopt_long(handle, CURLOPT_CA_CACHE_TIMEOUT, 0), "no CA cache"))
+    // No proxy from the environment, ever: an empty CURLOPT_PROXY disables https_proxy,
+    // all_proxy and the rest (a DefaultEnvironment= or /etc/environment would otherwise send
+    // every Vault request, token and share through it). Only a proxy the caller names is used,
+    // and then for every host (an empty NOPROXY overrides no_proxy).
+    failures.append(check(ccurl_setopt_string(handle, CURLOPT_PROXY, options.proxy ?? ""), "proxy"))
+    failures.append(check(ccurl_setopt_string(handle, CURLOPT_NOPROXY, ""), "no-proxy list"))
     if verify, let cert = options.clientCertFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLCERT, cert), "client certificate")) }
     if verify, let key = options.clientKeyFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLKEY, key), "client key")) }
 
@@ -220,6 +239,18 @@ final class CurlEasy {
         context.bodyTooLarge = true
         return 0  // makes curl abort with CURLE_WRITE_ERROR
       }
+      if context.body.count + length > context.body.capacity {
+        // Grown by hand: Array's own growth frees the old buffer unwiped, and an answer may carry
+        // a token (a login, a renewal) that must leave no copies of itself in freed memory.
+        var grown: [UInt8] = []
+        grown.reserveCapacity(max(context.body.capacity * 2, context.body.count + length, 4096))
+        grown.append(contentsOf: context.body)
+        SecretBytes.wipe(&context.body)
+        grown.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: length))
+        // Moved, not copied: a second reference would make the next append copy the buffer.
+        context.body = consume grown
+        return length
+      }
       context.body.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: length))
       return length
     }), "write function"))
@@ -277,6 +308,8 @@ final class CurlEasy {
     let elapsed = started.duration(to: .now)
     freeConnectTo()
     if code != CURLE_OK {
+      // A transfer cut partway through a login or renewal answer holds part of a token.
+      SecretBytes.wipe(&context.body)
       return .failure(mapError(code, context: context))
     }
     var status = 0
@@ -320,9 +353,10 @@ final class CurlEasy {
     return locked.withUnsafeBytes { raw in ccurl_setopt_pointer(handle, option, UnsafeMutableRawPointer(mutating: raw.baseAddress)) }
   }
 
-  /// Opens the file and installs the read callback for a streamed PUT of `slice`.
+  /// Opens the file (or duplicates the slice's descriptor, so the caller's stays open and the
+  /// file is never looked up by name again) and installs the read callback for a streamed PUT.
   private func prepareUpload(_ slice: FileSlice, context: TransferContext, contextPointer: UnsafeMutableRawPointer) -> TransportError? {
-    let fd = open(slice.path, O_RDONLY | O_CLOEXEC)
+    let fd = slice.descriptor.map { fcntl($0, F_DUPFD_CLOEXEC, 0) } ?? open(slice.path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return TransportError(.local, "cannot open \(slice.path): \(String(cString: strerror(errno)))") }
     context.uploadFD = fd
     context.uploadOffset = slice.offset
@@ -362,11 +396,25 @@ final class CurlEasy {
     if let reason = context.streamingError { return TransportError(.aborted, reason) }
     if let reason = context.uploadError { return TransportError(.local, "upload stopped: \(reason)") }
     if context.bodyTooLarge { return TransportError(.protocolError, "response body larger than \(context.bodyLimit) bytes") }
+    // The socket error behind the failure (reset per transfer by libcurl), for what the server
+    // did: the seal judgement takes only a refusal or a reset/close as a sign of a restart.
+    var osErrno = 0
+    _ = ccurl_getinfo_long(handle, CURLINFO_OS_ERRNO, &osErrno)
+    let socketError = Int32(truncatingIfNeeded: osErrno)
+    let reset = socketError == ECONNRESET || socketError == EPIPE
     switch code {
+    case CURLE_COULDNT_CONNECT where socketError == ECONNREFUSED || socketError == ENOENT:
+      // Nothing listens (ENOENT: a Unix socket's file is gone). Unreachable hosts and networks
+      // are not the server's doing. libcurl's text does not say which it was: add it.
+      return TransportError(.connect, "\(detail) (\(String(cString: strerror(socketError))))", serverAction: .refused)
     case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
       return TransportError(.connect, detail)
     case CURLE_OPERATION_TIMEDOUT:
       return TransportError(.timeout, detail)
+    case CURLE_SSL_CONNECT_ERROR where reset:
+      // A process killed (or shutting down) with our connection still in its accept queue, as
+      // happens to a frozen one: the kernel resets it during the handshake.
+      return TransportError(.tls, detail, serverAction: .closed)
     case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CIPHER, CURLE_SSL_ISSUER_ERROR,
       CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_USE_SSL_FAILED, CURLE_SSL_SHUTDOWN_FAILED,
       CURLE_SSL_CLIENTCERT:
@@ -378,8 +426,10 @@ final class CurlEasy {
       return TransportError(.cancelled, "transfer cancelled")
     case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM:
       // What a server that shuts down or crashes does to a request in flight (OpenBao ends its
-      // HTTP/2 streams on SIGTERM): say so in words an operator reads as a restart.
-      return TransportError(.protocolError, "the connection ended during the request (\(detail))")
+      // HTTP/2 streams on SIGTERM): say so in words an operator reads as a restart. The
+      // server ended it, unless the socket reports a network error (a route gone, a TCP timeout).
+      let network = socketError == ETIMEDOUT || socketError == EHOSTUNREACH || socketError == ENETUNREACH
+      return TransportError(.protocolError, "the connection ended during the request (\(detail))", serverAction: network ? nil : .closed)
     case CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING:
       return TransportError(.protocolError, detail)
     default:

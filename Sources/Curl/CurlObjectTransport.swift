@@ -36,12 +36,14 @@ public final class CurlObjectTransport: ObjectTransport, @unchecked Sendable {
       url: bucketURL + request.target, method: request.method, headers: request.headers + [("x-amz-content-sha256", "UNSIGNED-PAYLOAD")],
       body: body, allowedProtocol: config.endpoint.address.scheme == .https ? "https" : "http", unixSocketPath: nil, connectTo: nil,
       caFile: config.caFile, clientCertFile: nil, clientKeyFile: nil, connectTimeout: min(config.timeout, .seconds(10)),
-      totalTimeout: request.isTransfer ? nil : config.timeout, bodyLimit: Self.bodyLimit)
+      totalTimeout: request.totalTimeout(transfers: config.transfers, smallRequest: config.timeout), bodyLimit: Self.bodyLimit)
     if request.isTransfer {
-      // Gigabytes take as long as they take; a transfer stalled below 1 KiB/s for a minute is dead.
+      // Within its deadline (from its size), a transfer stalled below 1 KiB/s for a minute is dead.
       options.lowSpeed = (1024, .seconds(60))
     }
     options.upload = upload
+    // Only the proxy named in the configuration; nil means none, whatever the environment says.
+    options.proxy = config.proxy?.url
     options.allowExpectContinue = true
     options.awsSigV4 = "aws:amz:\(config.region):s3"
     options.username = credentials.accessKeyID

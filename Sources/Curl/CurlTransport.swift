@@ -193,6 +193,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     }
   }
 
+  /// POLLRDHUP (the peer shut down its writing side; Linux, hidden from Swift's Glibc module
+  /// behind _GNU_SOURCE). POLLERR and POLLHUP (a reset) are reported without asking.
+  private static let peerClosed: Int16 = 0x2000
+
   private func wake() {
     var one: UInt8 = 1
     _ = write(wakeWrite, &one, 1)
@@ -266,14 +270,20 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
       }
       // Idle: sleep until a job arrives or the kept-alive connection is closed by the server.
       var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-      if let socket = watchedSocket { fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0)) }
+      if let socket = watchedSocket { fds.append(pollfd(fd: socket, events: Self.peerClosed, revents: 0)) }
       let ready = poll(&fds, nfds_t(fds.count), 1000)
       if ready < 0 { continue }
       if fds[0].revents != 0 { drainWake() }
       if fds.count > 1, fds[1].revents != 0 {
-        // Any readable data or hang-up on an idle HTTP/1.1 connection means the server is
-        // closing it. Stop watching (curl will notice and reconnect) and tell the duty.
+        // The server shut its side (FIN) or reset the connection: it is closing it, as a Vault
+        // restart does. Mere data is not a close: over HTTP/2 libcurl keeps the connection
+        // after a request timed out, and a server that was frozen (SIGSTOP) answers those
+        // requests late when it resumes; taking that for a close would let the seal judgement
+        // take a frozen process for a restarted one. Stop watching (curl will notice and
+        // reconnect) and tell the duty.
+        let byTheNetwork = watchedSocket.map(Self.failedByTheNetwork) ?? false
         watchedSocket = nil
+        if byTheNetwork { continue }
         let continuations = shared.withLock { Array($0.closedContinuations.values) }
         for continuation in continuations { continuation.yield() }
       }
@@ -284,6 +294,17 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
       return Array(state.closedContinuations.values)
     }
     for continuation in continuations { continuation.finish() }
+  }
+
+  /// Whether the kernel failed the idle connection itself (keep-alive probes unanswered for
+  /// minutes: ETIMEDOUT; an ICMP error: unreachable) rather than the server closing it. A long
+  /// partition ends so; it is no evidence of a new Vault process, so it must not release a
+  /// deliberate seal. The connection is still dropped by curl at the next request.
+  private static func failedByTheNetwork(_ socket: Int32) -> Bool {
+    var error: Int32 = 0
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    guard getsockopt(socket, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else { return false }
+    return [ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, ENETDOWN].contains(error)
   }
 
   private func failAll(_ error: TransportError) {

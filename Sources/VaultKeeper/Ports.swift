@@ -36,7 +36,8 @@ public struct HTTPResponse: Sendable {
   public var headers: [(name: String, value: String)]
   public var body: [UInt8]
   /// True when the exchange had to open a new connection (no kept-alive connection was reused).
-  /// The unseal duty uses this to tell a Vault restart from a deliberate seal when D-Bus is absent.
+  /// Informational only: libcurl also opens one after a timeout or an idle period, so it is no
+  /// evidence of a Vault restart (see `SealJudge`).
   public var newConnection: Bool
   /// Wall time of the exchange as measured by the transport.
   public var duration: Duration
@@ -74,13 +75,26 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
     /// The receiver of a streamed body stopped the transfer (verification failed, disk full).
     case aborted
   }
+  /// What the server itself did to end the exchange, when the failure was its doing. Only these
+  /// two say that a server process went away (its listener is gone, or it closed or reset our
+  /// connection); a timeout, a TLS failure or a local problem says nothing about the process,
+  /// so it is nil. The seal judgement counts only these as signs of a Vault restart.
+  public enum ServerAction: String, Sendable, Equatable {
+    /// The connection was refused (ECONNREFUSED): nothing listens on the port.
+    case refused
+    /// The server closed or reset the connection during the exchange.
+    case closed
+  }
+
   public var kind: Kind
   /// A human-readable reason; never contains request bodies or headers.
   public var message: String
+  public var serverAction: ServerAction?
 
-  public init(_ kind: Kind, _ message: String) {
+  public init(_ kind: Kind, _ message: String, serverAction: ServerAction? = nil) {
     self.kind = kind
     self.message = message
+    self.serverAction = serverAction
   }
 
   public var description: String { "\(kind.rawValue): \(message)" }

@@ -93,20 +93,22 @@ struct Check: AsyncParsableCommand {
   }
 
   /// The running daemon's view first (its state file is world-readable, so the check works as
-  /// any user, e.g. nagios); else what the duty recorded in the state directory and what the
-  /// snapshot directory holds, newest wins.
+  /// any user, e.g. nagios); else what the duty recorded in the state directory; only without
+  /// that record, the newest snapshot name in the directory that is not dated in the future.
   func snapshotKnowledge(_ config: SnapshotConfig) -> SnapshotCheck.Knowledge {
     if let live = Status.liveReport(stateFile)?.snapshot, live.phase != "standby" || live.lastSuccess != nil {
       return .known(lastSuccess: live.lastSuccess.map { Date(timeIntervalSince1970: $0) }, trackingSince: live.trackingSince.map { Date(timeIntervalSince1970: $0) })
     }
     let ledgerPath = SnapshotLedger.path(config: config, environment: ProcessEnvironment.current())
     let ledger = SnapshotLedger.load(path: ledgerPath)
+    let now = Date()
+    // The ledger decides, as in the daemon (a record dated in the future is not believed). Only
+    // without one do file names count, and never a name dated in the future.
+    if let ledger { return .known(lastSuccess: ledger.believedLastSuccess(now: now), trackingSince: ledger.believedTrackingSince(now: now)) }
     guard access(config.directory, R_OK | X_OK) == 0 else {
-      if let ledger { return .known(lastSuccess: ledger.lastSuccessTime(newestInDirectory: nil), trackingSince: Date(timeIntervalSince1970: ledger.trackingSince)) }
       return .unreadable("cannot read \(config.directory) or \(ledgerPath) (run the check as root or as the vaultkeeper user)")
     }
-    let newest = SnapshotDirectory.list(config.directory).first?.name.time
-    let last = ledger?.lastSuccessTime(newestInDirectory: newest) ?? newest
-    return .known(lastSuccess: last, trackingSince: ledger.map { Date(timeIntervalSince1970: $0.trackingSince) })
+    let newest = SnapshotDirectory.newest(SnapshotDirectory.list(config.directory), cluster: nil, now: now)?.name.time
+    return .known(lastSuccess: newest, trackingSince: nil)
   }
 }

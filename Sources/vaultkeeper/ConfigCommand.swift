@@ -16,7 +16,10 @@ struct ConfigCheck: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "check",
     abstract: "Validate the configuration and key file; print the effective configuration (secrets redacted).",
-    discussion: "Exit 0 valid, 78 configuration error, 77 key file insecure or unreadable, 65 key file content invalid.")
+    discussion: """
+      Exit 0 valid, 78 configuration error, 77 key file insecure or unreadable (or the configuration, a ca_file or \
+      age_recipients_file writable by others), 65 key file content invalid.
+      """)
 
   @OptionGroup var config: ConfigOption
 

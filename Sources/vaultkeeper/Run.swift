@@ -42,7 +42,7 @@ struct Run: AsyncParsableCommand {
       generation = try Generation.load(path: config.path, environment: environment)
     } catch let error as ConfigError {
       logger.critical("configuration error: \(error)", metadata: ["message_id": "\(MessageID.configRejected.rawValue)"])
-      throw Exit.config
+      throw Exit.forConfigError(error)
     } catch let error as KeyLoadError {
       logger.critical("unseal keys: \(error)")
       throw Exit.forKeyError(error)

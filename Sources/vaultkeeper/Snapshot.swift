@@ -71,13 +71,23 @@ struct SnapshotVerify: AsyncParsableCommand {
   static func verify(
     path: String, identities: [AgeIdentity]?, tee: ((UnsafeRawBufferPointer) throws(SnapshotVerificationError) -> Void)? = nil
   ) -> Result<SnapshotFacts, SnapshotVerificationError> {
+    let fd: Int32
+    switch open(path: path, identities: identities) {
+    case .success(let opened): fd = opened
+    case .failure(let error): return .failure(error)
+    }
+    defer { close(fd) }
+    return verify(descriptor: fd, identities: identities, tee: tee)
+  }
+
+  /// Opens a snapshot file for reading; an `.age` file without identities is refused first.
+  static func open(path: String, identities: [AgeIdentity]?) -> Result<Int32, SnapshotVerificationError> {
     if identities == nil, path.hasSuffix(".age") {
       return .failure(SnapshotVerificationError(SnapshotFileVerifier.needsIdentity))
     }
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return .failure(SnapshotVerificationError("cannot open: \(String(cString: strerror(errno)))")) }
-    defer { close(fd) }
-    return verify(descriptor: fd, identities: identities, tee: tee)
+    return .success(fd)
   }
 
   /// As `verify(path:…)`, reading the open file `fd` from its current offset to the end.
@@ -134,8 +144,9 @@ struct SnapshotNow: AsyncParsableCommand {
     let node = loaded.vault
     let health = await OneShot.withClients(loaded) { clients in await clients[0].1.health() }
     let makeTransport: @Sendable (NodeConfig) -> any HTTPTransport = { CurlTransport(settings: .init(node: $0), name: "snapshot") }
-    let taker = SnapshotTaker(
+    var taker = SnapshotTaker(
       config: snapshot, node: node, makeTransport: makeTransport, makeDecompressor: { () throws(SnapshotVerificationError) in try GzipInflater() })
+    taker.peers = loaded.peers  // where a standby's redirect may lead
     let tokens = TokenKeeper(auth: snapshot.auth, node: node, environment: ProcessEnvironment.current(), makeTransport: makeTransport)
     let terminal = isatty(1) == 1
     let meter = ProgressMeter(terminal: terminal)
@@ -144,11 +155,25 @@ struct SnapshotNow: AsyncParsableCommand {
       meter.finish()
       let seconds = max(outcome.duration.seconds, 0.001)
       print("saved \(outcome.path): \(outcome.bytes) bytes in \(String(format2(seconds))) s (\(Int(Double(outcome.bytes) / seconds / 1_048_576)) MiB/s), raft index \(outcome.facts.index), verified")
-      // The same retention as the scheduled duty: a manual snapshot counts like any other.
-      for deletion in SnapshotDirectory.applyRetention(snapshot.retention, directory: snapshot.directory, now: Date()) {
+      // The same retention as the scheduled duty: a manual snapshot counts like any other, only
+      // this cluster's files count, the one just written is kept, and names dated in the future
+      // are never deleted (they are reported).
+      let fileName = String(outcome.path.split(separator: "/").last ?? "")
+      let retention = SnapshotDirectory.applyRetention(
+        snapshot.retention, directory: snapshot.directory, now: Date(), cluster: health.clusterName, justWritten: fileName)
+      for deletion in retention.deletions {
         print("retention: " + (deletion.error.map { "could not delete \(deletion.fileName): \($0)" } ?? "deleted \(deletion.fileName) (\(deletion.reason))"))
       }
-      if let s3 = snapshot.s3 { try await Self.upload(outcome.path, s3) }
+      for name in retention.future {
+        print("retention: kept \(name), dated in the future: not counted and never deleted (a clock that was ahead, or a file someone else put here)")
+      }
+      if let s3 = snapshot.s3 {
+        guard let clusterName = health.clusterName, let clusterID = health.clusterID else {
+          print("upload skipped: Vault did not name its cluster (name and ID), which every uploaded snapshot records")
+          throw ExitCode(1)
+        }
+        try await Self.upload(outcome.path, s3, cluster: SnapshotCluster(name: clusterName, id: clusterID))
+      }
     } catch let error as SnapshotError {
       meter.finish()
       print("snapshot failed: \(error.message)")
@@ -157,11 +182,12 @@ struct SnapshotNow: AsyncParsableCommand {
   }
 
   /// Uploads the saved file and applies remote retention; failures leave the local file alone.
-  static func upload(_ path: String, _ s3: S3Config) async throws(ExitCode) {
+  static func upload(_ path: String, _ s3: S3Config, cluster: SnapshotCluster) async throws(ExitCode) {
     let uploader = S3Wiring.uploader(s3)
     let fileName = String(path.split(separator: "/").last ?? "")
+    let receipt: UploadReceipt
     do {
-      let receipt = try await uploader.upload(path: path, fileName: fileName)
+      receipt = try await uploader.upload(path: path, fileName: fileName, cluster: cluster)
       let parts = receipt.parts > 0 ? " in \(receipt.parts) parts" : ""
       print("uploaded \(receipt.location): \(receipt.bytes) bytes\(parts) in \(format2(max(receipt.duration.seconds, 0.001))) s, checked (size, ETag \(receipt.etag))")
     } catch {
@@ -169,8 +195,12 @@ struct SnapshotNow: AsyncParsableCommand {
       throw ExitCode(1)
     }
     do {
-      for deletion in try await uploader.applyRetention(now: Date()) {
+      let pruned = try await uploader.applyRetention(now: Date(), cluster: cluster, protecting: [receipt.key])
+      for deletion in pruned.deleted {
         print("remote retention: deleted \(deletion.key) (\(deletion.reason))")
+      }
+      for key in pruned.future {
+        print("remote retention: kept \(key), dated in the future: not counted and never deleted")
       }
     } catch {
       print("remote retention failed: \(error.message)")
@@ -316,9 +346,11 @@ struct SnapshotRestore: AsyncParsableCommand {
     commandName: "restore",
     abstract: "Restore a Raft snapshot into Vault (replaces ALL of Vault's data); verifies the file first.",
     discussion: """
-      The file is verified completely (as `snapshot verify` does; an age-encrypted one is decrypted with --identity into a \
-      temporary 0600 file in [snapshot] directory, removed afterwards) before anything is sent. It is then streamed to the \
-      active node (a standby's redirect is followed). Without --confirm-overwrite nothing is sent: the command says what it \
+      The file is opened once and verified completely (as `snapshot verify` does; an age-encrypted one is decrypted with \
+      --identity into a 0600 file without a name in [snapshot] directory, which disappears with the process however it ends) \
+      before anything is sent. Exactly the verified bytes are then streamed to the active node, from the same open file: \
+      replacing the file meanwhile changes nothing. A standby's redirect is followed only to a configured node \
+      ([vault] or [[peer]] address), never from https to http. Without --confirm-overwrite nothing is sent: the command says what it \
       would do and exits 64. Vault installs the snapshot after answering; tokens and secrets written since the snapshot are \
       gone, and if installing fails Vault seals itself. Exit 0 accepted, 1 refused or not verified, 64 not confirmed, \
       77/65 unusable token or identity file, 78 configuration error.
@@ -345,21 +377,32 @@ struct SnapshotRestore: AsyncParsableCommand {
     ProcessHardening.apply()  // tokens and identities are about to be read into this process
     let (loaded, snapshot) = try config.loadWithSnapshot()
     let identities = try SnapshotVerify.loadIdentities(identity, command: "snapshot restore")
-    // A decrypted copy goes into our own private directory, never next to the operator's file.
-    var plaintext: SnapshotFileWriter?
-    if identities != nil {
-      do {
-        plaintext = try SnapshotFileWriter(directory: snapshot.directory)
-      } catch {
-        print("restore failed: \(error.message)")
-        throw ExitCode(1)
-      }
+    // Opened once: verified and sent from this one descriptor, never looked up by name again
+    // (by then the path could name another file).
+    let input: Int32
+    switch SnapshotVerify.open(path: file, identities: identities) {
+    case .success(let fd): input = fd
+    case .failure(let error):
+      print("\(file): BAD: \(error.reason): nothing was sent to Vault")
+      throw ExitCode(1)
     }
-    defer { plaintext?.abort() }
-    let writer = plaintext
-    var tee: ((UnsafeRawBufferPointer) throws(SnapshotVerificationError) -> Void)?
-    if let writer { tee = { bytes throws(SnapshotVerificationError) in try Self.write(bytes, to: writer) } }
-    let verified = SnapshotVerify.verify(path: file, identities: identities, tee: tee)
+    defer { close(input) }
+    // A decrypted copy goes into our own private directory, never next to the operator's file,
+    // and into a file without a name (O_TMPFILE): a kill or Ctrl-C leaves nothing behind.
+    let scratch: UnnamedFile?
+    do {
+      scratch = identities == nil ? nil : try UnnamedFile(directory: snapshot.directory)
+    } catch {
+      print("restore failed: \(error.message)")
+      throw ExitCode(1)
+    }
+    defer { withExtendedLifetime(scratch) {} }  // its descriptor is read until the restore returns
+    let verifiedBytes = ByteCounter()
+    let tee: (UnsafeRawBufferPointer) throws(SnapshotVerificationError) -> Void = { bytes throws(SnapshotVerificationError) in
+      if let scratch { try Self.write(bytes, to: scratch) }
+      verifiedBytes.count += Int64(bytes.count)
+    }
+    let verified = SnapshotVerify.verify(descriptor: input, identities: identities, tee: tee)
     let facts: SnapshotFacts
     switch verified {
     case .success(let good): facts = good
@@ -373,8 +416,10 @@ struct SnapshotRestore: AsyncParsableCommand {
       print("secrets and tokens written since the snapshot are lost. Nothing was sent: run again with --confirm-overwrite to restore.")
       throw Exit.usage
     }
-    let source = writer?.temporaryPath ?? file
-    let size = Self.fileSize(source)
+    // Exactly the bytes that were verified: the decrypted copy, or the operator's file through
+    // the descriptor it was verified from (up to the length verified).
+    let source = scratch.map { FileSlice(descriptor: $0.descriptor, name: "the decrypted copy of \(file)", offset: 0, length: $0.bytesWritten) }
+      ?? FileSlice(descriptor: input, name: file, offset: 0, length: verifiedBytes.count)
     let makeTransport: @Sendable (NodeConfig) -> any HTTPTransport = { CurlTransport(settings: .init(node: $0), name: "restore") }
     let token: SecretBytes
     do {
@@ -388,8 +433,9 @@ struct SnapshotRestore: AsyncParsableCommand {
       throw error.reason == .credentials ? Exit.noPermission : ExitCode(1)
     }
     do {
-      let node = try await SnapshotRestorer(node: loaded.vault, makeTransport: makeTransport)
-        .restore(file: FileSlice(path: source, offset: 0, length: size), token: token, force: force)
+      var restorer = SnapshotRestorer(node: loaded.vault, makeTransport: makeTransport, transfers: snapshot.transfers)
+      restorer.peers = loaded.peers  // where a standby's redirect may lead
+      let node = try await restorer.restore(file: source, token: token, force: force)
       print("restore accepted by \(node)\(force ? " (snapshot-force)" : ""): \(summary).")
       if force {
         print(Self.forcedNextSteps(loaded))
@@ -402,15 +448,18 @@ struct SnapshotRestore: AsyncParsableCommand {
     }
   }
 
-  private static func write(_ bytes: UnsafeRawBufferPointer, to writer: SnapshotFileWriter) throws(SnapshotVerificationError) {
-    do throws(SnapshotFileWriter.Failure) {
-      try writer.write(bytes)
+  private static func write(_ bytes: UnsafeRawBufferPointer, to file: UnnamedFile) throws(SnapshotVerificationError) {
+    do throws(UnnamedFile.Failure) {
+      try file.write(bytes)
     } catch {
       throw SnapshotVerificationError(error.message)
     }
   }
 
-  static func fileSize(_ path: String) -> Int64 { FileAccess.size(path: path) ?? 0 }
+  /// How many bytes went through verification (read by the tee on the same thread).
+  private final class ByteCounter {
+    var count: Int64 = 0
+  }
 
   /// What the operator must do after a forced restore. Observed on OpenBao 2.7: a snapshot from a
   /// cluster with other unseal keys is installed, then the node seals itself; until it restarts

@@ -24,7 +24,7 @@ struct Unseal: AsyncParsableCommand {
       generation = try Generation.load(path: config.path, environment: ProcessEnvironment.current())
     } catch let error as ConfigError {
       printError("vaultkeeper unseal: \(error)")
-      throw Exit.config
+      throw Exit.forConfigError(error)
     } catch let error as KeyLoadError {
       printError("vaultkeeper unseal: \(error)")
       throw Exit.forKeyError(error)

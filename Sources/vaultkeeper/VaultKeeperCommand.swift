@@ -9,7 +9,8 @@ struct VaultKeeperCommand: AsyncParsableCommand {
     abstract: "Watch HashiCorp Vault / OpenBao health and unseal it, as a systemd notify daemon.",
     discussion: """
       Exit codes: 0 ok, 64 usage, 65 bad key file content, 69 Vault unavailable (one-shot commands), \
-      70 internal error, 77 key file insecure or unreadable, 78 configuration error. \
+      70 internal error, 77 key file insecure or unreadable, or a configuration, ca_file or age_recipients_file that \
+      others may write, 78 configuration error. \
       `check` uses the Monitoring Plugins codes 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. \
       See docs/operations.md.
       """,
@@ -24,13 +25,14 @@ struct ConfigOption: ParsableArguments {
   @Option(name: .customLong("config"), help: ArgumentHelp("Configuration file.", valueName: "path"))
   var path: String = ConfigLoader.defaultPath
 
-  /// Loads and validates the file; a mistake is printed (file:line: key: message) and exits 78.
+  /// Loads and validates the file; a mistake is printed (file:line: key: message) and exits 78,
+  /// a file others may write (the configuration, a ca_file, age_recipients_file) 77.
   func load() throws -> Config {
     do {
       return try ConfigLoader().load(path: path)
     } catch {
       printError("\(error)")
-      throw Exit.config
+      throw Exit.forConfigError(error)
     }
   }
 
@@ -53,6 +55,9 @@ enum Exit {
   static let software = ExitCode(70)
   static let noPermission = ExitCode(77)
   static let config = ExitCode(78)
+
+  /// 77 for a file others may write (like an insecure key file), 78 for everything else.
+  static func forConfigError(_ error: ConfigError) -> ExitCode { error.insecure ? noPermission : config }
 
   static func forKeyError(_ error: KeyLoadError) -> ExitCode {
     switch error.kind {

@@ -221,6 +221,9 @@ import Curl
       let started = ContinuousClock.now
       let error = await expectFailure(transport, timeout: .seconds(5))
       #expect(error?.kind == .connect, "\(String(describing: error))")
+      // The server's doing, and said in words (the seal judgement counts it as a restart).
+      #expect(error?.serverAction == .refused, "\(String(describing: error))")
+      #expect(error?.message.contains("Connection refused") == true, "\(String(describing: error))")
       #expect(started.duration(to: .now) < .seconds(3), "a refused connection should fail at once")
     }
   }

@@ -79,29 +79,30 @@ def _snap_dir(tmp_path: Path, name: str = "snaps") -> Path:
     return d
 
 
-def _with_snapshot(config, target: Any, snapshot: dict, *, name: str = "vk.toml") -> Path:
+def _with_snapshot(config, target: Any, snapshot: dict, *, name: str = "vk.toml", peers: Any = ()) -> Path:
     """The `config` fixture's file plus a [snapshot] table (the fixture does not render one)."""
-    path = config(target, name=name)
+    path = config(target, name=name, peers=peers)
     lines = ["", "[snapshot]"] + [f"{k} = {h._toml_value(v)}" for k, v in snapshot.items()]
     path.write_text(path.read_text() + "\n".join(lines) + "\n")
     return path
 
 
 def _approle_config(config, target: Any, tmp_path: Path, approle: tuple[str, str], directory: Path,
-                    **more: Any) -> Path:
+                    *, peers: Any = (), **more: Any) -> Path:
     role_file = _secret_file(tmp_path / "role_id", approle[0])
     secret_file = _secret_file(tmp_path / "secret_id", approle[1])
     table = {"directory": str(directory), "role_id_file": str(role_file), "secret_id_file": str(secret_file),
              "min_free_space": "1MiB"}
     table.update(more)
-    return _with_snapshot(config, target, table)
+    return _with_snapshot(config, target, table, peers=peers)
 
 
-def _token_config(config, target: Any, tmp_path: Path, token: str, directory: Path, **more: Any) -> Path:
+def _token_config(config, target: Any, tmp_path: Path, token: str, directory: Path, *, peers: Any = (),
+                  **more: Any) -> Path:
     token_file = _secret_file(tmp_path / "token", token)
     table = {"directory": str(directory), "token_file": str(token_file), "min_free_space": "1MiB"}
     table.update(more)
-    return _with_snapshot(config, target, table)
+    return _with_snapshot(config, target, table, peers=peers)
 
 
 def _now(cfg: Path, **kw: Any) -> h.CliResult:
@@ -398,7 +399,8 @@ def test_standby_redirects_to_the_active_node_and_the_token_is_resent(sims, conf
     assert standby.state()["role"] == "standby"
 
     snaps = _snap_dir(tmp_path)
-    cfg = _approle_config(config, standby, tmp_path, approle, snaps)
+    # The active node is a configured [[peer]]: a redirect is followed only to a configured node.
+    cfg = _approle_config(config, standby, tmp_path, approle, snaps, peers=[active])
     r = _now(cfg)
     path, _, index = _assert_saved(r, snaps)
     _assert_no_secrets(r, *approle)

@@ -107,7 +107,8 @@ def test_restore_through_a_standby_follows_the_redirect(sims, config, tmp_path):
     (tmp_path / "b" / "state").symlink_to(active.state_dir, target_is_directory=True)
     standby = ts._start(sims, "b", init=None, extra=("--node-id", "node-b", "--role", "standby", "--leader-address", active.address))
     token = ts._make_token(active, policies=RESTORE_POLICIES)
-    cfg = ts._token_config(config, standby, tmp_path, token, ts._snap_dir(tmp_path, "b-snaps"))
+    # The active node is a configured [[peer]]: a redirect is followed only to a configured node.
+    cfg = ts._token_config(config, standby, tmp_path, token, ts._snap_dir(tmp_path, "b-snaps"), peers=[active])
     r = _restore(cfg, str(path), "--confirm-overwrite")
     assert r.returncode == 0 and f"accepted by {active.address}" in r.stdout, str(r)
     assert [(q["status"], q["has_token"]) for q in _restore_requests(standby)] == [(307, True)]

@@ -241,6 +241,19 @@ def _setup(sims, config, tmp_path, m: Any, *, snapshot_size: Optional[int] = Non
     return _config(config, s, tmp_path, token, snaps, _s3_table(tmp_path, m, **s3)), snaps
 
 
+def _ours(cfg: Path) -> tuple[str, dict[str, str]]:
+    """What makes a planted object this cluster's: its name (in file names) and the object metadata
+    every upload records (its ID), read from the configured node's own health answer."""
+    import ssl
+    import tomllib
+    import urllib.request
+    vault = tomllib.loads(cfg.read_text())["vault"]
+    ctx = ssl.create_default_context(cafile=vault["ca_file"]) if vault.get("ca_file") else None
+    with urllib.request.urlopen(vault["address"] + "/v1/sys/health?standbyok=true", context=ctx, timeout=10) as resp:
+        health = json.loads(resp.read())
+    return ts._sanitize(health["cluster_name"]), {"vaultkeeper-cluster-id": health["cluster_id"]}
+
+
 def _saved(r: h.CliResult, snaps: Path) -> Path:
     """The local snapshot `snapshot now` reported, which must exist whatever the upload did."""
     m = ts.SAVED_RE.search(r.stdout)
@@ -430,13 +443,17 @@ def test_a_short_or_altered_object_fails_the_check(tamper, needle, sims, config,
 def test_remote_retention_deletes_only_our_old_keys(sims, config, tmp_path, each_peer):
     m = each_peer
     now = dt.datetime.now(dt.timezone.utc)
-    old = [_name(now - dt.timedelta(days=d), 100 - d) for d in (1, 2, 3)]
-    unrelated = [m.prefix + "notes.txt", m.prefix + "sub/" + _name(now - dt.timedelta(days=9), 1),
-                 m.prefix + _name(now - dt.timedelta(days=9), 2) + ".bak", "other/" + _name(now - dt.timedelta(days=9), 3),
-                 _name(now - dt.timedelta(days=9), 4), m.prefix[:-1] + _name(now - dt.timedelta(days=9), 5)]
-    for key in [m.prefix + n for n in old] + unrelated:
-        m.admin.put_object(Bucket=BUCKET, Key=key, Body=b"x" * 10)
     cfg, snaps = _setup(sims, config, tmp_path, m, keep_last=2)
+    cluster, metadata = _ours(cfg)
+    old = [_name(now - dt.timedelta(days=d), 100 - d, cluster) for d in (1, 2, 3)]
+    unrelated = [m.prefix + "notes.txt", m.prefix + "sub/" + _name(now - dt.timedelta(days=9), 1, cluster),
+                 m.prefix + _name(now - dt.timedelta(days=9), 2, cluster) + ".bak",
+                 "other/" + _name(now - dt.timedelta(days=9), 3, cluster),
+                 _name(now - dt.timedelta(days=9), 4, cluster), m.prefix[:-1] + _name(now - dt.timedelta(days=9), 5, cluster)]
+    for key in [m.prefix + n for n in old]:
+        m.admin.put_object(Bucket=BUCKET, Key=key, Body=b"x" * 10, Metadata=metadata)
+    for key in unrelated:
+        m.admin.put_object(Bucket=BUCKET, Key=key, Body=b"x" * 10)
     r = ts._now(cfg)
     path, key, _, _, _ = _assert_uploaded(r, m, snaps)
     remaining = set(m.keys())
@@ -449,12 +466,14 @@ def test_remote_retention_deletes_only_our_old_keys(sims, config, tmp_path, each
 def test_remote_retention_follows_the_local_policy_by_default(sims, config, tmp_path, each_peer):
     m = each_peer
     now = dt.datetime.now(dt.timezone.utc)
-    for d in (2, 3):
-        m.admin.put_object(Bucket=BUCKET, Key=m.prefix + _name(now - dt.timedelta(hours=d), 50 - d), Body=b"y")
     s = ts._start(sims)
     token = ts._make_token(s)
     snaps = ts._snap_dir(tmp_path)
     path = ts._token_config(config, s, tmp_path, token, snaps, keep_last=1)
+    cluster, metadata = _ours(path)
+    for d in (2, 3):
+        m.admin.put_object(Bucket=BUCKET, Key=m.prefix + _name(now - dt.timedelta(hours=d), 50 - d, cluster), Body=b"y",
+                           Metadata=metadata)
     table = _s3_table(tmp_path, m)
     path.write_text(path.read_text() + "\n[snapshot.s3]\n" + "\n".join(f"{k} = {h._toml_value(v)}" for k, v in table.items()) + "\n")
     r = ts._now(path)

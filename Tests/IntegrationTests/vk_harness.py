@@ -64,6 +64,7 @@ MID = {
     "snapshot_upload_failed": "9d4d572bc21b41f0b8b65d2ad9da6aba",
     "snapshot_retention_deleted": "8beed31d844943a98530726a2f3468c5",
     "snapshots_stale": "5cf60e403f0848569894521364cc516f",
+    "snapshot_future_dated": "8194b03a80ce475c828af668249fc04a",
     "certificate_invalid": "d57aa9c709114b13bb26338ed60fe32c",
     "certificate_reloaded": "efd885999ddf4c6097490f5ce5fe9661",
     "certificate_reload_failed": "ad8a7a9a59074b96bc03928ad877d73a",

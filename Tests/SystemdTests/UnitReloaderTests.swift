@@ -132,6 +132,7 @@ private struct ReloadBus {
     let child = Task {
       await CommandRunner(argv: ["/bin/sh", "-c", "echo $$ > \(pidFile); exec sleep 60"], timeout: .seconds(30)).run()
     }
+    // It failed at the old 5 s bound on a busy machine: the child task waited for a thread.
     #expect(await eventually { ((try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? "").hasSuffix("\n") })
     let pid = try #require(UInt32(String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
 

@@ -89,6 +89,20 @@ import Testing
     #expect(mask == "SigBlk:\t0000000000000000\n")
   }
 
+  /// The reload command must not see the daemon's environment: CREDENTIALS_DIRECTORY names the
+  /// directory with the unseal keys, NOTIFY_SOCKET lets it speak for the service.
+  @Test func childGetsACleanEnvironmentNotOurs() async {
+    // Nothing of this process's environment (no setenv here: other tests run in parallel).
+    #expect(!ProcessInfo.processInfo.environment.isEmpty)
+    let result = await CommandRunner(argv: ["/usr/bin/env"], timeout: .seconds(5)).run()
+    #expect(result.termination == .exited(0))
+    #expect(result.output == "PATH=/usr/sbin:/usr/bin:/sbin:/bin\nLANG=C.UTF-8\n")
+    // A bare name is found in that PATH, not in ours.
+    #expect(await CommandRunner(argv: ["env"], timeout: .seconds(5)).run().output == result.output)
+    let missing = await CommandRunner(argv: ["vk-no-such-command"], timeout: .seconds(5)).run()
+    #expect(missing.termination == .couldNotStart("vk-no-such-command: not found in PATH=/usr/sbin:/usr/bin:/sbin:/bin"))
+  }
+
   @Test func deathBySignalIsAFailure() async {
     let result = await run("kill -USR1 $$")  // USR1 rather than SEGV: no core dump left behind
     #expect(result.termination == .signaled(SIGUSR1))

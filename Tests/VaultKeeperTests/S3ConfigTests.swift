@@ -141,6 +141,52 @@ import Testing
     #expect(located.line == text(minimal).split(separator: "\n", omittingEmptySubsequences: false).count + 1)
   }
 
+  @Test func proxyIsOnlyWhatTheTableNames() throws {
+    // None unless named: the environment's https_proxy and the like are never consulted.
+    #expect(try parse(minimal)?.proxy == nil)
+    for (text, url) in [
+      ("http://proxy.example.com:3128", "http://proxy.example.com:3128"), ("https://10.0.0.1:8443/", "https://10.0.0.1:8443"),
+      ("http://[fd00::1]:3128", "http://[fd00::1]:3128"),
+    ] {
+      let s3 = try #require(try parse(minimal + "\nproxy = \"\(text)\""))
+      #expect(s3.proxy?.url == url && s3.proxy?.display == text)
+    }
+    // Rendered by `config check` and read back to the same configuration.
+    let config = try ConfigLoader().parse(text(minimal + "\nproxy = \"http://proxy.example.com:3128\""), path: "/etc/vk.toml")
+    let rendered = EffectiveConfig.render(config)
+    #expect(rendered.contains("proxy = \"http://proxy.example.com:3128\""))
+    var reparsed = try ConfigLoader().parse(rendered, path: "/etc/vk.toml")
+    reparsed.sourcePath = config.sourcePath
+    #expect(reparsed == config)
+    // A loopback proxy may carry a loopback http endpoint's traffic.
+    let local = replacing("endpoint", with: "endpoint = \"http://127.0.0.1:9000\"") + "\npath_style = true\nproxy = \"http://127.0.0.1:3128\""
+    #expect(try parse(local)?.proxy?.address.port == 3128)
+  }
+
+  @Test(arguments: [
+    ("proxy = \"proxy.example.com:3128\"", "expected https://"),
+    ("proxy = \"socks5://proxy.example.com:1080\"", "unsupported scheme"),
+    ("proxy = \"unix:///run/proxy.sock\"", "http:// or https://"),
+    ("proxy = \"http://proxy.example.com\"", "needs a port"),
+    ("proxy = \"http://user:pass@proxy.example.com:3128\"", "proxy authentication is not supported"),
+    ("proxy = \"http://proxy.example.com:3128/path\"", "no path"),
+    ("proxy = \"\"", "expected https://"),
+    ("proxy = 3128", "must be a string"),
+  ])
+  func proxyErrorsNameTheKey(line: String, needle: String) throws {
+    let error = try #require(failure(minimal + "\n" + line))
+    #expect(error.key == "snapshot.s3.proxy", "\(error)")
+    #expect(error.message.contains(needle), "\(error)")
+    #expect(error.file == "/etc/vk.toml" && error.line != nil, "\(error)")
+    #expect(!error.message.contains("pass@"), "a proxy password is never repeated: \(error)")
+  }
+
+  @Test func plainHTTPEndpointOnlyThroughALoopbackProxy() throws {
+    let remote = replacing("endpoint", with: "endpoint = \"http://127.0.0.1:9000\"") + "\npath_style = true\nproxy = \"http://proxy.example.com:3128\""
+    let error = try #require(failure(remote))
+    #expect(error.key == "snapshot.s3.proxy" && error.message.contains("unencrypted"), "\(error)")
+  }
+
   @Test func loopbackHTTPIsAllowed() throws {
     for endpoint in ["http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000"] {
       let s3 = try #require(try parse(replacing("endpoint", with: "endpoint = \"\(endpoint)\"") + "\npath_style = true"))

@@ -168,14 +168,18 @@ import Testing
     for name in names + ["notes.txt", "vaultkeeper-c-garbage.snap", ".vaultkeeper-snapshot-abc.tmp"] {
       _ = FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data("x".utf8))
     }
-    let deleted = SnapshotDirectory.applyRetention(RetentionPolicy(keepLast: 2), directory: dir, now: Date(timeIntervalSince1970: 1_800_020_000))
+    let deleted = SnapshotDirectory.applyRetention(
+      RetentionPolicy(keepLast: 2), directory: dir, now: Date(timeIntervalSince1970: 1_800_020_000), cluster: "c", justWritten: nil
+    ).deletions
     #expect(deleted.map(\.fileName).sorted() == names.prefix(2).sorted())
     #expect(deleted.allSatisfy { $0.error == nil })
     #expect(SnapshotDirectory.removeLeftovers(dir) == [".vaultkeeper-snapshot-abc.tmp"])
     let left = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
     #expect(left == (Array(names.suffix(2)) + ["notes.txt", "vaultkeeper-c-garbage.snap"]).sorted())
     // A policy that would delete everything still keeps the newest.
-    let all = SnapshotDirectory.applyRetention(RetentionPolicy(maxAge: .seconds(3600)), directory: dir, now: Date(timeIntervalSince1970: 1_900_000_000))
+    let all = SnapshotDirectory.applyRetention(
+      RetentionPolicy(maxAge: .seconds(3600)), directory: dir, now: Date(timeIntervalSince1970: 1_900_000_000), cluster: "c", justWritten: nil
+    ).deletions
     #expect(all.map(\.fileName) == [names[2]])
   }
 }

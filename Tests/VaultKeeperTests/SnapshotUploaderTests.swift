@@ -202,10 +202,20 @@ final class FakeObjectStore: ObjectStore, @unchecked Sendable {
     let names = (1...4).map { "vk/vaultkeeper-prod-2026010\($0)T000000Z-\($0).snap" }
     let unrelated = ["vk/notes.txt", "vk/sub/vaultkeeper-prod-20250101T000000Z-1.snap", "vkx/vaultkeeper-prod-20250101T000000Z-1.snap",
       "vk/vaultkeeper-prod-20250101T000000Z-1.snap.partial"]
-    store.state.withLock { s in for key in names + unrelated { s.objects[key] = ObjectInfo(key: key, size: 1) } }
-    let deleted = try await uploader(store, config(retention: RetentionPolicy(keepLast: 2))).applyRetention(now: Date())
-    #expect(deleted.map(\.key) == [names[1], names[0]])
-    #expect(Set(store.state.withLock { $0.objects.keys }) == Set([names[2], names[3]] + unrelated))
+    // Named for this cluster but uploaded by another one (no or another cluster ID): never ours.
+    let foreign = ["vk/vaultkeeper-prod-20251201T000000Z-9.snap", "vk/vaultkeeper-prod-20251202T000000Z-9.snap"]
+    let cluster = SnapshotCluster(name: "prod", id: "c0ffee")
+    store.state.withLock { s in
+      for key in names { s.objects[key] = ObjectInfo(key: key, size: 1, metadata: [SnapshotCluster.idMetadataKey: cluster.id]) }
+      for key in unrelated { s.objects[key] = ObjectInfo(key: key, size: 1) }
+      s.objects[foreign[0]] = ObjectInfo(key: foreign[0], size: 1)
+      s.objects[foreign[1]] = ObjectInfo(key: foreign[1], size: 1, metadata: [SnapshotCluster.idMetadataKey: "other"])
+    }
+    let outcome = try await uploader(store, config(retention: RetentionPolicy(keepLast: 2)))
+      .applyRetention(now: Date(), cluster: cluster, protecting: [])
+    #expect(outcome.deleted.map(\.key) == [names[1], names[0]])
+    #expect(Set(outcome.others) == Set(foreign))
+    #expect(Set(store.state.withLock { $0.objects.keys }) == Set([names[2], names[3]] + unrelated + foreign))
   }
 }
 

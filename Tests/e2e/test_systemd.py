@@ -940,8 +940,17 @@ def test_package_upgrade_remove_purge_and_configured_install(machine: Machine):
     m.run(["test", "!", "-e", "/lib/systemd/system/vaultkeeper.service"])
     m.run(["test", "-e", CONFIG])
     m.run(["test", "-e", "/etc/credstore.encrypted/unseal-keys"])
-    m.run(apt + ["purge", "vaultkeeper"], timeout=180)
-    m.run(["test", "!", "-e", "/var/lib/vaultkeeper"])
+    # Purge: the state goes, the backups stay (the default [snapshot] directory is inside the
+    # state directory) and the purge says where they are.
+    snapshots = "/var/lib/vaultkeeper/snapshots"
+    kept = m.run(["sh", "-c", f'ls -A "{snapshots}" 2>/dev/null || true']).stdout.split()
+    purge = m.run(apt + ["purge", "vaultkeeper"], timeout=180)
+    if kept:  # the scheduled-snapshot test above wrote some
+        assert f"{snapshots} are kept" in purge.stdout + purge.stderr, purge.stdout + purge.stderr
+        assert m.run(["ls", "-A", snapshots]).stdout.split() == kept
+        assert m.run(["ls", "-A", "/var/lib/vaultkeeper"]).stdout.split() == ["snapshots"]
+    else:
+        m.run(["test", "!", "-e", "/var/lib/vaultkeeper"])
     # Installing onto a configured machine enables and starts the service right away.
     m.run(apt + ["install", "/root/vaultkeeper.deb"], timeout=180)
     assert m.systemctl("is-enabled", UNIT).stdout.strip() == "enabled"

@@ -13,11 +13,13 @@ final class CertificateWatchSession {
   private let pollInterval: Duration
   private let continuation: AsyncStream<CertificateWatchEvent>.Continuation
   private let control: WatchControl
+  private let onInotifyFailure: (@Sendable (String) -> Void)?
   private let clock = ContinuousClock()
 
   init(
     files: CertificateFileSet, inotify: DirectoryInotify?, quietPeriod: Duration, recheckEvery: Duration,
-    pollInterval: Duration, continuation: AsyncStream<CertificateWatchEvent>.Continuation, control: WatchControl
+    pollInterval: Duration, continuation: AsyncStream<CertificateWatchEvent>.Continuation, control: WatchControl,
+    onInotifyFailure: (@Sendable (String) -> Void)? = nil
   ) {
     self.files = files
     self.inotify = inotify
@@ -25,6 +27,7 @@ final class CertificateWatchSession {
     self.pollInterval = pollInterval
     self.continuation = continuation
     self.control = control
+    self.onInotifyFailure = onInotifyFailure
   }
 
   /// Watches first and reads second, so a change landing between the two is not missed
@@ -44,8 +47,9 @@ final class CertificateWatchSession {
           inotify.watch(files.directoriesToWatch())
         case .quiet:
           break
-        case .failed:
-          self.inotify = nil  // the re-check timer goes on alone
+        case .failed(let reason):
+          self.inotify = nil  // the re-check timer goes on alone, and the caller is told
+          onInotifyFailure?(reason)
         }
       } else {
         let microseconds = max(wait.milliseconds, 1) * 1000

@@ -17,6 +17,10 @@ public struct CertificateWatcher: Sendable {
   public var useInotify: Bool
   /// The longest the watch thread sleeps before noticing the stream was terminated.
   public var pollInterval: Duration
+  /// Called on the watch thread, once, when inotify fails during the watch (the descriptor
+  /// errs on poll or read): from then on only the `recheckEvery` timer follows the files.
+  /// The caller says so (an entry, a metric) instead of slowing down without a word.
+  public var onInotifyFailure: (@Sendable (String) -> Void)?
 
   /// - Parameters:
   ///   - files: the configured paths (symlinks are followed).
@@ -45,8 +49,9 @@ public struct CertificateWatcher: Sendable {
     try start(control: WatchControl())
   }
 
-  /// `events()` with the control exposed, so tests can see the thread end.
-  func start(control: WatchControl) throws(CertificateWatchUnavailable) -> AsyncStream<CertificateWatchEvent> {
+  /// `events()` with the control exposed, so tests can see the thread end, and the inotify
+  /// descriptor's number, so tests can break it.
+  func start(control: WatchControl, inotifyDescriptor: ((Int32) -> Void)? = nil) throws(CertificateWatchUnavailable) -> AsyncStream<CertificateWatchEvent> {
     var inotify: DirectoryInotify?
     if useInotify {
       do throws(FileAccess.Failure) {
@@ -54,13 +59,14 @@ public struct CertificateWatcher: Sendable {
       } catch {
         throw CertificateWatchUnavailable(reason: "cannot watch the certificate files: \(error)")
       }
+      if let inotify { inotifyDescriptor?(inotify.fd) }
     }
     // Events are rare and each is a whole read of the files; if the consumer stalls, the newest
     // ones are what matters.
     let (stream, continuation) = AsyncStream.makeStream(of: CertificateWatchEvent.self, bufferingPolicy: .bufferingNewest(16))
     let session = CertificateWatchSession(
       files: files, inotify: inotify, quietPeriod: quietPeriod, recheckEvery: recheckEvery,
-      pollInterval: pollInterval, continuation: continuation, control: control)
+      pollInterval: pollInterval, continuation: continuation, control: control, onInotifyFailure: onInotifyFailure)
     continuation.onTermination = { _ in control.requestStop() }
     let started = DedicatedThread.start { session.run() }
     guard started == 0 else {

@@ -9,9 +9,15 @@ import Glibc
 /// The child gets stdin from /dev/null, one pipe for stdout and stderr (so the journal shows
 /// them in the order written), a process group of its own (so a timeout kills whatever it
 /// started too), an empty signal mask and default dispositions (the daemon blocks SIGTERM and
-/// friends for its own signal handling; a child inheriting that could not be stopped), and no
-/// descriptor of ours beyond 0–2.
+/// friends for its own signal handling; a child inheriting that could not be stopped), no
+/// descriptor of ours beyond 0–2, and a clean environment (`environment`), not the daemon's.
 public struct CommandRunner: Sendable {
+  /// The child's whole environment. Nothing of the daemon's own reaches it: not
+  /// `CREDENTIALS_DIRECTORY` (the unseal keys), `NOTIFY_SOCKET`, `WATCHDOG_*`, `INVOCATION_ID`,
+  /// nor whatever a drop-in put there. A bare program name is looked up in this `PATH` too.
+  /// A command that needs more sets it itself (`["/usr/bin/env", "NAME=value", "cmd", …]`).
+  public static let environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
+
   public var argv: [String]
   public var timeout: Duration
   /// How long the process group gets between SIGTERM and SIGKILL.
@@ -147,14 +153,31 @@ public struct CommandRunner: Sendable {
     sigfillset(&allSignals)
     posix_spawnattr_setsigdefault(&attributes, &allSignals)
 
+    // A bare name (`systemctl`) is looked up in the child's PATH, as a shell would; not in the
+    // daemon's (posix_spawnp would use ours).
+    guard let program = argv[0].contains("/") ? argv[0] : Self.lookUp(argv[0]) else {
+      return .failure(SpawnFailure(reason: "\(argv[0]): not found in \(environment[0])"))
+    }
     var arguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
     arguments.append(nil)
-    defer { for argument in arguments { free(argument) } }
+    var variables: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) }
+    variables.append(nil)
+    defer { for pointer in arguments + variables { free(pointer) } }
     var pid: pid_t = 0
-    // posix_spawnp: a bare name (`systemctl`) is looked up in PATH, as a shell would.
-    let result = posix_spawnp(&pid, argv[0], &actions, &attributes, arguments, environ)
+    let result = posix_spawn(&pid, program, &actions, &attributes, arguments, variables)
     guard result == 0 else { return .failure(SpawnFailure(reason: String(cString: strerror(result)))) }
     return .success(pid)
+  }
+
+  /// The first executable regular file called `name` in the directories of `environment`'s PATH.
+  static func lookUp(_ name: String) -> String? {
+    let directories = environment[0].dropFirst("PATH=".count).split(separator: ":")
+    for directory in directories {
+      let candidate = "\(directory)/\(name)"
+      var info = stat()
+      if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
+    }
+    return nil
   }
 
   /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+): the child closes every

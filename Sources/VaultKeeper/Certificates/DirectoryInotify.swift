@@ -6,7 +6,7 @@ import Glibc
 ///
 /// - Important: used by the certificate watch thread only; deliberately not `Sendable`.
 final class DirectoryInotify {
-  private let fd: Int32
+  let fd: Int32
   /// Watch descriptor → the directory it was added for. Two paths naming one inode share a
   /// descriptor; the kernel hands out the same one again when the inode is watched already.
   private(set) var watches: [Int32: String] = [:]

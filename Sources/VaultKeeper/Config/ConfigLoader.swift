@@ -12,11 +12,23 @@ public struct ConfigLoader: Sendable {
 
   public init() {}
 
-  /// Reads and validates the file at `path`.
+  /// Reads and validates the file at `path`. A file others may write is refused (`TrustedFile`).
   public func load(path: String) throws(ConfigError) -> Config {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+      let failure = FileAccess.Failure(errno: errno, operation: "open \(path)")
+      throw ConfigError(file: path, key: nil, line: nil, message: "cannot read the configuration file: \(failure)")
+    }
+    defer { close(fd) }
+    if let problem = TrustedFile.problem(fd: fd) {
+      throw ConfigError(
+        file: path, key: nil, line: nil,
+        message: "the configuration file " + TrustedFile.message(problem, path: path, decides: "where the unseal keys and snapshots go"),
+        insecure: true)
+    }
     let text: String
     do {
-      text = try FileAccess.readText(path: path, limit: 1 << 20)
+      text = String(decoding: try FileAccess.readAll(fd: fd, path: path, limit: 1 << 20), as: UTF8.self)
     } catch {
       throw ConfigError(file: path, key: nil, line: nil, message: "cannot read the configuration file: \(error)")
     }
@@ -146,6 +158,17 @@ struct TableReader {
     }
   }
 
+  /// An existing file whose content decides where shares or backups go: refused (exit 77) when
+  /// others may write it (`TrustedFile`). `decides` completes "whoever can change it decides …".
+  func trustedFile(_ table: TOMLTable, _ key: String, at prefix: String?, decides role: String) throws(ConfigError) -> String? {
+    guard let file = try existingFile(table, key, at: prefix) else { return nil }
+    if let problem = TrustedFile.problem(path: file) {
+      let full = path(prefix, key)
+      throw ConfigError(file: self.file, key: full, line: locator.line(of: full), message: TrustedFile.message(problem, path: file, decides: role), insecure: true)
+    }
+    return file
+  }
+
   /// The `keep_*` and `max_age` keys of a table (`[snapshot]`, `[snapshot.s3]`).
   func retention(_ table: TOMLTable, at prefix: String) throws(ConfigError) -> RetentionPolicy {
     RetentionPolicy(
@@ -193,7 +216,7 @@ struct TableReader {
         "plain http is only allowed for loopback addresses and unix sockets; unseal keys are never sent elsewhere without verified TLS (use https://)")
     }
     // Peers inherit TLS settings and timeouts from [vault]: one cluster usually shares one CA.
-    let caFile = try existingFile(table, "ca_file", at: prefix) ?? defaults?.caFile
+    let caFile = try trustedFile(table, "ca_file", at: prefix, decides: "which servers get the unseal keys and tokens") ?? defaults?.caFile
     let serverName = try string(table, "server_name", at: prefix)
     if let serverName, serverName.isEmpty || serverName.contains(" ") {
       throw error("\(prefix).server_name", "must be a DNS name")
@@ -360,11 +383,23 @@ struct TableReader {
       minFree = bytes
     }
     let cadence = interval ?? (dailyAt == nil ? .seconds(3600) : .seconds(86400))
-    return SnapshotConfig(
+    var transfers = TransferDeadline.standard
+    if let minimum = try duration(table, "transfer_timeout", at: at, minimum: .seconds(1)) { transfers.minimum = minimum }
+    if let text = try string(table, "transfer_min_rate", at: at) {
+      guard let bytes = SizeParsing.parse(text), bytes >= 1024 else {
+        throw error("snapshot.transfer_min_rate", "\"\(text)\" is not a rate of at least 1KiB (bytes per second, e.g. \"256KiB\", \"1MiB\")")
+      }
+      transfers.minBytesPerSecond = bytes
+    }
+    var s3 = try s3(try self.table(table, "s3", at: at), local: retention)
+    s3?.transfers = transfers
+    var config = SnapshotConfig(
       enabled: try bool(table, "enabled", at: at) ?? true, directory: directory, auth: auth, schedule: schedule, retention: retention,
       minFreeBytes: minFree, staleAfter: try duration(table, "stale_after", at: at, minimum: .seconds(1)) ?? cadence * 3,
       maxDuration: try duration(table, "max_duration", at: at, minimum: .seconds(10)), stateFile: try stateFile(table),
-      encryption: try snapshotEncryption(table), s3: try s3(try self.table(table, "s3", at: at), local: retention))
+      encryption: try snapshotEncryption(table), s3: s3)
+    config.transfers = transfers
+    return config
   }
 
   /// `age_recipients = ["age1…"]` and/or `age_recipients_file = "/path"` (age's recipients-file
@@ -388,7 +423,7 @@ struct TableReader {
       listed = recipients
     }
     var fromFile: [AgeRecipient] = []
-    let file = try existingFile(table, "age_recipients_file", at: "snapshot")
+    let file = try trustedFile(table, "age_recipients_file", at: "snapshot", decides: "who can decrypt the snapshots")
     if let file {
       let key = "snapshot.age_recipients_file"
       let text: String
@@ -437,7 +472,7 @@ struct TableReader {
     case .other: throw error("certificate.key_file", "\(keyFile) is not a regular file")
     case .regular, .inaccessible: break  // whether we may read it is reported by the inspection (a critical problem)
     }
-    let caFile = try existingFile(table, "ca_file", at: at)
+    let caFile = try trustedFile(table, "ca_file", at: at, decides: "which CAs Vault's certificate may come from")
 
     var names: [String]
     if let listed = try strings(table, "names", at: at) {

@@ -53,6 +53,8 @@ public enum EffectiveConfig {
     lines.append("min_free_space = \(quote("\(s.minFreeBytes)"))")
     lines.append("stale_after = \(quote(DurationParsing.format(s.staleAfter)))")
     if let max = s.maxDuration { lines.append("max_duration = \(quote(DurationParsing.format(max)))") }
+    lines.append("transfer_timeout = \(quote(DurationParsing.format(s.transfers.minimum)))")
+    lines.append("transfer_min_rate = \(quote("\(s.transfers.minBytesPerSecond)"))")
     if let file = s.stateFile { lines.append("state_file = \(quote(file))") }
     if let encryption = s.encryption {
       if !encryption.listed.isEmpty {
@@ -79,6 +81,7 @@ public enum EffectiveConfig {
       "prefix = \(quote(s.prefix))", "path_style = \(s.pathStyle)", credential(s.accessKeyID, "access_key_id"),
       credential(s.secretAccessKey, "secret_access_key")]
     if let ca = s.caFile { lines.append("ca_file = \(quote(ca))") }
+    if let proxy = s.proxy { lines.append("proxy = \(quote(proxy.display))") }
     lines += ["timeout = \(quote(DurationParsing.format(s.timeout)))", "verify_etag = \(s.verifyETag)",
       "multipart_threshold = \(quote("\(s.multipartThreshold)"))", "part_size = \(quote("\(s.partSize)"))"]
     if s.ownRetention {

@@ -13,8 +13,8 @@ public struct S3Config: Sendable, Equatable {
   public var accessKeyID: SnapshotConfig.Credential
   public var secretAccessKey: SnapshotConfig.Credential
   public var caFile: String?
-  /// Total time for one small request (HEAD, list, delete, multipart bookkeeping). Uploads have
-  /// no total limit; a stalled upload is caught by the low-speed limit instead.
+  /// Total time for one small request (HEAD, list, delete, multipart bookkeeping). Uploads are
+  /// bounded by `transfers` instead (and cut earlier by the low-speed limit when they stall).
   public var timeout: Duration
   /// Remote retention: the local `[snapshot]` policy unless `[snapshot.s3]` sets its own keys.
   public var retention: RetentionPolicy
@@ -26,6 +26,12 @@ public struct S3Config: Sendable, Equatable {
   /// Files larger than this go up as a multipart upload, in parts of `partSize`.
   public var multipartThreshold: Int64
   public var partSize: Int64
+  /// The forward proxy for the object storage, when the operator names one. Never taken from
+  /// the environment (`https_proxy` and the like are ignored), and never used for Vault.
+  public var proxy: S3Proxy? = nil
+  /// The deadline of each upload request, from its size: `[snapshot]`'s `transfer_timeout` and
+  /// `transfer_min_rate` (copied here when the configuration is loaded).
+  public var transfers: TransferDeadline = .standard
 
   public static let defaultPrefix = "vaultkeeper/"
   /// S3's limits: parts are 5 MiB to 5 GiB (except the last), a single PUT at most 5 GiB.
@@ -45,12 +51,16 @@ public struct S3Endpoint: Sendable, Equatable {
     switch VaultAddress.parse(text) {
     case .failure(let error): return .failure(error)
     case .success(var address):
-      var rest = Substring(text[(text.firstRange(of: "://")?.upperBound ?? text.startIndex)...])
-      if rest.hasSuffix("/") { rest = rest.dropLast() }
-      let explicitPort = rest.hasPrefix("[") ? rest.contains("]:") : rest.contains(":")
-      if !explicitPort { address.port = address.scheme == .https ? 443 : 80 }
+      if !hasExplicitPort(text) { address.port = address.scheme == .https ? 443 : 80 }
       return .success(S3Endpoint(address: address))
     }
+  }
+
+  /// Whether a `scheme://host[:port][/]` text names its port (VaultAddress.parse defaults it).
+  static func hasExplicitPort(_ text: String) -> Bool {
+    var rest = Substring(text[(text.firstRange(of: "://")?.upperBound ?? text.startIndex)...])
+    if rest.hasSuffix("/") { rest = rest.dropLast() }
+    return rest.hasPrefix("[") ? rest.contains("]:") : rest.contains(":")
   }
 
   /// Whether the host is an IP literal, which cannot carry a bucket as a subdomain.
@@ -68,11 +78,38 @@ public struct S3Endpoint: Sendable, Equatable {
   }
 }
 
+/// `[snapshot.s3] proxy`: an `http://` or `https://` forward proxy, `scheme://HOST:PORT`. An
+/// https:// endpoint is reached through it with CONNECT, so TLS (and `ca_file`) stays end to
+/// end; an `https://` proxy's own certificate is verified against the system trust store.
+public struct S3Proxy: Sendable, Equatable {
+  public var address: VaultAddress
+  /// The proxy as the operator wrote it.
+  public var display: String { address.display }
+  /// What libcurl is given (CURLOPT_PROXY): the scheme picks an HTTP or HTTPS proxy.
+  public var url: String { address.baseURL }
+
+  public static func parse(_ text: String) -> Result<S3Proxy, VaultAddress.AddressError> {
+    guard !text.hasPrefix("unix:") else { return .failure(.init(reason: "a proxy is an http:// or https:// URL")) }
+    guard !text.contains("@") else {
+      return .failure(.init(reason: "must not hold credentials (user:password@): proxy authentication is not supported"))
+    }
+    switch VaultAddress.parse(text) {
+    case .failure(let error): return .failure(error)
+    case .success(let address):
+      // No default port: proxies listen on many (3128, 8080), and libcurl's 1080 would surprise.
+      guard S3Endpoint.hasExplicitPort(text) else {
+        return .failure(.init(reason: "needs a port, e.g. http://proxy.example.com:3128"))
+      }
+      return .success(S3Proxy(address: address))
+    }
+  }
+}
+
 extension TableReaderKeys {
   static let s3 = [
     "endpoint", "region", "bucket", "prefix", "path_style", "access_key_id_file", "access_key_id_credential", "secret_access_key_file",
     "secret_access_key_credential", "ca_file", "timeout", "verify_etag", "multipart_threshold", "part_size", "keep_last", "keep_daily",
-    "keep_weekly", "keep_monthly", "max_age",
+    "keep_weekly", "keep_monthly", "max_age", "proxy",
   ]
 }
 
@@ -94,6 +131,18 @@ extension TableReader {
     }
     if endpoint.address.scheme == .http && !endpoint.address.isLocal {
       throw error("\(at).endpoint", "plain http is only allowed for loopback addresses; credentials and snapshots go elsewhere only over verified TLS (use https://)")
+    }
+    var proxy: S3Proxy?
+    if let proxyText = try string(table, "proxy", at: at) {
+      switch S3Proxy.parse(proxyText) {
+      case .success(let parsed): proxy = parsed
+      case .failure(let failure):
+        // Not repeated when it holds credentials: the password would end up in logs.
+        throw error("\(at).proxy", proxyText.contains("@") ? failure.reason : "\"\(proxyText)\": \(failure.reason)")
+      }
+    }
+    if let proxy, endpoint.address.scheme == .http && !proxy.address.isLocal {
+      throw error("\(at).proxy", "the endpoint is plain http, so this proxy would carry the snapshots unencrypted to another machine; use a loopback proxy or an https:// endpoint")
     }
     let region = try required("region", "\"us-east-1\", \"eu-central-1\" or \"fsn1\"")
     guard region.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
@@ -134,8 +183,9 @@ extension TableReader {
     let ownRetention = ownPolicy != RetentionPolicy()
     return S3Config(
       endpoint: endpoint, region: region, bucket: bucket, prefix: prefix, pathStyle: pathStyle, accessKeyID: accessKey, secretAccessKey: secretKey,
-      caFile: try existingFile(table, "ca_file", at: at), timeout: try duration(table, "timeout", at: at, minimum: .seconds(1)) ?? .seconds(30),
+      caFile: try trustedFile(table, "ca_file", at: at, decides: "which servers get the snapshots and the S3 credentials"), timeout: try duration(table, "timeout", at: at, minimum: .seconds(1)) ?? .seconds(30),
       retention: ownRetention ? ownPolicy : local, ownRetention: ownRetention, verifyETag: try bool(table, "verify_etag", at: at) ?? true,
-      multipartThreshold: try size("multipart_threshold", default: 256 << 20), partSize: try size("part_size", default: 64 << 20))
+      multipartThreshold: try size("multipart_threshold", default: 256 << 20), partSize: try size("part_size", default: 64 << 20),
+      proxy: proxy)
   }
 }

@@ -23,7 +23,7 @@ public struct SnapshotConfig: Sendable, Equatable {
   public var minFreeBytes: Int64
   /// Alert when the newest good snapshot is older than this.
   public var staleAfter: Duration
-  /// Upper bound for one download (none by default: stalls are caught by the low-speed limit).
+  /// Upper bound for one download, below its transfer deadline (none by default).
   public var maxDuration: Duration?
   /// Where the duty remembers its last good snapshot (nil: `SnapshotLedger.path` decides).
   public var stateFile: String?
@@ -31,6 +31,9 @@ public struct SnapshotConfig: Sendable, Equatable {
   public var encryption: SnapshotEncryption? = nil
   /// `[snapshot.s3]`: upload every verified snapshot to object storage too.
   public var s3: S3Config? = nil
+  /// `transfer_timeout` and `transfer_min_rate`: the deadline of every download, upload and
+  /// restore, from its size.
+  public var transfers: TransferDeadline = .standard
 }
 
 /// `age_recipients` / `age_recipients_file`: snapshots are written as age v1 files (`.snap.age`)
@@ -58,6 +61,7 @@ extension TableReaderKeys {
     "enabled", "directory", "interval", "daily_at", "randomized_delay", "keep_last", "keep_daily", "keep_weekly", "keep_monthly",
     "max_age", "min_free_space", "stale_after", "max_duration", "token_file", "token_credential", "role_id_file", "role_id_credential",
     "secret_id_file", "secret_id_credential", "approle_mount", "state_file", "age_recipients", "age_recipients_file", "s3",
+    "transfer_timeout", "transfer_min_rate",
   ]
 }
 

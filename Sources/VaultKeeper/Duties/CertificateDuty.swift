@@ -47,6 +47,8 @@ public final class CertificateDuty: Sendable {
   enum Input: Sendable {
     case watch(CertificateWatchEvent)
     case tick
+    /// inotify failed during the run (the reason): only the re-check timer is left.
+    case inotifyFailed(String)
   }
 
   struct State {
@@ -63,11 +65,16 @@ public final class CertificateDuty: Sendable {
   public func run() async {
     let config = context.config
     let files = CertificateFileSet(certificate: config.certFile, key: config.keyFile, ca: config.caFile)
-    let watcher = CertificateWatcher(files: files, recheckEvery: config.checkInterval)
+    let (inputs, feed) = AsyncStream.makeStream(of: Input.self)
+    var watcher = CertificateWatcher(files: files, recheckEvery: config.checkInterval)
+    watcher.onInotifyFailure = { reason in feed.yield(.inotifyFailed(reason)) }
+    var state = State()
+    state.report.watching = "inotify"
     let events: AsyncStream<CertificateWatchEvent>
     do {
       events = try watcher.events()
     } catch {
+      state.report.watching = "timer"
       context.logger.warning("\(error); re-checking the certificate files every \(DurationParsing.format(config.checkInterval)) instead")
       var polling = watcher
       polling.useInotify = false
@@ -77,8 +84,6 @@ public final class CertificateDuty: Sendable {
       }
       events = fallback
     }
-    let (inputs, feed) = AsyncStream.makeStream(of: Input.self)
-    var state = State()
     await withTaskGroup(of: Void.self) { group in
       group.addTask {
         for await event in events { feed.yield(.watch(event)) }
@@ -122,6 +127,11 @@ public final class CertificateDuty: Sendable {
         metadata: ["message_id": "\(MessageID.certificateInvalid.rawValue)", "certificate.problem": "unreadable"])
     case .watch(.readableAgain):
       await inspect(&state, renewal: false)
+    case .inotifyFailed(let reason):
+      state.report.watching = "timer"
+      context.logger.warning(
+        "inotify stopped working (\(reason)): certificate renewals are now noticed only by the re-check every \(DurationParsing.format(config.checkInterval)); restart or reload vaultkeeper to watch again",
+        metadata: ["certificate.watch": "timer"])
     case .tick:
       await inspect(&state, renewal: false, quiet: true)
       await compareServed(&state, retryReload: true)

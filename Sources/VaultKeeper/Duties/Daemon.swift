@@ -189,11 +189,12 @@ public final class Daemon: Service, Sendable {
         }
       }
       if let snapshot = config.snapshot, snapshot.enabled {
-        let duty = SnapshotDuty(
-          context: .init(
-            config: snapshot, node: config.vault, board: board, heartbeats: heartbeats, logger: logger, environment: env.environment,
-            makeTransport: env.makeTransport, makeDecompressor: env.makeDecompressor, makeObjectTransport: env.makeObjectTransport,
-            ledgerPath: SnapshotLedger.path(config: snapshot, environment: env.environment)))
+        var snapshotContext = SnapshotDuty.Context(
+          config: snapshot, node: config.vault, board: board, heartbeats: heartbeats, logger: logger, environment: env.environment,
+          makeTransport: env.makeTransport, makeDecompressor: env.makeDecompressor, makeObjectTransport: env.makeObjectTransport,
+          ledgerPath: SnapshotLedger.path(config: snapshot, environment: env.environment))
+        snapshotContext.peers = config.peers
+        let duty = SnapshotDuty(context: snapshotContext)
         group.addTask {
           await duty.run()
           return nil
@@ -292,7 +293,7 @@ public final class Daemon: Service, Sendable {
     for await snapshot in stream {
       view.update(snapshot)
       if let last, last.mainPID != snapshot.mainPID || last.activeState != snapshot.activeState {
-        if last.mainPID != snapshot.mainPID { supervisor.connectionLost() } else { supervisor.context.doorbell.ring() }
+        if last.mainPID != snapshot.mainPID { supervisor.unitMainPIDChanged() } else { supervisor.context.doorbell.ring() }
       }
       last = snapshot
     }

@@ -64,9 +64,6 @@ public final class NodeSupervisor: Sendable {
     var backoffFailures = 0
     /// Unseal attempts that failed on an error (not a wrong key) in a row.
     var unsealErrors = 0
-    /// Set after a reload: the first answer comes over a new connection because *we* replaced
-    /// the transport, which must not be mistaken for a Vault restart.
-    var freshTransport = false
     var loggedOnce: Set<String> = []
     /// The node took a full set of our shares and finishes the unseal itself (a Raft node
     /// completing its join): why we unsealed, how many shares, since when. Reported as
@@ -77,7 +74,6 @@ public final class NodeSupervisor: Sendable {
   public init(context: Context, memory: NodeMemory?) {
     self.context = context
     let now = Date().timeIntervalSince1970
-    let isReload = memory != nil
     let memory = memory ?? NodeMemory(
       judge: SealJudge(after: context.unseal.after), previous: nil, hold: nil,
       report: NodeReport(address: context.node.name, state: "unknown", since: now, lastCheck: 0), wrongKeyUntil: nil, wrongKeyCount: 0)
@@ -88,9 +84,7 @@ public final class NodeSupervisor: Sendable {
     adjusted.wrongKeyUntil = nil
     adjusted.wrongKeyCount = 0
     if adjusted.hold == "wrong unseal key" { adjusted.hold = nil }
-    var state = LoopState(memory: adjusted, planner: UnsealPlanner(shareCount: context.keys?.count ?? 0, foreignProgressGrace: context.unseal.foreignProgressGrace))
-    state.freshTransport = isReload
-    loopState = Mutex(state)
+    loopState = Mutex(LoopState(memory: adjusted, planner: UnsealPlanner(shareCount: context.keys?.count ?? 0, foreignProgressGrace: context.unseal.foreignProgressGrace)))
   }
 
   private var name: String { "node \(context.node.name)" }
@@ -119,11 +113,8 @@ public final class NodeSupervisor: Sendable {
     let slack = Duration.seconds(5)
     while !Task.isCancelled {
       context.heartbeats.promise(heartbeatName, within: context.node.timeout * 2 + slack)
-      var observation = await context.client.health()
+      let observation = await context.client.health()
       if Task.isCancelled { break }
-      if loopState.withLock({ s in defer { s.freshTransport = false }; return s.freshTransport }) {
-        observation.newConnection = false
-      }
       var waitingOnOperator = false
       var unsealedNow = false
       var unsealErrored = false
@@ -226,9 +217,16 @@ public final class NodeSupervisor: Sendable {
     return (first, await context.client.health(), unsealed)
   }
 
-  /// A Vault restart closes our connection: remember it for the seal judgement and look now.
+  /// The server closed our kept-alive connection (a Vault restart does that): evidence for the
+  /// seal judgement, and a reason to look now.
   public func connectionLost() {
-    loopState.withLock { $0.memory.judge.connectionLost() }
+    loopState.withLock { $0.memory.judge.notice(.connectionClosed) }
+    context.doorbell.ring()
+  }
+
+  /// systemd reports another main PID for the Vault unit: evidence of a new process, look now.
+  public func unitMainPIDChanged() {
+    loopState.withLock { $0.memory.judge.notice(.newMainPID) }
     context.doorbell.ring()
   }
 
@@ -257,8 +255,9 @@ public final class NodeSupervisor: Sendable {
   /// Returns (waiting on an operator, unsealed now, failed on an error).
   private func handleSealed(_ observation: HealthObservation, pid: Int) async -> (Bool, Bool, Bool) {
     guard context.unseal.enabled, let keys = context.keys else { return (true, false, false) }
-    let (verdict, held, wrongKeyUntil) = loopState.withLock { s in
-      (s.memory.judge.verdict(sealedObservation: observation, mainPID: pid), s.memory.hold, s.memory.wrongKeyUntil)
+    let (verdict, evidence, held, wrongKeyUntil) = loopState.withLock { s in
+      (s.memory.judge.verdict(sealedObservation: observation, mainPID: pid), s.memory.judge.restartEvidence(mainPID: pid), s.memory.hold,
+        s.memory.wrongKeyUntil)
     }
     if verdict == .deliberate {
       if held == nil {
@@ -284,7 +283,7 @@ public final class NodeSupervisor: Sendable {
     case .always: reason = "sealed (unseal.after = always)"
     case .deliberate: reason = ""
     }
-    return await unseal(keys: keys, reason: reason)
+    return await unseal(keys: keys, reason: reason, evidence: verdict == .restart ? evidence : nil)
   }
 
   /// Says at start-up, not at the next seal, when the key file cannot reach the threshold:
@@ -303,7 +302,8 @@ public final class NodeSupervisor: Sendable {
     loopState.withLock { $0.memory.report.unsealAttempts[result, default: 0] += 1 }
   }
 
-  private func unseal(keys: KeyShares, reason: String) async -> (Bool, Bool, Bool) {
+  /// `evidence`: for a restart, what showed it (the `vault.restart_evidence` field).
+  private func unseal(keys: KeyShares, reason: String, evidence: SealJudge.Evidence? = nil) async -> (Bool, Bool, Bool) {
     let started = ContinuousClock.now
     var status: SealStatus
     do {
@@ -390,10 +390,12 @@ public final class NodeSupervisor: Sendable {
               s.memory.wrongKeyCount = 0
             }
             clearOnce("sealed.")
+            var fields: Logger.Metadata = ["vault.unseal_shares": "\(submitted)", "vault.unseal_ms": "\(elapsed.milliseconds)"]
+            if let evidence { fields["vault.restart_evidence"] = "\(evidence.rawValue)" }
             log(OperatorEvent(
               level: .notice,
               message: "unsealed vault at \(context.node.name) (\(reason)) with \(submitted) share\(submitted == 1 ? "" : "s") in \(elapsed.milliseconds) ms",
-              id: .unsealed), ["vault.unseal_shares": "\(submitted)", "vault.unseal_ms": "\(elapsed.milliseconds)"])
+              id: .unsealed), fields)
             return (false, true, false)
           }
         case .wrongKey(let message):

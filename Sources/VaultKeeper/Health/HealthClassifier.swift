@@ -75,9 +75,12 @@ public struct HealthObservation: Sendable, Equatable {
   public var newConnection: Bool
   /// Why the node is unreachable or what was wrong with the answer.
   public var problem: String?
+  /// For an unreachable node: whether the server refused or closed the connection (a sign that
+  /// its process went away), nil when it did neither (a timeout, a TLS failure).
+  public var serverAction: TransportError.ServerAction?
 
   public init(state: NodeState, version: String? = nil, clusterName: String? = nil, clusterID: String? = nil,
-    latency: Duration = .zero, newConnection: Bool = false, problem: String? = nil)
+    latency: Duration = .zero, newConnection: Bool = false, problem: String? = nil, serverAction: TransportError.ServerAction? = nil)
   {
     self.state = state
     self.version = version
@@ -86,6 +89,7 @@ public struct HealthObservation: Sendable, Equatable {
     self.latency = latency
     self.newConnection = newConnection
     self.problem = problem
+    self.serverAction = serverAction
   }
 }
 
@@ -136,7 +140,7 @@ public enum HealthClassifier {
   }
 
   public static func unreachable(_ error: TransportError, latency: Duration) -> HealthObservation {
-    HealthObservation(state: .unreachable, latency: latency, newConnection: true, problem: error.description)
+    HealthObservation(state: .unreachable, latency: latency, newConnection: true, problem: error.description, serverAction: error.serverAction)
   }
 
   private static func errorSuffix(_ body: [UInt8]) -> String {

@@ -19,6 +19,9 @@ public struct CertificateReport: Sendable, Equatable, Codable {
   /// `ok`, `warning`, `critical`, `expired` for the file and the served certificate.
   public var fileExpiry: String?
   public var servedExpiry: String?
+  /// How changes to the files are noticed: `inotify`, or `timer` (only the `check_interval`
+  /// re-check: inotify could not be had, or failed during the run). nil before the watch starts.
+  public var watching: String?
 
   public init(state: String) {
     self.state = state
@@ -40,6 +43,7 @@ public struct CertificateReport: Sendable, Equatable, Codable {
     case lastReloadResult = "last_reload_result"
     case fileExpiry = "file_expiry"
     case servedExpiry = "served_expiry"
+    case watching
   }
 
   /// The STATUS fragment: only when something needs attention.

@@ -6,6 +6,13 @@ public enum MetricsText {
     "unreachable", "protocol-error"]
   public static let unsealResults = ["success", "wrong_key", "error", "duplicate"]
 
+  /// Whether a node in `state` answered with a Vault status. Not before its first check
+  /// ("unknown"): nobody has seen it up yet, and an alert on `== 0` must not miss a node whose
+  /// first check never completes.
+  static func answered(_ state: String) -> Bool {
+    states.contains(state) && state != "unreachable" && state != "protocol-error"
+  }
+
   public static func render(_ report: DaemonReport) -> String {
     var out = ""
     func family(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
@@ -13,8 +20,8 @@ public enum MetricsText {
       for sample in samples { out += sample.labels.isEmpty ? "\(name) \(sample.value)\n" : "\(name){\(sample.labels)} \(sample.value)\n" }
     }
     func label(_ node: NodeReport) -> String { "node=\"\(escape(node.address))\"" }
-    family("vaultkeeper_vault_up", "gauge", "1 if the node answered its health check with a Vault status.",
-      report.nodes.map { (label($0), ($0.state == "unreachable" || $0.state == "protocol-error") ? "0" : "1") })
+    family("vaultkeeper_vault_up", "gauge", "1 if the node answered its last health check with a Vault status.",
+      report.nodes.map { (label($0), answered($0.state) ? "1" : "0") })
     family("vaultkeeper_vault_sealed", "gauge", "1 if the node reports itself sealed.",
       report.nodes.map { (label($0), $0.state == "sealed" ? "1" : "0") })
     family("vaultkeeper_vault_health_status", "gauge", "1 for the node's current health state, 0 for the others.",
@@ -54,6 +61,8 @@ public enum MetricsText {
       [("", "\(s.retentionDeleted)")])
     family("vaultkeeper_snapshot_last_upload_timestamp_seconds", "gauge", "Time of the last verified upload to object storage (0 = none).",
       [("", format(s.lastUpload ?? 0))])
+    family("vaultkeeper_snapshot_future_dated", "gauge", "Snapshot names dated in the future (locally or in the bucket): not counted, never deleted.",
+      [("", "\(s.futureDated ?? 0)")])
   }
 
   public static let reloadResults = ["succeeded", "failed", "timedOut", "not_served"]
@@ -69,6 +78,9 @@ public enum MetricsText {
       [("", c.servedSHA256 != nil && c.servedSHA256 == c.fileSHA256 ? "1" : "0")])
     family("vaultkeeper_certificate_reloads_total", "counter", "Reloads of Vault for a renewed certificate since start, by result.",
       reloadResults.map { ("result=\"\($0)\"", "\(c.reloads[$0] ?? 0)") })
+    family("vaultkeeper_certificate_watch_inotify", "gauge",
+      "1 while inotify follows the certificate files, 0 when only the check_interval re-check does (inotify unavailable or failed).",
+      [("", c.watching == "inotify" ? "1" : "0")])
   }
 
   static func escape(_ value: String) -> String {

@@ -23,6 +23,11 @@ public struct SnapshotReport: Sendable, Equatable, Codable {
   public var uploadFailures: Int
   /// Since when the duty has been waiting for its first good snapshot (the ledger's).
   public var trackingSince: Double?
+  /// Snapshot names dated in the future seen by the last look at the directory and the bucket
+  /// (a clock that was ahead, or a forgery): never counted, never deleted, reported.
+  public var futureDated: Int?
+  /// Whether an upload to object storage is under way (uploads run beside the schedule).
+  public var uploading: Bool?
 
   public init(phase: String, staleAfterSeconds: Double) {
     self.phase = phase
@@ -51,6 +56,8 @@ public struct SnapshotReport: Sendable, Equatable, Codable {
     case lastUpload = "last_upload"
     case uploadFailures = "upload_failures"
     case trackingSince = "tracking_since"
+    case futureDated = "future_dated"
+    case uploading
   }
 
   /// The STATUS fragment, e.g. `snapshot 23m ago`, `snapshot running`,

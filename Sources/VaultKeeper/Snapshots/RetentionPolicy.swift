@@ -13,7 +13,13 @@ import Foundation
 /// - `maxAge`: anything older goes, whatever the rules above say.
 /// - With no keep rule at all, everything younger than `maxAge` is kept.
 /// - Whatever the policy says, the newest *verified* snapshot is never deleted: a policy typo
-///   must not be able to remove the last good backup.
+///   must not be able to remove the last good backup. Nor is a name in `protecting` (the
+///   snapshot just written or uploaded).
+/// - A name dated later than `now + futureSkew` is not believed: it counts for no rule (so it
+///   can never push real snapshots out of `keepLast` or be "the newest"), and it is never
+///   deleted either; it comes back in `Decision.future` so the caller reports it. Such names
+///   come from a clock that was ahead, or from someone else who may write to the directory
+///   or bucket.
 public struct RetentionPolicy: Sendable, Equatable {
   public var keepLast: Int?
   public var keepDaily: Int?
@@ -45,16 +51,35 @@ public struct RetentionPolicy: Sendable, Equatable {
     public var keep: [String]
     /// Names to delete, with the reason (for the journal entry).
     public var delete: [(name: String, reason: String)]
+    /// Names dated later than `now + futureSkew`: neither counted nor deleted; to be reported.
+    public var future: [String] = []
 
     public static func == (a: Decision, b: Decision) -> Bool {
       a.keep == b.keep && a.delete.map(\.name) == b.delete.map(\.name) && a.delete.map(\.reason) == b.delete.map(\.reason)
+        && a.future == b.future
     }
+  }
+
+  /// How far a name may be dated after `now` and still be believed: clocks of the hosts that
+  /// write and judge differ a little (NTP keeps them well within this).
+  public static let futureSkew = Duration.seconds(300)
+
+  /// Whether `time` is later than `now` plus the tolerated skew.
+  public static func isFuture(_ time: Date, now: Date) -> Bool {
+    time.timeIntervalSince(now) > futureSkew.seconds
   }
 
   var hasKeepRule: Bool { keepLast != nil || keepDaily != nil || keepWeekly != nil || keepMonthly != nil }
 
   public func apply(to items: [Item], now: Date) -> Decision {
-    let sorted = items.sorted { $0.time != $1.time ? $0.time > $1.time : $0.name > $1.name }  // newest first
+    apply(to: items, now: now, protecting: [])
+  }
+
+  /// - Parameter protecting: names kept whatever the policy says (the snapshot just written).
+  public func apply(to items: [Item], now: Date, protecting: Set<String>) -> Decision {
+    let future = items.filter { Self.isFuture($0.time, now: now) }
+    let sorted = items.filter { !Self.isFuture($0.time, now: now) }
+      .sorted { $0.time != $1.time ? $0.time > $1.time : $0.name > $1.name }  // newest first
     var kept = Set<String>()
     if let n = keepLast { for item in sorted.prefix(max(n, 0)) { kept.insert(item.name) } }
     func keepNewestPer(_ count: Int?, bucket: (Date) -> String) {
@@ -73,11 +98,11 @@ public struct RetentionPolicy: Sendable, Equatable {
     keepNewestPer(keepMonthly) { Self.utc.string(from: $0, format: .month) }
     if !hasKeepRule { for item in sorted { kept.insert(item.name) } }
 
-    let protected = sorted.first { $0.verified }?.name
-    var decision = Decision(keep: [], delete: [])
+    let newestVerified = sorted.first { $0.verified }?.name
+    var decision = Decision(keep: [], delete: [], future: future.sorted { $0.time != $1.time ? $0.time > $1.time : $0.name > $1.name }.map(\.name))
     for item in sorted {
       let tooOld = maxAge.map { now.timeIntervalSince(item.time) > $0.seconds } ?? false
-      if item.name == protected {
+      if item.name == newestVerified || protecting.contains(item.name) {
         decision.keep.append(item.name)
       } else if tooOld {
         decision.delete.append((item.name, "older than max_age \(DurationParsing.format(maxAge ?? .zero))"))

@@ -41,19 +41,57 @@ extension SnapshotDirectory {
     public var error: String?
   }
 
-  /// Applies `policy` to our snapshots in `directory` and deletes what it does not keep. Every
-  /// file we named was verified before it got its name, so each counts as verified (the newest
-  /// is therefore never deleted). Runs blocking file I/O: call it off the cooperative pool.
-  public static func applyRetention(_ policy: RetentionPolicy, directory: String, now: Date) -> [Deletion] {
+  /// What retention decided for a directory, before anything is deleted. Pure.
+  public struct Plan: Sendable, Equatable {
+    public var decision: RetentionPolicy.Decision
+    /// Files named for another cluster: never counted, never deleted.
+    public var otherClusters: [String]
+  }
+
+  /// A local file belongs to this cluster when the cluster part of its name is this cluster's
+  /// (`SnapshotName.sanitize` of Vault's `cluster_name`). Only those count and may be deleted;
+  /// a name dated in the future counts for nothing and stays (`RetentionPolicy`). Every file
+  /// we named was verified before it got its name, so each counts as verified.
+  /// - Parameters:
+  ///   - cluster: this cluster's name; nil counts every cluster's files (`snapshot now`, which
+  ///     does not know it).
+  ///   - justWritten: the file just committed: kept whatever the policy says.
+  public static func plan(_ entries: [Entry], policy: RetentionPolicy, cluster: String?, justWritten: String?, now: Date) -> Plan {
+    let mine = cluster.map(SnapshotName.sanitize)
+    let ours = entries.filter { mine == nil || $0.name.cluster == mine }
+    let others = entries.filter { mine != nil && $0.name.cluster != mine }.map(\.name.fileName)
+    let items = ours.map { RetentionPolicy.Item(name: $0.name.fileName, time: $0.name.time, verified: true) }
+    let decision = policy.apply(to: items, now: now, protecting: justWritten.map { [$0] } ?? [])
+    return Plan(decision: decision, otherClusters: others)
+  }
+
+  /// This cluster's newest snapshot whose name is not dated in the future. Pure.
+  public static func newest(_ entries: [Entry], cluster: String?, now: Date) -> Entry? {
+    let mine = cluster.map(SnapshotName.sanitize)
+    return entries.filter { (mine == nil || $0.name.cluster == mine) && !RetentionPolicy.isFuture($0.name.time, now: now) }.max { $0.name < $1.name }
+  }
+
+  /// What retention did in a directory.
+  public struct Outcome: Sendable, Equatable {
+    public var deletions: [Deletion]
+    /// Files dated in the future (any cluster's): kept, not counted, to be reported.
+    public var future: [String]
+    public var otherClusters: [String]
+  }
+
+  /// Applies `policy` to this cluster's snapshots in `directory` (see `plan`) and deletes what
+  /// it does not keep. Runs blocking file I/O: call it off the cooperative pool.
+  public static func applyRetention(_ policy: RetentionPolicy, directory: String, now: Date, cluster: String?, justWritten: String?) -> Outcome {
     let entries = list(directory)
-    let items = entries.map { RetentionPolicy.Item(name: $0.name.fileName, time: $0.name.time, verified: true) }
+    let plan = plan(entries, policy: policy, cluster: cluster, justWritten: justWritten, now: now)
     var deletions: [Deletion] = []
-    for doomed in policy.apply(to: items, now: now).delete {
+    for doomed in plan.decision.delete {
       let failed = unlink("\(directory)/\(doomed.name)") == 0 ? nil : String(cString: strerror(errno))
       deletions.append(Deletion(fileName: doomed.name, reason: doomed.reason, error: failed))
     }
     if deletions.contains(where: { $0.error == nil }) { FileAccess.syncDirectory(directory) }
-    return deletions
+    let future = entries.filter { RetentionPolicy.isFuture($0.name.time, now: now) }.map(\.name.fileName)
+    return Outcome(deletions: deletions, future: future, otherClusters: plan.otherClusters)
   }
 
   /// Removes temporary files a killed vaultkeeper left behind (`.vaultkeeper-snapshot-*.tmp`;

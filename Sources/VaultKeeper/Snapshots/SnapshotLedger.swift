@@ -71,9 +71,29 @@ public struct SnapshotLedger: Sendable, Equatable, Codable {
     try FileAccess.writeAtomically(path: path, bytes: Array(data) + [0x0A], mode: 0o600, durable: true)
   }
 
-  /// The last good snapshot's time: the ledger's, or the newest snapshot in the directory when
-  /// that is newer (taken by `vaultkeeper snapshot now`, or the ledger was lost). Every file we
-  /// name was verified before it got its name.
+  /// The recorded last good snapshot's time, unless it is dated later than `now` (plus the
+  /// tolerated skew): then the clock was ahead when it was written, and when the snapshot
+  /// really happened is unknown. Staleness and the schedule go by this, never by file names.
+  public func believedLastSuccess(now: Date) -> Date? {
+    guard let recorded = lastSuccess.map({ Date(timeIntervalSince1970: $0.time) }), !RetentionPolicy.isFuture(recorded, now: now) else { return nil }
+    return recorded
+  }
+
+  /// Whether the recorded last success is dated in the future (to be reported; not believed).
+  public func recordsFutureSuccess(now: Date) -> Bool {
+    lastSuccess.map { RetentionPolicy.isFuture(Date(timeIntervalSince1970: $0.time), now: now) } ?? false
+  }
+
+  /// Since when the duty has been waiting for its first snapshot; a time in the future (a clock
+  /// that was ahead) is taken as `now`, so it cannot put off the stale alert.
+  public func believedTrackingSince(now: Date) -> Date {
+    let since = Date(timeIntervalSince1970: trackingSince)
+    return since > now ? now : since
+  }
+
+  /// The newer of the ledger's time and the newest snapshot name in the directory. No longer
+  /// used to judge staleness (names are not evidence: a clock that was ahead, or anyone who may
+  /// write the directory, can put any time in one); kept for callers that only display it.
   public func lastSuccessTime(newestInDirectory: Date?) -> Date? {
     let recorded = lastSuccess.map { Date(timeIntervalSince1970: $0.time) }
     switch (recorded, newestInDirectory) {

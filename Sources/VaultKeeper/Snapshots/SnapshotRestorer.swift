@@ -1,14 +1,20 @@
 /// Sends a verified snapshot archive to Vault (`vaultkeeper snapshot restore`): streamed from
-/// disk, to the active node (a standby's 307 is followed with the token and body re-sent), with
+/// disk, to the active node (a standby's 307 to a configured node is followed with the token and
+/// body re-sent), with
 /// Vault's answers turned into messages an operator can act on. Verification happens before,
 /// in the caller: nothing unverified is ever sent.
 public struct SnapshotRestorer: Sendable {
   public var node: NodeConfig
+  /// The other configured nodes (`[[peer]]`): the only places besides `node` a redirect may lead.
+  public var peers: [NodeConfig] = []
   public var makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
+  /// The upload's total deadline comes from the archive's size (`TransferDeadline`).
+  public var transfers: TransferDeadline
 
-  public init(node: NodeConfig, makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport) {
+  public init(node: NodeConfig, makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport, transfers: TransferDeadline = .standard) {
     self.node = node
     self.makeTransport = makeTransport
+    self.transfers = transfers
   }
 
   /// - Returns: the address of the node that accepted the archive.
@@ -20,13 +26,14 @@ public struct SnapshotRestorer: Sendable {
       let client = VaultClient(transport: transport, timeout: target.timeout)
       let answer: RestoreResponse
       do {
-        answer = try await client.restoreSnapshot(token: token, file: file, force: force, limits: DownloadLimits(connectTimeout: target.connectTimeout))
+        let limits = DownloadLimits(connectTimeout: target.connectTimeout, maxDuration: transfers.deadline(bytes: file.length))
+        answer = try await client.restoreSnapshot(token: token, file: file, force: force, limits: limits)
       } catch {
         throw Self.explain(error, force: force)
       }
       switch answer {
       case .accepted: return target.name
-      case .redirect(let location): target = try StandbyRedirect.target(location, from: node)
+      case .redirect(let location): target = try StandbyRedirect.target(location, from: target, configured: [node] + peers)
       }
     }
     throw SnapshotError(.vault, "too many redirects while looking for the active node")

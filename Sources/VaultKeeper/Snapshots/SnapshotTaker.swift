@@ -29,7 +29,8 @@ public struct SnapshotError: Error, Sendable, CustomStringConvertible {
 
 /// Takes one snapshot: authenticates, streams `GET /v1/sys/storage/raft/snapshot` straight into
 /// a temporary file while verifying it, and only if everything checks out renames it into place
-/// (`SnapshotFileWriter`). Follows a standby's 307 to the active node, re-sending the token.
+/// (`SnapshotFileWriter`). Follows a standby's 307 to the active node, re-sending the token, when
+/// that node is a configured one (`StandbyRedirect`).
 /// The transfer runs on its own transport (thread and connection), so health checks of the
 /// same node never wait behind a download.
 public struct SnapshotTaker: Sendable {
@@ -42,6 +43,8 @@ public struct SnapshotTaker: Sendable {
 
   public var config: SnapshotConfig
   public var node: NodeConfig
+  /// The other configured nodes (`[[peer]]`): the only places besides `node` a redirect may lead.
+  public var peers: [NodeConfig] = []
   public var makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
   public var makeDecompressor: @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor
 
@@ -97,7 +100,7 @@ public struct SnapshotTaker: Sendable {
       switch response {
       case .redirect(let location):
         attempt.writer.abort()
-        target = try StandbyRedirect.target(location, from: node)
+        target = try StandbyRedirect.target(location, from: target, configured: [node] + peers)
         continue
       case .streamed:
         let facts: SnapshotFacts
@@ -148,6 +151,11 @@ private final class Attempt: @unchecked Sendable {
   private var received: Int64 = 0
   private var nextSpaceCheck: Int64 = 64 << 20
   private let progress: (@Sendable (Int64) -> Void)?
+  /// Vault does not announce the snapshot's size, so the transfer deadline is checked as the
+  /// bytes arrive: past `transfers.minimum`, an average below the minimum rate ends it. (A
+  /// download that stops sending altogether is cut by curl's low-speed limit.)
+  private let transfers: TransferDeadline
+  private let started = ContinuousClock.now
   var body: StreamingBody { StreamingBody { [self] bytes in self.receive(bytes) } }
 
   init(config: SnapshotConfig, decompressor: any StreamDecompressor, progress: (@Sendable (Int64) -> Void)?) throws(SnapshotError) {
@@ -164,6 +172,7 @@ private final class Attempt: @unchecked Sendable {
     }
     directory = config.directory
     minFree = config.minFreeBytes
+    transfers = config.transfers
     self.progress = progress
   }
 
@@ -187,6 +196,14 @@ private final class Attempt: @unchecked Sendable {
       return error.message
     }
     received += Int64(bytes.count)
+    let elapsed = started.duration(to: .now)
+    if transfers.isBehind(bytes: received, elapsed: elapsed) {
+      let reason = "the download missed its deadline: \(received) bytes in \(DurationParsing.humanize(elapsed)), "
+        + "below transfer_min_rate (\(transfers.minBytesPerSecond) bytes/s) after transfer_timeout (\(DurationParsing.format(transfers.minimum)))"
+      failure = (.vault, "snapshot download abandoned: \(reason)")
+      verifier.cancel()
+      return reason
+    }
     if received >= nextSpaceCheck {
       nextSpaceCheck = received + (64 << 20)
       if let free = FileAccess.freeBytes(path: directory), free < minFree {

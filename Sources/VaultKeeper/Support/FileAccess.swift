@@ -93,12 +93,7 @@ public enum FileAccess {
   /// new one, never half of it; a failure removes the temporary file.
   public static func writeAtomically(path: String, bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws(Failure) {
     let temp = "\(path).tmp.\(getpid())"
-    let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-    if fd < 0 {
-      let code = errno
-      if code == EEXIST { unlink(temp); return try writeAtomically(path: path, bytes: bytes, mode: mode, durable: durable) }
-      throw Failure(errno: code, operation: "create \(temp)")
-    }
+    let fd = try createExclusively(temp, mode: mode)
     var ok = false
     defer {
       if !ok { unlink(temp) }
@@ -124,6 +119,21 @@ public enum FileAccess {
     guard rename(temp, path) == 0 else { throw Failure(errno: errno, operation: "rename \(temp) to \(path)") }
     ok = true
     if durable, let slash = path.lastIndex(of: "/") { syncDirectory(slash == path.startIndex ? "/" : String(path[..<slash])) }
+  }
+
+  /// `open(O_CREAT | O_EXCL)` of a temporary name. A leftover of an earlier process with our
+  /// PID (a crash, a PID reused) is removed once and the create tried once more; a leftover
+  /// that cannot be removed (a directory, a file of another user in a sticky directory) is an
+  /// error, never a loop.
+  static func createExclusively(_ temp: String, mode: mode_t) throws(Failure) -> Int32 {
+    for attempt in 0..<2 {
+      let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
+      if fd >= 0 { return fd }
+      let code = errno
+      guard code == EEXIST, attempt == 0 else { throw Failure(errno: code, operation: "create \(temp)") }
+      if unlink(temp) != 0 { throw Failure(errno: errno, operation: "remove the leftover \(temp)") }
+    }
+    throw Failure(errno: EEXIST, operation: "create \(temp)")
   }
 
   /// fsync of a directory: makes renames and unlinks in it durable.

@@ -79,11 +79,28 @@ public final class SecretBytes: @unchecked Sendable, CustomStringConvertible, Cu
   public var debugDescription: String { description }
 
   /// Overwrites an ordinary array that held key material before it is released.
+  ///
+  /// Copy-on-write: when another copy of the array shares its storage, this zeroes a fresh
+  /// copy and the shared storage keeps the secret. Drop the other references first, or use
+  /// `wipeStorage(of:)`.
   public static func wipe(_ bytes: inout [UInt8]) {
     bytes.withUnsafeMutableBytes { buffer in
       if let base = buffer.baseAddress { zero(base, count: buffer.count) }
     }
     bytes.removeAll()
+  }
+
+  /// Zeroes the storage of `bytes` where it is, however many copies of the array share it:
+  /// every copy reads zeros afterwards. For a buffer that several copies share and none can be
+  /// made the only one, such as an HTTP response body holding a token (the transport's thread
+  /// may still hold a copy when the caller wipes it).
+  ///
+  /// - Important: only for arrays filled at run time (a receive buffer). An array built from a
+  ///   literal may share static storage with every other use of that literal.
+  public static func wipeStorage(of bytes: [UInt8]) {
+    bytes.withUnsafeBufferPointer { buffer in
+      if let base = buffer.baseAddress { zero(UnsafeMutableRawPointer(mutating: base), count: buffer.count) }
+    }
   }
 
   /// Zeroes memory in a way the optimiser cannot drop (the write is through a volatile-like

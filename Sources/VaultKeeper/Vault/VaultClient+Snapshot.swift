@@ -131,10 +131,13 @@ extension VaultClient {
   }
 
   /// Reads `auth.client_token`, `auth.lease_duration` and `auth.renewable` from a login or renew
-  /// answer without copying the token into a String; the response bytes are wiped.
+  /// answer without copying the token into a String (only into locked memory). The answer's
+  /// body is then zeroed in its own storage, the transport's buffer that `response` and every
+  /// copy of it share, whatever the outcome (`SecretBytes.wipeStorage`: a plain `wipe` of a
+  /// copy would zero a copy-on-write duplicate and leave the original).
   static func token(from response: HTTPResponse) throws(VaultError) -> VaultToken {
-    var body = response.body
-    defer { SecretBytes.wipe(&body) }
+    let body = response.body
+    defer { SecretBytes.wipeStorage(of: body) }
     guard response.status == 200 else { throw .http(status: response.status, errors: errors(in: body)) }
     guard let root = try? SecretJSON.parse(body), let auth = SecretJSON.member("auth", of: root),
       case .string(let range, false)? = SecretJSON.member("client_token", of: auth), !range.isEmpty

@@ -10,12 +10,26 @@ import Foundation
 
 /// A byte range of a local file, read by the transport while it sends (never held in memory).
 public struct FileSlice: Sendable, Equatable {
+  /// The file's path; with `descriptor` set only a name for messages, never opened.
   public var path: String
+  /// An open descriptor to read from instead of opening `path` (the transport reads a
+  /// duplicate of it with `pread` and never closes the caller's). A restore sends exactly the
+  /// file it verified this way: a path may name another file by the time it is opened again.
+  /// The caller keeps it open until the transfer has returned.
+  public var descriptor: Int32?
   public var offset: Int64
   public var length: Int64
 
   public init(path: String, offset: Int64, length: Int64) {
     self.path = path
+    self.descriptor = nil
+    self.offset = offset
+    self.length = length
+  }
+
+  public init(descriptor: Int32, name: String, offset: Int64, length: Int64) {
+    self.path = name
+    self.descriptor = descriptor
     self.offset = offset
     self.length = length
   }
@@ -92,7 +106,8 @@ public struct ObjectRequest: Sendable {
   public var target: String
   public var headers: [(name: String, value: String)]
   public var body: Body
-  /// Uploads and multipart completion: no total timeout (a stall is caught by the low-speed limit).
+  /// Uploads and multipart completion: bounded by a transfer deadline (`totalTimeout`), not by
+  /// the small-request timeout, and cut earlier by the low-speed limit when they stall.
   public var isTransfer: Bool
 
   public init(method: HTTPRequest.Method, target: String, headers: [(name: String, value: String)] = [], body: Body = .none, isTransfer: Bool = false) {
@@ -101,6 +116,20 @@ public struct ObjectRequest: Sendable {
     self.headers = headers
     self.body = body
     self.isTransfer = isTransfer
+  }
+}
+
+extension ObjectRequest {
+  /// The total time this request may take: a transfer with a body of N bytes gets
+  /// `transfers.deadline(bytes: N)` (multipart completion, whose small body S3 may answer
+  /// slowly, thereby `transfers.minimum`); anything else `smallRequest` (`[snapshot.s3] timeout`).
+  public func totalTimeout(transfers: TransferDeadline, smallRequest: Duration) -> Duration {
+    guard isTransfer else { return smallRequest }
+    switch body {
+    case .file(let slice): return transfers.deadline(bytes: slice.length)
+    case .bytes(let bytes): return transfers.deadline(bytes: Int64(bytes.count))
+    case .none: return transfers.minimum
+    }
   }
 }
 

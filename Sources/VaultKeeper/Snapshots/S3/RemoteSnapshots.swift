@@ -10,6 +10,24 @@ public struct RemoteSnapshot: Sendable, Equatable {
   public var name: SnapshotName
   public var bytes: Int64
   public var lastModified: Date?
+  /// `x-amz-meta-vaultkeeper-cluster-id`, recorded at upload (from a HEAD; nil: not asked, or
+  /// the object has none).
+  public var clusterID: String? = nil
+}
+
+/// The cluster whose snapshots these are: `name` as it appears in file names (sanitized
+/// `cluster_name`), `id` Vault's `cluster_id` (a UUID), both from the node's `sys/health`.
+public struct SnapshotCluster: Sendable, Equatable {
+  public var name: String
+  public var id: String
+
+  public init(name: String, id: String) {
+    self.name = SnapshotName.sanitize(name)
+    self.id = id
+  }
+
+  /// The object metadata an upload records (`x-amz-meta-` + key).
+  public static let idMetadataKey = "vaultkeeper-cluster-id"
 }
 
 /// One key remote retention removed, and why (for the journal).
@@ -32,10 +50,51 @@ public enum RemoteSnapshots {
   }
 
   /// The keys `policy` removes. Every remote snapshot passed its check at upload, so all count as
-  /// verified, and the newest is never removed whatever the policy says.
+  /// verified, and the newest is never removed whatever the policy says. Names dated in the
+  /// future count for nothing and are never removed (`RetentionPolicy`).
   public static func deletions(_ snapshots: [RemoteSnapshot], policy: RetentionPolicy, now: Date) -> [RemoteDeletion] {
-    guard let newest = snapshots.max(by: { $0.name < $1.name }) else { return [] }
-    let decision = policy.apply(to: snapshots.map { RetentionPolicy.Item(name: $0.key, time: $0.name.time, verified: true) }, now: now)
-    return decision.delete.filter { $0.name != newest.key }.map { RemoteDeletion(key: $0.name, reason: $0.reason) }
+    plan(snapshots, policy: policy, now: now, protecting: []).deletions
+  }
+
+  /// Which of `candidates` (named for this cluster, `clusterID` filled in by a HEAD) are this
+  /// cluster's: those whose recorded cluster ID is `cluster.id`. The name alone is not enough:
+  /// two clusters may share a `cluster_name` (both called "prod") and a prefix. Objects without
+  /// the ID (uploaded by hand, or by another cluster) are never counted nor deleted.
+  public static func attributed(_ candidates: [RemoteSnapshot], to cluster: SnapshotCluster) -> (ours: [RemoteSnapshot], others: [RemoteSnapshot]) {
+    let named = candidates.filter { $0.name.cluster == cluster.name }
+    return (named.filter { $0.clusterID == cluster.id }, named.filter { $0.clusterID != cluster.id })
+  }
+
+  /// Remote retention's decision over this cluster's snapshots.
+  public struct Plan: Sendable, Equatable {
+    public var deletions: [RemoteDeletion]
+    /// Keys dated in the future: kept, not counted, to be reported.
+    public var future: [String]
+  }
+
+  /// - Parameter protecting: keys kept whatever the policy says (those just uploaded).
+  public static func plan(_ ours: [RemoteSnapshot], policy: RetentionPolicy, now: Date, protecting: Set<String>) -> Plan {
+    let decision = policy.apply(
+      to: ours.map { RetentionPolicy.Item(name: $0.key, time: $0.name.time, verified: true) }, now: now, protecting: protecting)
+    return Plan(deletions: decision.delete.map { RemoteDeletion(key: $0.name, reason: $0.reason) }, future: decision.future)
+  }
+
+  /// The local snapshots to upload, newest first: every one of `local` (this cluster's verified
+  /// files, none dated in the future) that the bucket lacks (no object of ours under its key
+  /// with its size), when remote retention would keep it among what the bucket already holds.
+  /// The newest local one is always uploaded when missing. So an upload lost to a reload, a
+  /// restart or a failure is made up on the next run, while a snapshot the bucket's policy
+  /// already dropped (kept longer locally) is not sent again just to be deleted.
+  public static func missing(local: [SnapshotDirectory.Entry], remote ours: [RemoteSnapshot], prefix: String, policy: RetentionPolicy, now: Date)
+    -> [SnapshotDirectory.Entry]
+  {
+    let present = Dictionary(ours.map { ($0.key, $0.bytes) }, uniquingKeysWith: { a, _ in a })
+    let absent = local.filter { present[prefix + $0.name.fileName] != $0.bytes }
+    guard let newest = local.max(by: { $0.name < $1.name }), !absent.isEmpty else { return [] }
+    let absentKeys = Set(absent.map { prefix + $0.name.fileName })
+    let union = ours.filter { !absentKeys.contains($0.key) }.map { RetentionPolicy.Item(name: $0.key, time: $0.name.time, verified: true) }
+      + absent.map { RetentionPolicy.Item(name: prefix + $0.name.fileName, time: $0.name.time, verified: true) }
+    let kept = Set(policy.apply(to: union, now: now).keep)
+    return absent.filter { $0.name == newest.name || kept.contains(prefix + $0.name.fileName) }.sorted { $0.name > $1.name }
   }
 }

@@ -62,8 +62,14 @@ public struct SnapshotUploader: Sendable {
 
   public func key(for fileName: String) -> String { config.prefix + fileName }
 
-  /// Uploads the snapshot at `path` as `prefix + fileName` and checks it.
-  public func upload(path: String, fileName: String) async throws(SnapshotError) -> UploadReceipt {
+  /// Uploads the snapshot at `path` as `prefix + fileName` and checks it. With `cluster`, the
+  /// object records the cluster's ID (`x-amz-meta-vaultkeeper-cluster-id`): remote retention
+  /// and the catch-up of missing uploads count only objects that carry this cluster's ID.
+  ///
+  /// Every request is bounded: a body of N bytes by `config.transfers.deadline(bytes: N)` (the
+  /// transport's total timeout), everything else by `config.timeout`; `budget(bytes:)` is
+  /// their sum, the longest the whole upload can take.
+  public func upload(path: String, fileName: String, cluster: SnapshotCluster? = nil) async throws(SnapshotError) -> UploadReceipt {
     guard !fileName.isEmpty, !fileName.contains("/") else { throw SnapshotError(.upload, "\"\(fileName)\" is not a file name") }
     let started = ContinuousClock.now
     let key = key(for: fileName)
@@ -72,7 +78,8 @@ public struct SnapshotUploader: Sendable {
     let session = try openSession()
     defer { session.close() }
     let store = session.store
-    let metadata = ["vaultkeeper-sha256": digest.sha256Hex]
+    var metadata = ["vaultkeeper-sha256": digest.sha256Hex]
+    if let cluster { metadata[SnapshotCluster.idMetadataKey] = cluster.id }
     do throws(ObjectStoreError) {
       if digest.partMD5s.isEmpty {
         try await store.put(key: key, file: FileSlice(path: path, offset: 0, length: digest.size), contentMD5: digest.md5, metadata: metadata)
@@ -82,7 +89,7 @@ public struct SnapshotUploader: Sendable {
     } catch {
       throw SnapshotError(.upload, "upload to \(location) failed: \(error.message)")
     }
-    let etag = try await check(store, key: key, location: location, digest: digest)
+    let etag = try await check(store, key: key, location: location, digest: digest, cluster: cluster)
     return UploadReceipt(
       key: key, location: location, bytes: digest.size, etag: etag, sha256: digest.sha256Hex, parts: digest.partMD5s.count,
       duration: started.duration(to: .now))
@@ -99,23 +106,94 @@ public struct SnapshotUploader: Sendable {
     }
   }
 
-  /// Deletes what the remote retention policy no longer keeps (only keys named like ours, never
-  /// the newest). Returns what was deleted; throws if any deletion failed (after trying all).
-  public func applyRetention(now: Date) async throws(SnapshotError) -> [RemoteDeletion] {
+  /// The longest an upload of `bytes` bytes can take: the transfer deadline of each body (one,
+  /// or one per part), plus the small requests around them (HEAD, and for multipart the
+  /// start, the completion and an abort), each bounded by `config.timeout`. Past it, the
+  /// upload has hung somewhere no timeout reaches, and the duty's heartbeat lapses.
+  public func budget(bytes: Int64) -> Duration {
+    let transfers = config.transfers
+    guard bytes > config.multipartThreshold else { return transfers.deadline(bytes: bytes) + config.timeout * 2 }
+    let part = partSize(for: bytes)
+    let full = bytes / part
+    let rest = bytes % part
+    var total = transfers.deadline(bytes: part) * Int(full) + (rest > 0 ? transfers.deadline(bytes: rest) : .zero)
+    total += transfers.minimum + config.timeout * 4  // completion (a transfer), start, HEAD, abort
+    return total
+  }
+
+  /// What the bucket holds of this cluster's snapshots.
+  public struct RemoteView: Sendable, Equatable {
+    /// This cluster's, newest first: named for it and carrying its cluster ID.
+    public var ours: [RemoteSnapshot]
+    /// Named for this cluster but without its ID: another cluster of the same name sharing the
+    /// prefix, a copy put there by hand, or a forgery. Never counted, never deleted.
+    public var others: [RemoteSnapshot]
+  }
+
+  /// Lists the prefix and asks (HEAD) each object named for this cluster which cluster
+  /// uploaded it: a listing does not carry object metadata.
+  /// - Parameter beforeRequest: called before each request (each bounded by `config.timeout`),
+  ///   to renew a heartbeat promise.
+  public func view(of cluster: SnapshotCluster, beforeRequest: @Sendable () -> Void = {}) async throws(SnapshotError) -> RemoteView {
     let session = try openSession()
     defer { session.close() }
-    let objects: [ObjectInfo]
+    return try await view(of: cluster, in: session.store, beforeRequest: beforeRequest)
+  }
+
+  private func view(of cluster: SnapshotCluster, in store: any ObjectStore, beforeRequest: @Sendable () -> Void) async throws(SnapshotError) -> RemoteView {
+    let location = "s3://\(config.bucket)/\(config.prefix)"
+    var candidates: [RemoteSnapshot]
+    beforeRequest()  // a listing of many pages is bounded by S3Client.maxPages requests
     do {
-      objects = try await session.store.list(prefix: config.prefix)
+      candidates = RemoteSnapshots.ours(try await store.list(prefix: config.prefix), prefix: config.prefix)
     } catch {
-      throw SnapshotError(.remoteRetention, "cannot list s3://\(config.bucket)/\(config.prefix): \(error.message)")
+      throw SnapshotError(.remoteRetention, "cannot list \(location): \(error.message)")
     }
-    let planned = RemoteSnapshots.deletions(RemoteSnapshots.ours(objects, prefix: config.prefix), policy: config.retention, now: now)
+    candidates = candidates.filter { $0.name.cluster == cluster.name }
+    for index in candidates.indices {
+      beforeRequest()
+      do {
+        candidates[index].clusterID = try await store.head(key: candidates[index].key)?.metadata[SnapshotCluster.idMetadataKey]
+      } catch {
+        throw SnapshotError(.remoteRetention, "cannot check s3://\(config.bucket)/\(candidates[index].key): \(error.message)")
+      }
+    }
+    let split = RemoteSnapshots.attributed(candidates, to: cluster)
+    return RemoteView(ours: split.ours, others: split.others)
+  }
+
+  /// What remote retention did.
+  public struct RetentionOutcome: Sendable, Equatable {
+    public var deleted: [RemoteDeletion]
+    /// This cluster's keys dated in the future: kept, not counted, to be reported.
+    public var future: [String]
+    /// Keys named for this cluster without its ID (see `RemoteView.others`).
+    public var others: [String]
+  }
+
+  /// Deletes what the remote retention policy no longer keeps among this cluster's snapshots
+  /// (`view(of:)`), never the newest, never one in `protecting`, never one dated in the future.
+  /// Throws if any deletion failed (after trying all).
+  public func applyRetention(now: Date, cluster: SnapshotCluster, protecting: Set<String>, beforeRequest: @Sendable () -> Void = {}) async throws(SnapshotError)
+    -> RetentionOutcome
+  {
+    let session = try openSession()
+    defer { session.close() }
+    let view = try await view(of: cluster, in: session.store, beforeRequest: beforeRequest)
+    let plan = RemoteSnapshots.plan(view.ours, policy: config.retention, now: now, protecting: protecting)
+    let deleted = try await delete(plan.deletions, from: session.store, beforeRequest: beforeRequest)
+    return RetentionOutcome(deleted: deleted, future: plan.future, others: view.others.map(\.key))
+  }
+
+  private func delete(_ planned: [RemoteDeletion], from store: any ObjectStore, beforeRequest: @Sendable () -> Void = {}) async throws(SnapshotError)
+    -> [RemoteDeletion]
+  {
     var deleted: [RemoteDeletion] = []
     var failures: [String] = []
     for deletion in planned {
+      beforeRequest()
       do {
-        try await session.store.delete(key: deletion.key)
+        try await store.delete(key: deletion.key)
         deleted.append(deletion)
       } catch {
         failures.append(error.message)
@@ -169,8 +247,8 @@ public struct SnapshotUploader: Sendable {
     }
   }
 
-  /// HEAD after the upload: the object is there, with our size and checksum; else it goes.
-  private func check(_ store: any ObjectStore, key: String, location: String, digest: FileDigest) async throws(SnapshotError) -> String {
+  /// HEAD after the upload: the object is there, with our size, checksum and cluster ID; else it goes.
+  private func check(_ store: any ObjectStore, key: String, location: String, digest: FileDigest, cluster: SnapshotCluster?) async throws(SnapshotError) -> String {
     let head: ObjectInfo?
     do {
       head = try await store.head(key: key)
@@ -187,6 +265,9 @@ public struct SnapshotUploader: Sendable {
       problem = "its ETag is \(etag.isEmpty ? "missing" : etag), expected \(expected) from the file's MD5 (set verify_etag = false for SSE-KMS/SSE-C buckets)"
     } else if let stored = head.metadata["vaultkeeper-sha256"], stored.lowercased() != digest.sha256Hex {
       problem = "its recorded SHA-256 is \(stored), the file's is \(digest.sha256Hex)"
+    } else if let cluster, head.metadata[SnapshotCluster.idMetadataKey] != cluster.id {
+      // Without it the object is not counted as ours, and every run would upload it again.
+      problem = "the bucket did not keep its x-amz-meta-\(SnapshotCluster.idMetadataKey) metadata"
     }
     if let problem {
       // A bad copy must not count as the newest remote snapshot (retention would protect it).
