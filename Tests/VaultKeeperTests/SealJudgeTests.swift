@@ -41,6 +41,36 @@ import Testing
     #expect(judge.verdict(sealedObservation: sealedNew, mainPID: 0) == .startup)
   }
 
+  /// Our own unseal answered "unsealed" counts as seeing the node unsealed: a seal before the
+  /// next health check is the operator's brake, and a restart in that window is a restart.
+  @Test func ourOwnUnsealCountsAsSeenUnsealed() {
+    var judge = SealJudge(after: .restart)
+    judge.observe(sealedReused, mainPID: 0)
+    #expect(judge.verdict(sealedObservation: sealedReused, mainPID: 0) == .startup)
+    judge.unsealedByUs(mainPID: 0)
+    #expect(judge.verdict(sealedObservation: sealedReused, mainPID: 0) == .deliberate)
+    judge.observe(cut, mainPID: 0)
+    #expect(judge.verdict(sealedObservation: sealedNew, mainPID: 0) == .restart)
+    #expect(judge.restartEvidence(mainPID: 0) == .connectionClosed)
+  }
+
+  @Test func ourOwnUnsealRemembersTheMainPID() {
+    var judge = SealJudge(after: .restart)
+    judge.unsealedByUs(mainPID: 41)
+    #expect(judge.verdict(sealedObservation: sealedNew, mainPID: 41) == .deliberate)
+    #expect(judge.verdict(sealedObservation: sealedNew, mainPID: 42) == .restart)
+    #expect(judge.restartEvidence(mainPID: 42) == .newMainPID)
+  }
+
+  /// Evidence seen before our unseal belongs to the process we just opened, not to a new one.
+  @Test func ourOwnUnsealForgetsEarlierEvidence() {
+    var judge = braked()
+    judge.observe(refused, mainPID: 0)
+    judge.unsealedByUs(mainPID: 0)
+    #expect(judge.evidence == nil)
+    #expect(judge.verdict(sealedObservation: sealedReused, mainPID: 0) == .deliberate)
+  }
+
   @Test func timeoutsThenSealedStillHeld() {
     var judge = braked()
     for _ in 0..<12 { judge.observe(timedOut, mainPID: 0) }

@@ -283,7 +283,7 @@ public final class NodeSupervisor: Sendable {
     case .always: reason = "sealed (unseal.after = always)"
     case .deliberate: reason = ""
     }
-    return await unseal(keys: keys, reason: reason, evidence: verdict == .restart ? evidence : nil)
+    return await unseal(keys: keys, reason: reason, evidence: verdict == .restart ? evidence : nil, pid: pid)
   }
 
   /// Says at start-up, not at the next seal, when the key file cannot reach the threshold:
@@ -303,7 +303,8 @@ public final class NodeSupervisor: Sendable {
   }
 
   /// `evidence`: for a restart, what showed it (the `vault.restart_evidence` field).
-  private func unseal(keys: KeyShares, reason: String, evidence: SealJudge.Evidence? = nil) async -> (Bool, Bool, Bool) {
+  /// `pid`: the Vault unit's main PID when known (0 otherwise), remembered with the success.
+  private func unseal(keys: KeyShares, reason: String, evidence: SealJudge.Evidence? = nil, pid: Int = 0) async -> (Bool, Bool, Bool) {
     let started = ContinuousClock.now
     var status: SealStatus
     do {
@@ -385,6 +386,7 @@ public final class NodeSupervisor: Sendable {
             let elapsed = started.duration(to: .now)
             loopState.withLock { s in
               s.memory.report.lastUnsealTime = Date().timeIntervalSince1970
+              s.memory.judge.unsealedByUs(mainPID: pid)
               s.memory.hold = nil
               s.memory.wrongKeyUntil = nil
               s.memory.wrongKeyCount = 0

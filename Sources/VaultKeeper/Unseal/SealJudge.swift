@@ -60,6 +60,16 @@ public struct SealJudge: Sendable, Equatable {
     }
   }
 
+  /// Our own unseal request was answered "unsealed": that answer is as good as a health check
+  /// seeing the node unsealed. Without it, a seal (or a restart) before the next health check
+  /// would be judged as if we had never seen the node open: an operator's brake pulled in that
+  /// window would be undone as "sealed at start-up".
+  public mutating func unsealedByUs(mainPID: Int) {
+    seenUnsealed = true
+    pidWhenUnsealed = mainPID
+    evidence = nil
+  }
+
   /// Evidence from outside the health checks: the transport saw the server close the kept-alive
   /// connection, or systemd reported a new main PID. The first one since the node was last seen
   /// unsealed is kept.
