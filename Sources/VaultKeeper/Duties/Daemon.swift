@@ -79,13 +79,21 @@ public final class Daemon: Service, Sendable {
   let heartbeats = Heartbeats()
   let reloadBell = Doorbell()
 
+  /// Every datagram to systemd goes through this queue: a notify socket nobody reads blocks
+  /// only the queue's own thread, never a duty.
+  let notifier: QueuedNotifier
+
   public init(configPath: String, initial: Generation, environment: DaemonEnvironment, logger: Logger) {
     self.configPath = configPath
     self.initial = initial
-    self.env = environment
+    var env = environment
+    let notifier = QueuedNotifier(environment.notifier)
+    env.notifier = notifier
+    self.notifier = notifier
+    self.env = env
     self.logger = logger
     self.board = StatusBoard(
-      configPath: configPath, notifier: environment.notifier, stateFile: environment.stateFile,
+      configPath: configPath, notifier: notifier, stateFile: environment.stateFile,
       metricsDirectory: initial.config.metrics.textfileDirectory, logger: logger)
   }
 
@@ -107,7 +115,10 @@ public final class Daemon: Service, Sendable {
       self.env.notifier.send(["STOPPING=1", "STATUS=stopping"])
       self.logger.notice("stopping on request", metadata: ["message_id": "\(MessageID.stopping.rawValue)"])
     }
-    await board.writeFiles()
+    // The last state (stopping) on disk and STOPPING=1 delivered, each within a bound well
+    // inside the unit's TimeoutStopSec=30s: a stuck disk or socket must not hold the stop.
+    _ = await board.flushFiles(within: .seconds(5))
+    _ = await notifier.drain(within: .seconds(2))
   }
 
   private func forwardReloadSignals() async {

@@ -12,13 +12,16 @@ import Logging
 /// renders STATUS (sent only when it changes), the state file for `vaultkeeper status`, and the
 /// metrics textfile. Keeping it in one place means an event is never reported twice or
 /// differently.
+///
+/// The board itself only keeps the report in memory and renders STATUS; sending it and writing
+/// the files happen on threads of their own (a `QueuedNotifier` and a `ReportFileWriter`), so
+/// a notify socket nobody reads or a stuck disk never holds up a node loop that posts here.
 public actor StatusBoard {
   private var report: DaemonReport
   private let notifier: any ServiceManagerNotifier
   private let stateFile: String?
   private var metricsFile: String?
-  private var writeProblems: Set<String> = []
-  private let logger: Logger
+  private let fileWriter: ReportFileWriter
   private var lastStatus = ""
   private var lastWrite = 0.0
   private var lastWrittenShape: [ReportShape] = []
@@ -37,7 +40,7 @@ public actor StatusBoard {
     self.notifier = notifier
     self.stateFile = stateFile
     self.metricsFile = metricsDirectory.map { "\($0)/vaultkeeper.prom" }
-    self.logger = logger
+    self.fileWriter = ReportFileWriter(logger: logger)
   }
 
   /// Sets the nodes for a (new) configuration, keeping reports of nodes that stay.
@@ -141,28 +144,16 @@ public actor StatusBoard {
     writeFiles()
   }
 
-  /// Writes the state file and metrics now (also called at shutdown).
+  /// Queues the state file and metrics for writing (also called at shutdown).
   public func writeFiles() {
-    if let stateFile {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      if let data = try? encoder.encode(report) {
-        do {
-          try FileAccess.writeAtomically(path: stateFile, bytes: Array(data) + [0x0A], mode: 0o644, durable: false)
-          writeProblems.remove("state")
-        } catch {
-          if writeProblems.insert("state").inserted { logger.warning("cannot write state file \(stateFile): \(error)") }
-        }
-      }
-    }
-    if let metricsFile {
-      do {
-        try FileAccess.writeAtomically(path: metricsFile, bytes: Array(MetricsText.render(report).utf8), mode: 0o644, durable: false)
-        writeProblems.remove("metrics")
-      } catch {
-        if writeProblems.insert("metrics").inserted { logger.warning("cannot write metrics file \(metricsFile): \(error)") }
-      }
-    }
+    fileWriter.write(ReportFiles(report: report, stateFile: stateFile, metricsFile: metricsFile))
+  }
+
+  /// Writes the latest report, waiting for at most `limit` (at shutdown: the last state file
+  /// should reach the disk, but a stuck disk must not hold the stop).
+  public func flushFiles(within limit: Duration) async -> Bool {
+    writeFiles()
+    return await fileWriter.drain(within: limit)
   }
 }
 
