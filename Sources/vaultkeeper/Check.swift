@@ -47,9 +47,10 @@ struct Check: AsyncParsableCommand {
 
   func run() async throws {
     // Monitoring Plugins report bad arguments as UNKNOWN (3), not as a usage error.
-    let known = Set(MetricsText.states)
+    // `unknown` is the daemon's "not looked at yet"; a check always looks.
+    let known = NodeState.allCases.filter { $0 != .unknown }.map(\.name)
     for name in (okStates + "," + warningStates).split(separator: ",") where !known.contains(String(name)) {
-      print("VAULT UNKNOWN: unknown state \"\(name)\" (known: \(MetricsText.states.joined(separator: ", ")))")
+      print("VAULT UNKNOWN: unknown state \"\(name)\" (known: \(known.joined(separator: ", ")))")
       throw ExitCode(3)
     }
     let loaded: Config
@@ -79,7 +80,7 @@ struct Check: AsyncParsableCommand {
     var snapshotResult: SnapshotCheck.Result?
     if let snapshot = loaded.snapshot, let (warn, crit) = snapshotThresholds, let local = results.first {
       snapshotResult = SnapshotCheck.evaluate(
-        snapshotKnowledge(snapshot), localState: local.1.state.name, now: Date(), warnAfter: warn, critAfter: crit)
+        snapshotKnowledge(snapshot), localState: local.1.state, now: Date(), warnAfter: warn, critAfter: crit)
     }
     var certificateOutcome: CheckVerdict.Outcome?
     if let certificate = loaded.certificate, certificate.enabled {

@@ -45,7 +45,7 @@ struct Status: AsyncParsableCommand {
       print(StatusLine.render(report, now: now))
       print("daemon pid \(report.pid)\(running ? "" : " (not running)")\(stale ? " (state is stale)" : ""), config \(report.configPath), updated \(DurationParsing.humanize(.seconds(max(now - report.updatedAt, 0)))) ago")
       for node in report.nodes {
-        var line = "  \(node.address): \(node.state)"
+        var line = "  \(node.address): \(node.state.name)"
         if let version = node.version { line += " \(version)" }
         if node.since > 0 { line += ", since \(DurationParsing.humanize(.seconds(max(now - node.since, 0)))) ago" }
         if let hold = node.hold { line += ", \(hold)" }

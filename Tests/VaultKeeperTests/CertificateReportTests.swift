@@ -72,7 +72,7 @@ import Testing
   }
 
   func daemon(_ certificate: CertificateReport?) -> DaemonReport {
-    var d = DaemonReport(pid: 1, startedAt: 0, updatedAt: 0, configPath: "/c", nodes: [NodeReport(address: "https://v:8200", state: "active", since: 0, lastCheck: 0)])
+    var d = DaemonReport(pid: 1, startedAt: 0, updatedAt: 0, configPath: "/c", nodes: [NodeReport(address: "https://v:8200", state: .active, since: 0, lastCheck: 0)])
     d.certificate = certificate
     return d
   }
@@ -204,13 +204,13 @@ import Testing
 
   func unreadableSnapshots() -> SnapshotCheck.Result {
     SnapshotCheck.evaluate(
-      .unreadable("cannot read"), localState: "active", now: Date(timeIntervalSince1970: 1_800_000_000), warnAfter: .seconds(3600),
+      .unreadable("cannot read"), localState: .active, now: Date(timeIntervalSince1970: 1_800_000_000), warnAfter: .seconds(3600),
       critAfter: .seconds(7200))
   }
 
   @Test func anUnknownCertificateDoesNotHideStaleBackups() {
     let stale = SnapshotCheck.evaluate(
-      .known(lastSuccess: Date(timeIntervalSince1970: 1_800_000_000 - 10000), trackingSince: nil), localState: "active",
+      .known(lastSuccess: Date(timeIntervalSince1970: 1_800_000_000 - 10000), trackingSince: nil), localState: .active,
       now: Date(timeIntervalSince1970: 1_800_000_000), warnAfter: .seconds(3600), critAfter: .seconds(7200))
     #expect(stale.code == 2)
     #expect(check(active, certificate: Self.unknown, snapshot: stale).code == 2)

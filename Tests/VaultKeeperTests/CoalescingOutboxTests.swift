@@ -148,11 +148,11 @@ import Testing
     await board.configure(addresses: ["https://127.0.0.1:8200"], configPath: "/etc/vaultkeeper/vaultkeeper.toml", metricsDirectory: nil)
     notifier.send(["block"])
     await inner.recorder.waitStarted("block")
-    let states = ["sealed", "standby", "active"]
+    let states: [NodeState] = [.sealed, .standby, .active]
     for i in 0..<300 {
       await board.post(NodeReport(address: "https://127.0.0.1:8200", state: states[i % 3], since: Double(i), lastCheck: Double(i)))
     }
-    #expect(await board.state(of: "https://127.0.0.1:8200") == "active")
+    #expect(await board.state(of: "https://127.0.0.1:8200") == .active)
     #expect(await board.snapshot().nodes.first?.lastCheck == 299)
     #expect(notifier.droppedCount == 0)  // STATUS coalesced: one pending datagram, not 300
     inner.recorder.release()

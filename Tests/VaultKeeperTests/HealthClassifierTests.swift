@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import Testing
 @testable import VaultKeeper
 
@@ -54,9 +59,25 @@ import Testing
     #expect(!HealthClassifier.query.contains("standbyok"))
   }
 
-  @Test func stateNamesRoundTrip() {
-    for name in MetricsText.states { #expect(NodeState(name: name)?.name == name) }
-    #expect(NodeState(name: "bogus") == nil)
+  @Test func stateNamesRoundTrip() throws {
+    for state in NodeState.allCases {
+      #expect(NodeState(rawValue: state.name) == state)
+      let json = try JSONEncoder().encode([state])
+      #expect(String(decoding: json, as: UTF8.self) == "[\"\(state.name)\"]")
+      #expect(try JSONDecoder().decode([NodeState].self, from: json) == [state])
+    }
+    #expect(NodeState(rawValue: "bogus") == nil)
+    // A state file from another version naming a state this one does not know stays readable.
+    #expect(try JSONDecoder().decode([NodeState].self, from: Data("[\"future-state\"]".utf8)) == [NodeState.unknown])
+  }
+
+  @Test func holdReasonsRoundTripThroughTheirText() throws {
+    for reason in [HoldReason.deliberateSeal, .wrongKey, .tooFewShares(have: 2, need: 3)] {
+      #expect(HoldReason(description: reason.description) == reason)
+      #expect(try JSONDecoder().decode([HoldReason].self, from: JSONEncoder().encode([reason])) == [reason])
+    }
+    #expect(HoldReason.tooFewShares(have: 2, need: 3).description == "too few shares (2/3)")
+    for bogus in ["", "too few shares (2/)", "too few shares (a/3)", "sealed"] { #expect(HoldReason(description: bogus) == nil) }
   }
 }
 

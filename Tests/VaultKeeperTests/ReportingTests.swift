@@ -40,7 +40,7 @@ import Testing
 }
 
 @Suite struct StatusLineTests {
-  func report(_ nodes: [(String, String)], unsealedAgo: Double? = nil) -> DaemonReport {
+  func report(_ nodes: [(String, NodeState)], unsealedAgo: Double? = nil) -> DaemonReport {
     DaemonReport(pid: 1, startedAt: 0, updatedAt: 1000, configPath: "/c", nodes: nodes.map { address, state in
       var node = NodeReport(address: address, state: state, since: 0, lastCheck: 1000)
       node.version = "1.15.0"
@@ -50,25 +50,25 @@ import Testing
   }
 
   @Test func rendersTheExampleFromTheIssue() {
-    #expect(StatusLine.render(report([("a", "active"), ("b", "standby")], unsealedAgo: 180), now: 1000)
+    #expect(StatusLine.render(report([("a", .active), ("b", .standby)], unsealedAgo: 180), now: 1000)
       == "vault active (1.15.0) · unsealed 3m ago · 2/2 nodes ok")
   }
 
   @Test func namesTroubledPeers() {
-    #expect(StatusLine.render(report([("a", "active"), ("b", "sealed"), ("c", "unreachable")]), now: 1000)
+    #expect(StatusLine.render(report([("a", .active), ("b", .sealed), ("c", .unreachable)]), now: 1000)
       == "vault active (1.15.0) · 1/3 nodes ok (b sealed, +1 more)")
   }
 
   @Test func showsHold() {
-    var r = report([("a", "sealed")])
-    r.nodes[0].hold = "deliberately sealed"
+    var r = report([("a", .sealed)])
+    r.nodes[0].hold = .deliberateSeal
     #expect(StatusLine.render(r, now: 1000) == "vault sealed (1.15.0), deliberately sealed · 0/1 nodes ok")
   }
 }
 
 @Suite struct MetricsTextTests {
   @Test func rendersGaugesAndCounters() {
-    var node = NodeReport(address: "https://127.0.0.1:8200", state: "active", since: 0, lastCheck: 1700000000)
+    var node = NodeReport(address: "https://127.0.0.1:8200", state: .active, since: 0, lastCheck: 1700000000)
     node.latencyMilliseconds = 3
     node.unsealAttempts = ["success": 3]
     node.lastUnsealTime = 1700000000

@@ -78,14 +78,14 @@ import Testing
 }
 
 @Suite struct SnapshotPlanTests {
-  static let roles: [(String, SnapshotPlan.Role)] = [
-    ("active", .take), ("standby", .standby), ("perf-standby", .standby), ("dr-secondary", .standby),
-    ("sealed", .unavailable("vault is sealed")), ("unreachable", .unavailable("vault is unreachable")),
-    ("standby-unhealthy", .unavailable("vault is standby-unhealthy")), ("unknown", .unavailable("vault's state is not known yet")),
+  static let roles: [(NodeState, SnapshotPlan.Role)] = [
+    (.active, .take), (.standby, .standby), (.performanceStandby, .standby), (.drSecondary, .standby),
+    (.sealed, .unavailable("vault is sealed")), (.unreachable, .unavailable("vault is unreachable")),
+    (.standbyUnhealthy, .unavailable("vault is standby-unhealthy")), (.unknown, .unavailable("vault's state is not known yet")),
   ]
 
   @Test(arguments: roles)
-  func onlyTheActiveNodeTakes(state: String, role: SnapshotPlan.Role) {
+  func onlyTheActiveNodeTakes(state: NodeState, role: SnapshotPlan.Role) {
     #expect(SnapshotPlan.role(localState: state) == role)
   }
 
@@ -220,7 +220,7 @@ import Testing
   }
 
   @Test func statusLineCarriesTheSnapshot() {
-    var report = DaemonReport(pid: 1, startedAt: 0, updatedAt: 0, configPath: "/c", nodes: [NodeReport(address: "https://v:8200", state: "active", since: 0, lastCheck: 0)])
+    var report = DaemonReport(pid: 1, startedAt: 0, updatedAt: 0, configPath: "/c", nodes: [NodeReport(address: "https://v:8200", state: .active, since: 0, lastCheck: 0)])
     var snap = SnapshotReport(phase: "idle", staleAfterSeconds: 60)
     snap.lastSuccess = now - 120
     report.snapshot = snap
@@ -246,12 +246,12 @@ import Testing
     #expect(text.contains("\nvaultkeeper_snapshot_stale 1\n"))
   }
 
-  static let ages: [(Double, String, Int)] = [
-    (3600, "active", 0), (10801, "active", 1), (21601, "active", 2), (21601, "sealed", 2), (356_400, "standby", 0),
+  static let ages: [(Double, NodeState, Int)] = [
+    (3600, .active, 0), (10801, .active, 1), (21601, .active, 2), (21601, .sealed, 2), (356_400, .standby, 0),
   ]
 
   @Test(arguments: ages)
-  func checkThresholds(age: Double, state: String, code: Int) {
+  func checkThresholds(age: Double, state: NodeState, code: Int) {
     let now = Date(timeIntervalSince1970: 1_800_000_000)
     let result = SnapshotCheck.evaluate(
       .known(lastSuccess: now.addingTimeInterval(-age), trackingSince: nil), localState: state, now: now, warnAfter: .seconds(3 * 3600),
@@ -263,15 +263,15 @@ import Testing
     let now = Date(timeIntervalSince1970: 1_800_000_000)
     let warn = Duration.seconds(3600)
     let crit = Duration.seconds(7200)
-    #expect(SnapshotCheck.evaluate(.known(lastSuccess: nil, trackingSince: nil), localState: "active", now: now, warnAfter: warn, critAfter: crit).code == 2)
-    #expect(SnapshotCheck.evaluate(.known(lastSuccess: nil, trackingSince: now.addingTimeInterval(-60)), localState: "active", now: now, warnAfter: warn, critAfter: crit).code == 0)
-    let unreadable = SnapshotCheck.evaluate(.unreadable("cannot read"), localState: "active", now: now, warnAfter: warn, critAfter: crit)
+    #expect(SnapshotCheck.evaluate(.known(lastSuccess: nil, trackingSince: nil), localState: .active, now: now, warnAfter: warn, critAfter: crit).code == 2)
+    #expect(SnapshotCheck.evaluate(.known(lastSuccess: nil, trackingSince: now.addingTimeInterval(-60)), localState: .active, now: now, warnAfter: warn, critAfter: crit).code == 0)
+    let unreadable = SnapshotCheck.evaluate(.unreadable("cannot read"), localState: .active, now: now, warnAfter: warn, critAfter: crit)
     #expect(unreadable.code == 3)
     // UNKNOWN replaces an OK, never a CRITICAL.
     let node = HealthObservation(state: .sealed, latency: .milliseconds(5))
     let verdict = CheckVerdict.evaluate([("v", node)], ok: ["active"], warning: [], warnLatency: 1, critLatency: 3, snapshot: unreadable)
     #expect(verdict.code == 2)
-    let stale = SnapshotCheck.evaluate(.known(lastSuccess: now.addingTimeInterval(-5000), trackingSince: nil), localState: "active", now: now, warnAfter: warn, critAfter: crit)
+    let stale = SnapshotCheck.evaluate(.known(lastSuccess: now.addingTimeInterval(-5000), trackingSince: nil), localState: .active, now: now, warnAfter: warn, critAfter: crit)
     let active = HealthObservation(state: .active, latency: .milliseconds(5))
     let warned = CheckVerdict.evaluate([("v", active)], ok: ["active"], warning: [], warnLatency: 1, critLatency: 3, snapshot: stale)
     #expect(warned.code == 1)

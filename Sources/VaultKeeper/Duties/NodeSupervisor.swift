@@ -76,14 +76,14 @@ public final class NodeSupervisor: Sendable {
     let now = Date().timeIntervalSince1970
     let memory = memory ?? NodeMemory(
       judge: SealJudge(after: context.unseal.after), previous: nil, hold: nil,
-      report: NodeReport(address: context.node.name, state: "unknown", since: now, lastCheck: 0), wrongKeyUntil: nil, wrongKeyCount: 0)
+      report: NodeReport(address: context.node.name, state: .unknown, since: now, lastCheck: 0), wrongKeyUntil: nil, wrongKeyCount: 0)
     var adjusted = memory
     adjusted.judge.after = context.unseal.after
     // A reload is how an operator installs corrected keys: give them a try at once instead of
     // waiting out a wrong-key backoff earned by the old ones.
     adjusted.wrongKeyUntil = nil
     adjusted.wrongKeyCount = 0
-    if adjusted.hold == "wrong unseal key" { adjusted.hold = nil }
+    if adjusted.hold == .wrongKey { adjusted.hold = nil }
     loopState = Mutex(LoopState(memory: adjusted, planner: UnsealPlanner(shareCount: context.keys?.count ?? 0, foreignProgressGrace: context.unseal.foreignProgressGrace)))
   }
 
@@ -234,8 +234,8 @@ public final class NodeSupervisor: Sendable {
     let now = Date().timeIntervalSince1970
     let (report, memory) = loopState.withLock { s -> (NodeReport, NodeMemory) in
       var r = s.memory.report
-      if r.state != observation.state.name { r.since = now }
-      r.state = observation.state.name
+      if r.state != observation.state { r.since = now }
+      r.state = observation.state
       r.lastCheck = now
       r.latencyMilliseconds = Double(observation.latency.milliseconds)
       r.version = observation.version ?? r.version
@@ -261,7 +261,7 @@ public final class NodeSupervisor: Sendable {
     }
     if verdict == .deliberate {
       if held == nil {
-        loopState.withLock { $0.memory.hold = "deliberately sealed" }
+        loopState.withLock { $0.memory.hold = .deliberateSeal }
         log(OperatorEvent(
           level: .critical,
           message: "vault at \(context.node.name) was sealed while its process kept running: treating it as a deliberate seal and leaving it sealed. "
@@ -273,7 +273,7 @@ public final class NodeSupervisor: Sendable {
     if let until = wrongKeyUntil, until > .now {
       return (true, false, false)
     }
-    if held == "deliberately sealed" {
+    if held == .deliberateSeal {
       loopState.withLock { $0.memory.hold = nil }
     }
     let reason: String
@@ -342,7 +342,7 @@ public final class NodeSupervisor: Sendable {
           id: .autoUnseal))
         return (true, false, false)
       case .notEnoughShares(let have, let need):
-        loopState.withLock { $0.memory.hold = "too few shares (\(have)/\(need))" }
+        loopState.withLock { $0.memory.hold = .tooFewShares(have: have, need: need) }
         logOnce("sealed.few", OperatorEvent(
           level: .critical,
           message: "cannot unseal vault at \(context.node.name): \(keys.origin) holds \(have) unseal key share\(have == 1 ? "" : "s") but the threshold is \(need)",
@@ -407,7 +407,7 @@ public final class NodeSupervisor: Sendable {
             let factor = 1 << min(s.memory.wrongKeyCount - 1, 4)
             let wait = context.unseal.wrongKeyBackoff * factor
             s.memory.wrongKeyUntil = .now.advanced(by: wait)
-            s.memory.hold = "wrong unseal key"
+            s.memory.hold = .wrongKey
             s.planner.forget()
             return wait
           }

@@ -48,7 +48,7 @@ public actor StatusBoard {
     metricsFile = metricsDirectory.map { "\($0)/vaultkeeper.prom" }
     let old = Dictionary(report.nodes.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
     report.configPath = configPath
-    report.nodes = addresses.map { old[$0] ?? NodeReport(address: $0, state: "unknown", since: 0, lastCheck: 0) }
+    report.nodes = addresses.map { old[$0] ?? NodeReport(address: $0, state: .unknown, since: 0, lastCheck: 0) }
     expected = Set(addresses.filter { old[$0] == nil || old[$0]?.lastCheck == 0 })
     memories = memories.filter { addresses.contains($0.key) }
   }
@@ -107,9 +107,9 @@ public actor StatusBoard {
     publish()
   }
 
-  /// The last reported state of the node at `address` ("unknown" before its first check).
-  public func state(of address: String) -> String {
-    report.nodes.first { $0.address == address }?.state ?? "unknown"
+  /// The last reported state of the node at `address` (`unknown` before its first check).
+  public func state(of address: String) -> NodeState {
+    report.nodes.first { $0.address == address }?.state ?? .unknown
   }
 
   public func clusterName(of address: String) -> String? {
@@ -162,7 +162,7 @@ public actor StatusBoard {
 public struct NodeMemory: Sendable {
   public var judge: SealJudge
   public var previous: NodeState?
-  public var hold: String?
+  public var hold: HoldReason?
   public var report: NodeReport
   public var wrongKeyUntil: ContinuousClock.Instant?
   public var wrongKeyCount: Int
@@ -171,8 +171,8 @@ public struct NodeMemory: Sendable {
 /// The parts of a node report that change what an operator sees (not timestamps or latency).
 struct ReportShape: Equatable {
   var address: String
-  var state: String
-  var hold: String?
+  var state: NodeState
+  var hold: HoldReason?
   var version: String?
   var unsealAttempts: [String: Int]
   var lastUnsealTime: Double?

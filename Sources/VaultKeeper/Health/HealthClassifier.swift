@@ -4,14 +4,17 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// What one look at a node found.
-public enum NodeState: Sendable, Equatable, Hashable {
+/// What one look at a node found. The raw value is the name used in STATUS, the state file,
+/// journal fields and metric labels; nowhere else is a state a string.
+public enum NodeState: String, Sendable, Equatable, Hashable, CaseIterable, Codable {
+  /// Not looked at yet (before the first health check of this node).
+  case unknown
   case active
   case standby
-  case performanceStandby
-  case drSecondary
+  case performanceStandby = "perf-standby"
+  case drSecondary = "dr-secondary"
   /// A standby that lost contact with the active node (474, Vault 1.19+).
-  case standbyUnhealthy
+  case standbyUnhealthy = "standby-unhealthy"
   case sealed
   case uninitialized
   /// Removed from the Raft cluster (530, Vault 1.19+).
@@ -19,21 +22,23 @@ public enum NodeState: Sendable, Equatable, Hashable {
   /// No HTTP answer: refused, timed out, TLS failed.
   case unreachable
   /// An answer that is not Vault's: unexpected status or garbage body.
-  case protocolError
+  case protocolError = "protocol-error"
 
   /// The name used in STATUS, the state file, journal fields and metric labels.
-  public var name: String {
+  public var name: String { rawValue }
+
+  /// A state file written by another version may name a state this one does not know: it
+  /// reads as `unknown` rather than making the whole file unreadable.
+  public init(from decoder: any Decoder) throws {
+    self = NodeState(rawValue: try decoder.singleValueContainer().decode(String.self)) ?? .unknown
+  }
+
+  /// The node answered its last health check with a Vault status (`vaultkeeper_vault_up`).
+  /// Not before its first check: nobody has seen it up yet.
+  public var answered: Bool {
     switch self {
-    case .active: "active"
-    case .standby: "standby"
-    case .performanceStandby: "perf-standby"
-    case .drSecondary: "dr-secondary"
-    case .standbyUnhealthy: "standby-unhealthy"
-    case .sealed: "sealed"
-    case .uninitialized: "uninitialized"
-    case .removed: "removed"
-    case .unreachable: "unreachable"
-    case .protocolError: "protocol-error"
+    case .unknown, .unreachable, .protocolError: false
+    default: true
     }
   }
 
@@ -59,7 +64,7 @@ public enum NodeState: Sendable, Equatable, Hashable {
     case .uninitialized: 501
     case .sealed: 503
     case .removed: 530
-    case .unreachable, .protocolError: nil
+    case .unknown, .unreachable, .protocolError: nil
     }
   }
 }

@@ -2,16 +2,7 @@
 /// daemon writes the result atomically (`vaultkeeper.prom`). Metric names follow Prometheus
 /// conventions (prefix, base units, `_total` counters); labels are the node address only.
 public enum MetricsText {
-  public static let states = ["active", "standby", "perf-standby", "dr-secondary", "standby-unhealthy", "sealed", "uninitialized", "removed",
-    "unreachable", "protocol-error"]
   public static let unsealResults = ["success", "wrong_key", "error", "duplicate"]
-
-  /// Whether a node in `state` answered with a Vault status. Not before its first check
-  /// ("unknown"): nobody has seen it up yet, and an alert on `== 0` must not miss a node whose
-  /// first check never completes.
-  static func answered(_ state: String) -> Bool {
-    states.contains(state) && state != "unreachable" && state != "protocol-error"
-  }
 
   public static func render(_ report: DaemonReport) -> String {
     var out = ""
@@ -21,11 +12,11 @@ public enum MetricsText {
     }
     func label(_ node: NodeReport) -> String { "node=\"\(escape(node.address))\"" }
     family("vaultkeeper_vault_up", "gauge", "1 if the node answered its last health check with a Vault status.",
-      report.nodes.map { (label($0), answered($0.state) ? "1" : "0") })
+      report.nodes.map { (label($0), $0.state.answered ? "1" : "0") })
     family("vaultkeeper_vault_sealed", "gauge", "1 if the node reports itself sealed.",
-      report.nodes.map { (label($0), $0.state == "sealed" ? "1" : "0") })
+      report.nodes.map { (label($0), $0.state == .sealed ? "1" : "0") })
     family("vaultkeeper_vault_health_status", "gauge", "1 for the node's current health state, 0 for the others.",
-      report.nodes.flatMap { node in states.map { ("\(label(node)),state=\"\($0)\"", node.state == $0 ? "1" : "0") } })
+      report.nodes.flatMap { node in NodeState.allCases.map { ("\(label(node)),state=\"\($0.name)\"", node.state == $0 ? "1" : "0") } })
     family("vaultkeeper_health_check_duration_seconds", "gauge", "Duration of the last health check.",
       report.nodes.map { (label($0), format($0.latencyMilliseconds / 1000)) })
     family("vaultkeeper_health_check_timestamp_seconds", "gauge", "Time of the last health check.",

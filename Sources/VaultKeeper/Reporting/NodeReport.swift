@@ -2,7 +2,7 @@
 /// file, metrics and `vaultkeeper status` are all rendered from.
 public struct NodeReport: Sendable, Equatable, Codable {
   public var address: String
-  public var state: String
+  public var state: NodeState
   public var since: Double
   public var lastCheck: Double
   public var latencyMilliseconds: Double
@@ -10,13 +10,13 @@ public struct NodeReport: Sendable, Equatable, Codable {
   public var clusterName: String?
   public var clusterID: String?
   public var problem: String?
-  /// Why we are not unsealing a sealed node ("deliberate seal", "wrong key", …), if so.
-  public var hold: String?
+  /// Why we are not unsealing a sealed node, if so.
+  public var hold: HoldReason?
   public var lastUnsealTime: Double?
   public var unsealAttempts: [String: Int]
   public var consecutiveFailures: Int
 
-  public init(address: String, state: String, since: Double, lastCheck: Double) {
+  public init(address: String, state: NodeState, since: Double, lastCheck: Double) {
     self.address = address
     self.state = state
     self.since = since

@@ -24,11 +24,11 @@ public enum SnapshotCheck {
     case unreadable(String)
   }
 
-  public static func evaluate(_ knowledge: Knowledge, localState: String, now: Date, warnAfter: Duration, critAfter: Duration) -> Result {
+  public static func evaluate(_ knowledge: Knowledge, localState: NodeState, now: Date, warnAfter: Duration, critAfter: Duration) -> Result {
     let warn = warnAfter.seconds
     let crit = critAfter.seconds
     if case .standby = SnapshotPlan.role(localState: localState) {
-      return Result(code: 0, line: "OK: snapshots are taken by the active node (this node is \(localState))", warnSeconds: warn, critSeconds: crit)
+      return Result(code: 0, line: "OK: snapshots are taken by the active node (this node is \(localState.name))", warnSeconds: warn, critSeconds: crit)
     }
     switch knowledge {
     case .unreadable(let why):

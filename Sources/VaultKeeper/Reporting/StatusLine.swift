@@ -5,31 +5,22 @@ public enum StatusLine {
   public static func render(_ report: DaemonReport, now: Double) -> String {
     guard let local = report.nodes.first else { return "no nodes configured" }
     var parts: [String] = []
-    var head = "vault \(local.state)"
+    var head = "vault \(local.state.name)"
     if let version = local.version { head += " (\(version))" }
     if let hold = local.hold { head += ", \(hold)" }
     parts.append(head)
     if let unsealed = report.nodes.compactMap(\.lastUnsealTime).max() {
       parts.append("unsealed \(DurationParsing.humanize(.seconds(max(now - unsealed, 0)))) ago")
     }
-    let ok = report.nodes.filter { NodeState(name: $0.state)?.isHealthy == true }.count
+    let ok = report.nodes.filter { $0.state.isHealthy }.count
     var nodesPart = "\(ok)/\(report.nodes.count) nodes ok"
-    let troubled = report.nodes.dropFirst().filter { NodeState(name: $0.state)?.isHealthy != true }
+    let troubled = report.nodes.dropFirst().filter { !$0.state.isHealthy }
     if let first = troubled.first {
-      nodesPart += " (\(first.address) \(first.state)\(troubled.count > 1 ? ", +\(troubled.count - 1) more" : ""))"
+      nodesPart += " (\(first.address) \(first.state.name)\(troubled.count > 1 ? ", +\(troubled.count - 1) more" : ""))"
     }
     parts.append(nodesPart)
     if let fragment = report.snapshot?.statusFragment(now: now) { parts.append(fragment) }
     if let fragment = report.certificate?.statusFragment(now: now) { parts.append(fragment) }
     return String(parts.joined(separator: " · ").prefix(400))
-  }
-}
-
-extension NodeState {
-  public init?(name: String) {
-    guard let state = [NodeState.active, .standby, .performanceStandby, .drSecondary, .standbyUnhealthy, .sealed, .uninitialized, .removed,
-      .unreachable, .protocolError].first(where: { $0.name == name })
-    else { return nil }
-    self = state
   }
 }

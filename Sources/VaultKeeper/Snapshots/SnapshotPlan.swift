@@ -18,12 +18,12 @@ public enum SnapshotPlan {
 
   /// Only the active node snapshots: Vault's Raft leadership decides, so one vaultkeeper per
   /// node of an HA cluster yields one snapshot per interval for the cluster.
-  public static func role(localState: String) -> Role {
+  public static func role(localState: NodeState) -> Role {
     switch localState {
-    case "active": return .take
-    case "standby", "perf-standby", "dr-secondary": return .standby
-    case "unknown": return .unavailable("vault's state is not known yet")
-    default: return .unavailable("vault is \(localState)")
+    case .active: return .take
+    case .standby, .performanceStandby, .drSecondary: return .standby
+    case .unknown: return .unavailable("vault's state is not known yet")
+    default: return .unavailable("vault is \(localState.name)")
     }
   }
 
