@@ -97,7 +97,7 @@ struct Check: AsyncParsableCommand {
   /// any user, e.g. nagios); else what the duty recorded in the state directory; only without
   /// that record, the newest snapshot name in the directory that is not dated in the future.
   func snapshotKnowledge(_ config: SnapshotConfig) -> SnapshotCheck.Knowledge {
-    if let live = Status.liveReport(stateFile)?.snapshot, live.phase != "standby" || live.lastSuccess != nil {
+    if let live = Status.liveReport(stateFile)?.snapshot, live.phase != .standby || live.lastSuccess != nil {
       return .known(lastSuccess: live.lastSuccess.map { Date(timeIntervalSince1970: $0) }, trackingSince: live.trackingSince.map { Date(timeIntervalSince1970: $0) })
     }
     let ledgerPath = SnapshotLedger.path(config: config, environment: ProcessEnvironment.current())

@@ -8,67 +8,67 @@ import Testing
   let now = 1_800_000_000.0
   let day = 86400.0
 
-  func report(_ state: String, problems: [String] = []) -> CertificateReport {
+  func report(_ state: CertificateState, problems: [String] = []) -> CertificateReport {
     var r = CertificateReport(state: state)
     r.problems = problems
     return r
   }
 
   @Test func nothingToSayWhileAllIsWell() {
-    #expect(report("unknown").statusFragment(now: now) == nil)
-    var r = report("ok")
+    #expect(report(.unknown).statusFragment(now: now) == nil)
+    var r = report(.ok)
     #expect(r.statusFragment(now: now) == nil)
     r.fileNotAfter = now + 80 * day
-    r.fileExpiry = "ok"
+    r.fileExpiry = .ok
     r.servedNotAfter = now + 80 * day
-    r.servedExpiry = "ok"
+    r.servedExpiry = .ok
     #expect(r.statusFragment(now: now) == nil)
   }
 
-  static let expiries: [(String, Double, String?)] = [
-    ("ok", 80, nil), ("warning", 10.5, "certificate expires in 10d"), ("critical", 3.2, "certificate expires in 3d"),
-    ("critical", 0.5, "certificate expires in 0d"), ("expired", -2, "certificate EXPIRED"),
+  static let expiries: [(ExpiryLevel, Double, String?)] = [
+    (.ok, 80, nil), (.warning, 10.5, "certificate expires in 10d"), (.critical, 3.2, "certificate expires in 3d"),
+    (.critical, 0.5, "certificate expires in 0d"), (.expired, -2, "certificate EXPIRED"),
   ]
 
   @Test(arguments: expiries)
-  func expiryLevels(level: String, daysLeft: Double, fragment: String?) {
-    var served = report("ok")
+  func expiryLevels(level: ExpiryLevel, daysLeft: Double, fragment: String?) {
+    var served = report(.ok)
     served.servedNotAfter = now + daysLeft * day
     served.servedExpiry = level
     #expect(served.statusFragment(now: now) == fragment)
     // Vault could not be asked: the file's expiry stands in.
-    var file = report("ok")
+    var file = report(.ok)
     file.fileNotAfter = now + daysLeft * day
     file.fileExpiry = level
     #expect(file.statusFragment(now: now) == fragment)
   }
 
   @Test func theServedCertificateIsPreferredOverTheFile() {
-    var r = report("ok")
+    var r = report(.ok)
     r.fileNotAfter = now + 80 * day
-    r.fileExpiry = "ok"
+    r.fileExpiry = .ok
     r.servedNotAfter = now + 5 * day
-    r.servedExpiry = "critical"
+    r.servedExpiry = .critical
     #expect(r.statusFragment(now: now) == "certificate expires in 5d")
     // What clients see decides, also the other way round.
     r.fileNotAfter = now + 12 * day
-    r.fileExpiry = "warning"
+    r.fileExpiry = .warning
     r.servedNotAfter = now + 60 * day
-    r.servedExpiry = "ok"
+    r.servedExpiry = .ok
     #expect(r.statusFragment(now: now) == nil)
   }
 
   @Test func failuresOutrankExpiry() {
-    var invalid = report("invalid", problems: ["the private key in key_file does not match the certificate's public key", "second"])
+    var invalid = report(.invalid, problems: ["the private key in key_file does not match the certificate's public key", "second"])
     invalid.servedNotAfter = now + 3 * day
-    invalid.servedExpiry = "critical"
+    invalid.servedExpiry = .critical
     #expect(invalid.statusFragment(now: now) == "certificate INVALID: the private key in key_file does not match the certificate's public key")
-    #expect(report("invalid").statusFragment(now: now) == "certificate INVALID: see the journal")
-    var failed = report("reload-failed")
+    #expect(report(.invalid).statusFragment(now: now) == "certificate INVALID: see the journal")
+    var failed = report(.reloadFailed)
     failed.servedNotAfter = now - day
-    failed.servedExpiry = "expired"
+    failed.servedExpiry = .expired
     #expect(failed.statusFragment(now: now) == "certificate reload FAILED")
-    #expect(report("not-served").statusFragment(now: now) == "Vault serves the OLD certificate")
+    #expect(report(.notServed).statusFragment(now: now) == "Vault serves the OLD certificate")
   }
 
   func daemon(_ certificate: CertificateReport?) -> DaemonReport {
@@ -79,15 +79,15 @@ import Testing
 
   @Test func statusLineCarriesTheFragment() {
     #expect(StatusLine.render(daemon(nil), now: now) == "vault active · 1/1 nodes ok")
-    #expect(StatusLine.render(daemon(report("ok")), now: now) == "vault active · 1/1 nodes ok")
+    #expect(StatusLine.render(daemon(report(.ok)), now: now) == "vault active · 1/1 nodes ok")
     #expect(
-      StatusLine.render(daemon(report("invalid", problems: ["the certificate expired on 2027-01-30T10:00:00Z"])), now: now)
+      StatusLine.render(daemon(report(.invalid, problems: ["the certificate expired on 2027-01-30T10:00:00Z"])), now: now)
         == "vault active · 1/1 nodes ok · certificate INVALID: the certificate expired on 2027-01-30T10:00:00Z")
-    var expiring = report("ok")
+    var expiring = report(.ok)
     expiring.servedNotAfter = now + 9.9 * day
-    expiring.servedExpiry = "warning"
+    expiring.servedExpiry = .warning
     var both = daemon(expiring)
-    var snap = SnapshotReport(phase: "idle", staleAfterSeconds: 60)
+    var snap = SnapshotReport(phase: .idle, staleAfterSeconds: 60)
     snap.lastSuccess = now - 120
     both.snapshot = snap
     #expect(StatusLine.render(both, now: now) == "vault active · 1/1 nodes ok · snapshot 2m ago · certificate expires in 9d")
@@ -95,12 +95,12 @@ import Testing
 
   @Test func metrics() {
     #expect(!MetricsText.render(daemon(nil)).contains("certificate"))
-    var r = report("ok")
+    var r = report(.ok)
     r.fileNotAfter = 1_900_000_000
     r.servedNotAfter = 1_800_000_000
     r.fileSHA256 = "AB:CD"
     r.servedSHA256 = "AB:CD"
-    r.reloads = ["succeeded": 2, "not_served": 1]
+    r.reloads = [.succeeded: 2, .notServed: 1]
     let text = MetricsText.render(daemon(r))
     #expect(text.contains("\n# TYPE vaultkeeper_certificate_expiry_timestamp_seconds gauge\n"))
     #expect(text.contains("\nvaultkeeper_certificate_expiry_timestamp_seconds{source=\"file\"} 1900000000\n"))
@@ -116,11 +116,11 @@ import Testing
   }
 
   @Test func metricsBeforeTheFirstLookAndWhenThingsDiffer() {
-    let unknown = MetricsText.render(daemon(report("unknown")))
+    let unknown = MetricsText.render(daemon(report(.unknown)))
     #expect(unknown.contains("\nvaultkeeper_certificate_valid 0\n"))
     #expect(unknown.contains("\nvaultkeeper_certificate_served_matches_file 0\n"))
     #expect(!unknown.contains("vaultkeeper_certificate_expiry_timestamp_seconds{"))
-    var r = report("invalid", problems: ["bad"])
+    var r = report(.invalid, problems: ["bad"])
     r.fileNotAfter = 1_900_000_000
     r.fileSHA256 = "NE:W0"
     r.servedSHA256 = "OL:D0"
@@ -129,7 +129,7 @@ import Testing
     #expect(text.contains("\nvaultkeeper_certificate_served_matches_file 0\n"))
     #expect(text.contains("{source=\"file\"} 1900000000\n"))
     #expect(!text.contains("{source=\"served\"}"))
-    var notServed = report("not-served")
+    var notServed = report(.notServed)
     notServed.fileSHA256 = "NE:W0"
     #expect(MetricsText.render(daemon(notServed)).contains("\nvaultkeeper_certificate_valid 1\n"))
     #expect(MetricsText.render(daemon(notServed)).contains("\nvaultkeeper_certificate_served_matches_file 0\n"))

@@ -36,16 +36,16 @@ import Testing
   }
 
   @Test func theMetricSaysHowTheFilesAreWatched() {
-    func metric(_ watching: String?) -> String? {
+    func metric(_ watching: CertificateWatchMode?) -> String? {
       var report = DaemonReport(pid: 1, startedAt: 0, updatedAt: 0, configPath: "/c", nodes: [])
-      var certificate = CertificateReport(state: "ok")
+      var certificate = CertificateReport(state: .ok)
       certificate.watching = watching
       report.certificate = certificate
       let line = MetricsText.render(report).split(separator: "\n").first { $0.hasPrefix("vaultkeeper_certificate_watch_inotify ") }
       return line.map { String($0.dropFirst("vaultkeeper_certificate_watch_inotify ".count)) }
     }
-    #expect(metric("inotify") == "1")
-    #expect(metric("timer") == "0")
+    #expect(metric(.inotify) == "1")
+    #expect(metric(.timer) == "0")
     #expect(metric(nil) == "0")
   }
 }

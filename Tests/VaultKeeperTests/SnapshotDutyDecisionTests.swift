@@ -203,25 +203,25 @@ import Testing
   let now = 1_800_000_000.0
 
   @Test func statusFragments() {
-    var r = SnapshotReport(phase: "idle", staleAfterSeconds: 10800)
+    var r = SnapshotReport(phase: .idle, staleAfterSeconds: 10800)
     #expect(r.statusFragment(now: now) == "no snapshot yet")
     r.lastSuccess = now - 23 * 60
     #expect(r.statusFragment(now: now) == "snapshot 23m ago")
     r.consecutiveFailures = 1
     r.lastFailureReason = "space"
     #expect(r.statusFragment(now: now) == "snapshot 23m ago (last attempt failed: space)")
-    r.phase = "running"
+    r.phase = .running
     #expect(r.statusFragment(now: now) == "snapshot running")
     r.stale = true
     r.lastSuccess = now - 26 * 3600
     #expect(r.statusFragment(now: now) == "backups STALE: last snapshot 1d2h ago")
-    r.phase = "standby"
+    r.phase = .standby
     #expect(r.statusFragment(now: now) == nil)
   }
 
   @Test func statusLineCarriesTheSnapshot() {
     var report = DaemonReport(pid: 1, startedAt: 0, updatedAt: 0, configPath: "/c", nodes: [NodeReport(address: "https://v:8200", state: .active, since: 0, lastCheck: 0)])
-    var snap = SnapshotReport(phase: "idle", staleAfterSeconds: 60)
+    var snap = SnapshotReport(phase: .idle, staleAfterSeconds: 60)
     snap.lastSuccess = now - 120
     report.snapshot = snap
     #expect(StatusLine.render(report, now: now) == "vault active · 1/1 nodes ok · snapshot 2m ago")
@@ -230,7 +230,7 @@ import Testing
   @Test func metrics() {
     var report = DaemonReport(pid: 1, startedAt: 0, updatedAt: 0, configPath: "/c", nodes: [])
     #expect(!MetricsText.render(report).contains("snapshot"))
-    var snap = SnapshotReport(phase: "idle", staleAfterSeconds: 60)
+    var snap = SnapshotReport(phase: .idle, staleAfterSeconds: 60)
     snap.lastSuccess = 1_800_000_000
     snap.lastBytes = 4096
     snap.lastDurationSeconds = 1.5

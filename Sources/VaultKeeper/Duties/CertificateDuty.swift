@@ -52,7 +52,7 @@ public final class CertificateDuty: Sendable {
   }
 
   struct State {
-    var report = CertificateReport(state: "unknown")
+    var report = CertificateReport(state: .unknown)
     var verdict: CertificateVerdict?
     var fileMemory: ExpiryJudge.Memory?
     var servedMemory: ExpiryJudge.Memory?
@@ -69,12 +69,12 @@ public final class CertificateDuty: Sendable {
     var watcher = CertificateWatcher(files: files, recheckEvery: config.checkInterval)
     watcher.onInotifyFailure = { reason in feed.yield(.inotifyFailed(reason)) }
     var state = State()
-    state.report.watching = "inotify"
+    state.report.watching = .inotify
     let events: AsyncStream<CertificateWatchEvent>
     do {
       events = try watcher.events()
     } catch {
-      state.report.watching = "timer"
+      state.report.watching = .timer
       context.logger.warning("\(error); re-checking the certificate files every \(DurationParsing.format(config.checkInterval)) instead")
       var polling = watcher
       polling.useInotify = false
@@ -119,7 +119,7 @@ public final class CertificateDuty: Sendable {
       await inspect(&state, renewal: true)
       if state.verdict?.canReload == true { await reloadAndVerify(&state, started: .now) }
     case .watch(.unreadable(let failure)):
-      state.report.state = "invalid"
+      state.report.state = .invalid
       state.report.problems = [failure.description]
       state.report.problemCodes = ["unreadable"]
       context.logger.critical(
@@ -128,7 +128,7 @@ public final class CertificateDuty: Sendable {
     case .watch(.readableAgain):
       await inspect(&state, renewal: false)
     case .inotifyFailed(let reason):
-      state.report.watching = "timer"
+      state.report.watching = .timer
       context.logger.warning(
         "inotify stopped working (\(reason)): certificate renewals are now noticed only by the re-check every \(DurationParsing.format(config.checkInterval)); restart or reload vaultkeeper to watch again",
         metadata: ["certificate.watch": "timer"])
@@ -152,7 +152,7 @@ public final class CertificateDuty: Sendable {
     state.report.fileNotAfter = verdict.leaf?.notAfter.timeIntervalSince1970
     state.report.fileSubject = verdict.leaf?.subject
     if !verdict.canReload {
-      state.report.state = "invalid"
+      state.report.state = .invalid
       if renewal || !quiet || state.report.problems != previousProblems {
         context.logger.critical(
           "\(renewal ? "renewed " : "")certificate in \(config.certFile) is not usable, Vault is not reloaded: \(verdict.problemSummary)",
@@ -161,8 +161,8 @@ public final class CertificateDuty: Sendable {
             "certificate.problem": "\(verdict.problems.map(\.code).joined(separator: ","))", "certificate.file": "\(config.certFile)",
           ])
       }
-    } else if state.report.state == "invalid" || state.report.state == "unknown" {
-      state.report.state = "ok"
+    } else if state.report.state == .invalid || state.report.state == .unknown {
+      state.report.state = .ok
     }
     if let leaf = verdict.leaf {
       state.report.fileExpiry = judgeExpiry(leaf, source: "file", memory: &state.fileMemory, now: now)
@@ -180,13 +180,13 @@ public final class CertificateDuty: Sendable {
       record(served, &state, now: now)
       guard let expected = state.verdict?.leaf?.sha256, state.verdict?.canReload == true else { return }
       if served.leaf.sha256 == expected {
-        if state.report.state != "invalid" { state.report.state = "ok" }
+        if state.report.state != .invalid { state.report.state = .ok }
         return
       }
       // Once per file fingerprint: a Vault that did not take the last reload of these very
       // files will not take the next one either (the alert and STATUS stand); a reload that
       // failed (polkit, a command) is retried on the next check.
-      let failedBefore = state.report.lastReloadResult == "failed" || state.report.lastReloadResult == "timedOut"
+      let failedBefore = state.report.lastReloadResult == .failed || state.report.lastReloadResult == .timedOut
       guard retryReload, state.lastAttempt != expected || failedBefore else { return }
       context.logger.notice(
         "Vault at \(context.node.name) serves \(served.leaf.sha256.prefix(23))… but \(context.config.certFile) holds \(expected.prefix(23))…: reloading Vault")
@@ -221,9 +221,9 @@ public final class CertificateDuty: Sendable {
       context.logger.info("reload output: \(outcome.output)", metadata: ["certificate.reload": "\(context.reloader.summary)"])
     }
     guard outcome.succeeded else {
-      state.report.state = "reload-failed"
-      state.report.lastReloadResult = outcome.result.rawValue
-      state.report.reloads[outcome.result.rawValue, default: 0] += 1
+      state.report.state = .reloadFailed
+      state.report.lastReloadResult = CertificateReloadResult(outcome.result)
+      state.report.reloads[CertificateReloadResult(outcome.result), default: 0] += 1
       context.logger.critical(
         "\(context.reloader.summary) failed (\(outcome.detail)): Vault keeps serving its current certificate",
         metadata: ["message_id": "\(MessageID.certificateReloadFailed.rawValue)", "certificate.reload": "\(context.reloader.summary)"])
@@ -245,9 +245,9 @@ public final class CertificateDuty: Sendable {
     let now = Date()
     if let last { record(last, &state, now: now) }
     if let last, last.leaf.sha256 == leaf.sha256 {
-      state.report.state = "ok"
-      state.report.lastReloadResult = "succeeded"
-      state.report.reloads["succeeded", default: 0] += 1
+      state.report.state = .ok
+      state.report.lastReloadResult = .succeeded
+      state.report.reloads[.succeeded, default: 0] += 1
       let elapsed = started.duration(to: .now)
       context.logger.notice(
         "Vault at \(context.node.name) now serves the renewed certificate (\(leaf.subject), SHA-256 \(leaf.sha256.prefix(23))…, not after \(Self.stamp(leaf.notAfter))), \(elapsed.milliseconds) ms after the reload began (\(context.reloader.summary): \(outcome.detail))",
@@ -257,9 +257,9 @@ public final class CertificateDuty: Sendable {
         ])
       return
     }
-    state.report.state = "not-served"
-    state.report.lastReloadResult = "not_served"
-    state.report.reloads["not_served", default: 0] += 1
+    state.report.state = .notServed
+    state.report.lastReloadResult = .notServed
+    state.report.reloads[.notServed, default: 0] += 1
     let servedText = last.map { "\($0.leaf.sha256) (not after \(Self.stamp($0.leaf.notAfter)))" } ?? "nothing readable"
     context.logger.critical(
       "Vault at \(context.node.name) still serves the old certificate \(DurationParsing.format(config.verifyWindow)) after \(context.reloader.summary): served \(servedText), expected \(leaf.sha256) (not after \(Self.stamp(leaf.notAfter)))",
@@ -270,7 +270,7 @@ public final class CertificateDuty: Sendable {
   }
 
   /// Logs an expiry state when `ExpiryJudge` says it is worth it; returns the level's name.
-  private func judgeExpiry(_ leaf: CertificateFacts, source: String, memory: inout ExpiryJudge.Memory?, now: Date) -> String {
+  private func judgeExpiry(_ leaf: CertificateFacts, source: String, memory: inout ExpiryJudge.Memory?, now: Date) -> ExpiryLevel {
     let config = context.config
     let decision = ExpiryJudge.judge(notAfter: leaf.notAfter, now: now, warnDays: config.warnDays, criticalDays: config.criticalDays, last: memory)
     memory = decision.memory
@@ -291,7 +291,7 @@ public final class CertificateDuty: Sendable {
         : "\(what) expires in \(days) days (not after \(Self.stamp(leaf.notAfter)); \(decision.level) below \(decision.level == .critical ? config.criticalDays : config.warnDays) days)"
       context.logger.log(level: decision.level >= .critical ? .critical : .warning, "\(text)", metadata: metadata)
     }
-    return decision.level.description
+    return decision.level
   }
 
   static func stamp(_ date: Date) -> String {

@@ -119,16 +119,16 @@ public final class SnapshotDuty: Sendable {
         s.phaseKnown = true
         switch role {
         case .take:
-          s.report.phase = "idle"
+          s.report.phase = .idle
           s.report.waitingFor = nil
           s.report.nextDue = due.timeIntervalSince1970
         case .standby:
-          s.report.phase = "standby"
+          s.report.phase = .standby
           s.report.waitingFor = nil
           s.report.nextDue = nil
         case .unavailable(let why):
           let overdue = now >= due
-          s.report.phase = overdue ? "waiting" : "idle"
+          s.report.phase = overdue ? .waiting : .idle
           s.report.waitingFor = overdue ? why : nil
           s.report.nextDue = due.timeIntervalSince1970
         }
@@ -172,7 +172,7 @@ public final class SnapshotDuty: Sendable {
     ledger.trackingSince = trackingSince.timeIntervalSince1970
     let lastSuccess = ledger.believedLastSuccess(now: now)
 
-    var report = SnapshotReport(phase: "idle", staleAfterSeconds: config.staleAfter.seconds)
+    var report = SnapshotReport(phase: .idle, staleAfterSeconds: config.staleAfter.seconds)
     if let previous = await context.board.snapshot().snapshot {  // counters survive a reload
       report.failures = previous.failures
       report.retentionDeleted = previous.retentionDeleted
@@ -276,7 +276,7 @@ public final class SnapshotDuty: Sendable {
       detail += "; last attempt failed (\(reason))"
     } else if let waiting = report.waitingFor {
       detail += "; waiting: \(waiting)"
-    } else if report.phase == "running" {
+    } else if report.phase == .running {
       detail += "; a snapshot download is still running"
     }
     context.logger.error("\(detail)", metadata: metadata)
@@ -288,7 +288,7 @@ public final class SnapshotDuty: Sendable {
     let heartbeats = context.heartbeats
     state.status.update { s in
       s.phaseKnown = true
-      s.report.phase = "running"
+      s.report.phase = .running
       s.report.waitingFor = nil
     }
     await state.status.publish()

@@ -56,7 +56,6 @@ public enum MetricsText {
       [("", "\(s.futureDated ?? 0)")])
   }
 
-  public static let reloadResults = ["succeeded", "failed", "timedOut", "not_served"]
 
   private static func renderCertificate(_ c: CertificateReport, _ family: (String, String, String, [(labels: String, value: String)]) -> Void) {
     var expiry: [(labels: String, value: String)] = []
@@ -64,14 +63,14 @@ public enum MetricsText {
     if let served = c.servedNotAfter { expiry.append(("source=\"served\"", format(served))) }
     family("vaultkeeper_certificate_expiry_timestamp_seconds", "gauge", "notAfter of the certificate in cert_file and of the one Vault serves.", expiry)
     family("vaultkeeper_certificate_valid", "gauge", "1 if the certificate files pass every check before a reload (key, chain, validity, names).",
-      [("", c.state == "unknown" ? "0" : (c.problems.isEmpty ? "1" : "0"))])
+      [("", c.state == .unknown ? "0" : (c.problems.isEmpty ? "1" : "0"))])
     family("vaultkeeper_certificate_served_matches_file", "gauge", "1 if Vault serves the certificate in cert_file (by SHA-256).",
       [("", c.servedSHA256 != nil && c.servedSHA256 == c.fileSHA256 ? "1" : "0")])
     family("vaultkeeper_certificate_reloads_total", "counter", "Reloads of Vault for a renewed certificate since start, by result.",
-      reloadResults.map { ("result=\"\($0)\"", "\(c.reloads[$0] ?? 0)") })
+      CertificateReloadResult.allCases.map { ("result=\"\($0.rawValue)\"", "\(c.reloads[$0] ?? 0)") })
     family("vaultkeeper_certificate_watch_inotify", "gauge",
       "1 while inotify follows the certificate files, 0 when only the check_interval re-check does (inotify unavailable or failed).",
-      [("", c.watching == "inotify" ? "1" : "0")])
+      [("", c.watching == .inotify ? "1" : "0")])
   }
 
   static func escape(_ value: String) -> String {

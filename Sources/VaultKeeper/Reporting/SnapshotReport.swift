@@ -1,9 +1,7 @@
 /// What the snapshot duty reports: rendered into STATUS, the state file and metrics next to the
 /// nodes (`DaemonReport.snapshot`).
 public struct SnapshotReport: Sendable, Equatable, Codable {
-  /// `idle` (waiting for the next due time), `running`, `standby` (the active node's
-  /// vaultkeeper takes them), `waiting` (vault sealed, unreachable, …; see `waitingFor`).
-  public var phase: String
+  public var phase: SnapshotPhase
   public var waitingFor: String?
   public var lastSuccess: Double?
   public var lastFile: String?
@@ -29,7 +27,7 @@ public struct SnapshotReport: Sendable, Equatable, Codable {
   /// Whether an upload to object storage is under way (uploads run beside the schedule).
   public var uploading: Bool?
 
-  public init(phase: String, staleAfterSeconds: Double) {
+  public init(phase: SnapshotPhase, staleAfterSeconds: Double) {
     self.phase = phase
     self.consecutiveFailures = 0
     self.failures = [:]
@@ -64,13 +62,24 @@ public struct SnapshotReport: Sendable, Equatable, Codable {
   /// `backups STALE: last snapshot 26h ago`. Nil on a standby (not its job).
   public func statusFragment(now: Double) -> String? {
     func ago(_ time: Double) -> String { DurationParsing.humanize(.seconds(max(now - time, 0))) + " ago" }
-    if phase == "standby" { return nil }
+    if phase == .standby { return nil }
     if stale {
       return "backups STALE: " + (lastSuccess.map { "last snapshot \(ago($0))" } ?? "no snapshot yet")
     }
-    if phase == "running" { return "snapshot running" }
+    if phase == .running { return "snapshot running" }
     var text = lastSuccess.map { "snapshot \(ago($0))" } ?? "no snapshot yet"
     if consecutiveFailures > 0, let reason = lastFailureReason { text += " (last attempt failed: \(reason))" }
     return text
   }
+}
+
+/// Where the snapshot duty is, as written to the state file.
+public enum SnapshotPhase: String, Sendable, Equatable, Codable {
+  /// Waiting for the next due time.
+  case idle
+  case running
+  /// A standby: the active node's vaultkeeper takes the snapshots.
+  case standby
+  /// No snapshot possible now (vault sealed, unreachable, …; see `waitingFor`).
+  case waiting
 }
