@@ -19,7 +19,6 @@ static inline int ccurl_set_thread_name(const char *_Nonnull name) {
 typedef size_t (*ccurl_data_callback)(char *_Nonnull ptr, size_t size, size_t nmemb, void *_Nullable userdata);
 typedef int (*ccurl_xferinfo_callback)(void *_Nullable clientp, curl_off_t dltotal, curl_off_t dlnow,
                                        curl_off_t ultotal, curl_off_t ulnow);
-typedef int (*ccurl_sockopt_callback)(void *_Nullable clientp, curl_socket_t curlfd, curlsocktype purpose);
 
 static inline CURLcode ccurl_setopt_long(CURL *_Nonnull h, CURLoption o, long v) {
   return curl_easy_setopt(h, o, v);
@@ -42,16 +41,7 @@ static inline CURLcode ccurl_setopt_data_callback(CURL *_Nonnull h, CURLoption o
 static inline CURLcode ccurl_setopt_xferinfo_callback(CURL *_Nonnull h, ccurl_xferinfo_callback _Nullable f) {
   return curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, f);
 }
-static inline CURLcode ccurl_setopt_sockopt_callback(CURL *_Nonnull h, ccurl_sockopt_callback _Nullable f) {
-  return curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, f);
-}
 static inline CURLcode ccurl_getinfo_long(CURL *_Nonnull h, CURLINFO i, long *_Nonnull v) {
-  return curl_easy_getinfo(h, i, v);
-}
-static inline CURLcode ccurl_getinfo_double(CURL *_Nonnull h, CURLINFO i, double *_Nonnull v) {
-  return curl_easy_getinfo(h, i, v);
-}
-static inline CURLcode ccurl_getinfo_off(CURL *_Nonnull h, CURLINFO i, curl_off_t *_Nonnull v) {
   return curl_easy_getinfo(h, i, v);
 }
 static inline CURLcode ccurl_getinfo_socket(CURL *_Nonnull h, curl_socket_t *_Nonnull v) {

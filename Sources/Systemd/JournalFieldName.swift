@@ -2,8 +2,8 @@
 /// results.
 ///
 /// journald silently discards assignments whose name is invalid (`journal_field_valid()` in
-/// systemd's journal-file.c), so this maps the project's dotted keys (`duty.name`,
-/// `vault.addr`) to names that survive, and rejects the rest instead of losing them silently
+/// systemd's journal-file.c), so this maps the project's dotted keys (`vault.addr`,
+/// `certificate.sha256`) to names that survive, and rejects the rest instead of losing them silently
 /// further down:
 /// - letters are uppercased; `.`, `-` and space become `_`;
 /// - any other character outside `A-Z0-9_` is dropped;

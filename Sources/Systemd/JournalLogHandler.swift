@@ -13,9 +13,9 @@ import Logging
 /// }
 /// ```
 ///
-/// Natively, metadata becomes journal fields (`duty.name` → `DUTY_NAME`, see
-/// `journalFieldName`), so `journalctl DUTY_NAME=unseal` works; `message_id` becomes
-/// `MESSAGE_ID` for catalog lookups.
+/// Natively, metadata becomes journal fields (`vault.addr` → `VAULT_ADDR`, see
+/// `journalFieldName`), so `journalctl VAULT_ADDR=https://127.0.0.1:8200` works; `message_id`
+/// becomes `MESSAGE_ID` for catalog lookups.
 public struct JournalLogHandler: LogHandler {
   /// The logger's label; sent as `LOGGER=` natively and shown in plain stderr lines.
   public let label: String

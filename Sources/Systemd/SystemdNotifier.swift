@@ -8,8 +8,8 @@ import VaultKeeper
 /// Outside systemd (`$NOTIFY_SOCKET` unset) every call is a cheap no-op, so the daemon needs no
 /// "am I under systemd?" check of its own. Failures are counted rather than thrown or printed:
 /// a lost `STATUS=` must never take the daemon down, and this adapter has no logger of its own
-/// (logging from here could recurse into the journal handler). The core can read `lastError`
-/// and `failureCount` and report them through its own logger.
+/// (logging from here could recurse into the journal handler). `lastError` and `failureCount`
+/// are for the adapter's tests and a debugger; the daemon does not read them.
 ///
 /// - Important: `unset_environment` is always 0. Unsetting `$NOTIFY_SOCKET` mutates the process
 ///   environment, which is not thread-safe, and we notify many times over the daemon's life.
@@ -76,22 +76,4 @@ public final class SystemdNotifier: ServiceManagerNotifier {
   /// `Type=notify` usually means `NotifyAccess=` is wrong or the socket is not reachable
   /// (e.g. `RestrictAddressFamilies=` without `AF_UNIX`).
   public var failureCount: Int { failures.withLock { $0.count } }
-
-  /// `CLOCK_MONOTONIC` in microseconds, the value `MONOTONIC_USEC=` expects next to
-  /// `RELOADING=1`.
-  ///
-  /// systemd 253+ (`Type=notify-reload`) compares it with the time it sent the reload signal to
-  /// tell our answer from a stale one; without it some versions wait until the timeout.
-  /// systemd 252 ignores the key, so it is always safe to send.
-  public static func monotonicMicroseconds() -> UInt64 {
-    var now = timespec()
-    guard clock_gettime(CLOCK_MONOTONIC, &now) == 0 else { return 0 }
-    return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1_000
-  }
-
-  /// The two assignments that start a reload, as systemd 253+ requires them and 252 accepts:
-  /// `["RELOADING=1", "MONOTONIC_USEC=…"]`. Send `READY=1` when the reload is complete.
-  public static func reloadingAssignments() -> [String] {
-    ["RELOADING=1", "MONOTONIC_USEC=\(monotonicMicroseconds())"]
-  }
 }

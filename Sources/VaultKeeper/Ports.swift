@@ -4,7 +4,7 @@
 
 /// One HTTP exchange with a Vault node. Paths are relative to the node's address
 /// (e.g. `/v1/sys/health?standbycode=299`).
-public struct HTTPRequest: Sendable, Equatable {
+public struct HTTPRequest: Sendable {
   public enum Method: String, Sendable { case get = "GET", put = "PUT", post = "POST", head = "HEAD", delete = "DELETE" }
   public var method: Method
   public var path: String
@@ -23,11 +23,6 @@ public struct HTTPRequest: Sendable, Equatable {
     self.headers = headers
     self.body = body
     self.secretHeaders = secretHeaders
-  }
-
-  public static func == (lhs: HTTPRequest, rhs: HTTPRequest) -> Bool {
-    lhs.method == rhs.method && lhs.path == rhs.path
-      && lhs.headers.map(\.name) == rhs.headers.map(\.name) && lhs.headers.map(\.value) == rhs.headers.map(\.value)
   }
 }
 

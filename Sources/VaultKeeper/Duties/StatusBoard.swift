@@ -54,7 +54,6 @@ public actor StatusBoard {
   }
 
   public func memory(for address: String) -> NodeMemory? { memories[address] }
-  public func remember(_ memory: NodeMemory, for address: String) { memories[address] = memory }
 
   /// Posts a node's report and what its duty must remember, in one hop onto the board.
   public func post(_ node: NodeReport, memory: NodeMemory) {
