@@ -3,8 +3,9 @@
 // vaultkeeper: keeps a HashiCorp Vault / OpenBao node available, recoverable and trusted.
 //
 // Layering (see docs/architecture.md):
-//   CCurl, CSystemd, CZlib   system libraries with typed static-inline shims (C stays here)
-//   Curl, Systemd, Compression   thin Swift adapters over them; the only importers of the C modules
+//   CCurl, CSystemd, CZlib, CLinux   system libraries with typed static-inline shims (C stays here)
+//   Curl, Systemd, Compression, Platform   thin Swift adapters over them; the only importers of
+//                                          the C modules
 //   VaultKeeper       the core: config, pure decisions, duties; imports no C
 //   vaultkeeper       the executable: argument parsing and wiring
 import PackageDescription
@@ -35,6 +36,8 @@ let package = Package(
       pkgConfig: "libsystemd",
       providers: [.apt(["libsystemd-dev"])]
     ),
+    // Linux process and thread calls (prctl, mallopt): header only, glibc provides them.
+    .systemLibrary(name: "CLinux"),
     .systemLibrary(
       name: "CZlib",
       pkgConfig: "zlib",
@@ -45,13 +48,17 @@ let package = Package(
       dependencies: ["CZlib", "VaultKeeper"]
     ),
     .target(
+      name: "Platform",
+      dependencies: ["CLinux", "VaultKeeper"]
+    ),
+    .target(
       name: "Curl",
-      dependencies: ["CCurl", "VaultKeeper"]
+      dependencies: ["CCurl", "Platform", "VaultKeeper"]
     ),
     .target(
       name: "Systemd",
       dependencies: [
-        "CSystemd", "VaultKeeper",
+        "CSystemd", "Platform", "VaultKeeper",
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
@@ -70,7 +77,7 @@ let package = Package(
     .executableTarget(
       name: "vaultkeeper",
       dependencies: [
-        "VaultKeeper", "Curl", "Systemd", "Compression",
+        "VaultKeeper", "Curl", "Systemd", "Compression", "Platform",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,7 +95,7 @@ let package = Package(
         .product(name: "_CryptoExtras", package: "swift-crypto"),
       ]),
     .testTarget(name: "CurlTests", dependencies: ["Curl", "VaultKeeper"]),
-    .testTarget(name: "SystemdTests", dependencies: ["Systemd", "VaultKeeper"]),
+    .testTarget(name: "SystemdTests", dependencies: ["Systemd", "Platform", "VaultKeeper"]),
     .testTarget(name: "ArchiveTests", dependencies: ["Compression", "VaultKeeper"]),
   ],
   swiftLanguageModes: [.v6]

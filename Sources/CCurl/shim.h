@@ -8,13 +8,6 @@
 
 #include <curl/curl.h>
 #include <stdint.h>
-#include <sys/prctl.h>
-
-// Names the calling thread (prctl is variadic, pthread_setname_np needs _GNU_SOURCE); the
-// kernel keeps 15 bytes. Transport threads show up as "curl ADDRESS" in `top -H`.
-static inline int ccurl_set_thread_name(const char *_Nonnull name) {
-  return prctl(PR_SET_NAME, (unsigned long) name, 0UL, 0UL, 0UL);
-}
 
 typedef size_t (*ccurl_data_callback)(char *_Nonnull ptr, size_t size, size_t nmemb, void *_Nullable userdata);
 typedef int (*ccurl_xferinfo_callback)(void *_Nullable clientp, curl_off_t dltotal, curl_off_t dlnow,

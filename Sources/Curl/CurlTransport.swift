@@ -1,4 +1,5 @@
 import CCurl
+import Platform
 import Dispatch
 import Synchronization
 import VaultKeeper
@@ -87,8 +88,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     self.wakeRead = fds[0]
     self.wakeWrite = fds[1]
     // The thread holds a strong reference until `shutdown()` ends its loop.
-    let result = DedicatedThread.start { [self] in
-      _ = name.withCString { ccurl_set_thread_name($0) }
+    let result = NamedThread.start(name: name) { [self] in
       self.run()
       self.exited.signal()
     }

@@ -1,3 +1,4 @@
+import Platform
 import VaultKeeper
 
 /// Follows a systemd unit over the system bus (sd-bus), and answers one-off questions about it.
@@ -51,7 +52,7 @@ public struct BusUnitWatcher: UnitWatcher {
         continuation: continuation, control: control)
       try session.listen()
       continuation.onTermination = { _ in control.requestStop() }
-      let started = startDedicatedThread(name: "vk-unit-watch") { session.run() }
+      let started = NamedThread.start(name: "vk-unit-watch") { session.run() }
       if started != 0 {
         continuation.finish()
         throw BusError(returnValue: -started, context: "cannot start the unit watch thread")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Curl
+import Platform
 import Systemd
 import VaultKeeper
 

@@ -3,6 +3,7 @@ import Compression
 import Curl
 import Logging
 import ServiceLifecycle
+import Platform
 import Systemd
 import UnixSignals
 import VaultKeeper

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Compression
 import Curl
+import Platform
 import Systemd
 import VaultKeeper
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import Platform
 import Systemd
 import VaultKeeper
 

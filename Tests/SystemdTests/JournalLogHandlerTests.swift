@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import Synchronization
+import Platform
 import Testing
 
 @testable import Systemd
@@ -91,7 +92,7 @@ private func output(_ sink: JournalSink, fd: Int32) -> JournalOutput {
     final class Counter: Sendable { let value = Atomic<Int>(0) }
     let done = Counter()
     for thread in 0..<threads {
-      let started = startDedicatedThread(name: "vk-log-\(thread)") {
+      let started = NamedThread.start(name: "vk-log-\(thread)") {
         let logger = Logger(label: "vaultkeeper") { JournalLogHandler(label: $0, output: out) }
         for entry in 0..<perThread {
           logger.info("start \(thread)-\(entry) \(padding)\nend \(thread)-\(entry)")

@@ -1,11 +1,11 @@
-import CSystemd
+import CLinux
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Process-wide protections applied before any key is read.
-/// Lives in the Systemd adapter because prctl needs a C shim (see CSystemd/shim.h).
+/// In the Platform adapter because prctl and mallopt need a C shim (see CLinux/shim.h).
 public enum ProcessHardening {
   public static func apply() {
     // CURLOPT_NOSIGNAL makes libcurl stop ignoring SIGPIPE itself, so a peer closing a socket
@@ -15,13 +15,13 @@ public enum ProcessHardening {
     // user: key shares live in this process's memory.
     var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
     _ = setrlimit(Int32(RLIMIT_CORE.rawValue), &noCore)
-    _ = csystemd_set_not_dumpable()
+    _ = clinux_set_not_dumpable()
   }
 
   /// glibc gives each thread that allocates its own arena (up to 8 per core), and a daemon with
   /// a transfer thread per node would keep several mostly empty arenas resident. Two suffice
   /// for a handful of threads that mostly wait.
   public static func limitMallocArenas() {
-    _ = csystemd_limit_malloc_arenas(2)
+    _ = clinux_limit_malloc_arenas(2)
   }
 }
