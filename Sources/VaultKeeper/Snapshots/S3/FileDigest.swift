@@ -44,6 +44,12 @@ struct FileDigest: Sendable, Equatable {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw Failure(message: "cannot open \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
+    return try compute(descriptor: fd, name: path, partSize: partSize)
+  }
+
+  /// Reads the file `fd` is open on whole, from offset 0 with `pread` (its file offset is left
+  /// alone), blocking. `name` is for messages.
+  static func compute(descriptor fd: Int32, name path: String, partSize: Int64?) throws(Failure) -> FileDigest {
     var md5 = Insecure.MD5()
     var sha = SHA256()
     var part = Insecure.MD5()
@@ -52,7 +58,7 @@ struct FileDigest: Sendable, Equatable {
     var size: Int64 = 0
     var buffer = [UInt8](repeating: 0, count: 1 << 20)
     while true {
-      let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(size)) }
       if n < 0 {
         if errno == EINTR { continue }
         throw Failure(message: "cannot read \(path): \(String(cString: strerror(errno)))")

@@ -83,6 +83,10 @@ public protocol ObjectStore: Sendable {
   func head(key: String) async throws(ObjectStoreError) -> ObjectInfo?
   /// Every object under `prefix`, following continuation tokens.
   func list(prefix: String) async throws(ObjectStoreError) -> [ObjectInfo]
+  /// The same, calling `beforePage` before each page's request: a listing of many pages is
+  /// many requests, each bounded by the small-request timeout, and a heartbeat promised per
+  /// request must be renewed per page.
+  func list(prefix: String, beforePage: @Sendable () -> Void) async throws(ObjectStoreError) -> [ObjectInfo]
   /// Deleting a missing key succeeds (S3 semantics).
   func delete(key: String) async throws(ObjectStoreError)
 
@@ -91,6 +95,14 @@ public protocol ObjectStore: Sendable {
   func uploadPart(key: String, uploadID: String, number: Int, file: FileSlice, contentMD5: [UInt8]) async throws(ObjectStoreError) -> String
   func completeMultipartUpload(key: String, uploadID: String, parts: [(number: Int, etag: String)]) async throws(ObjectStoreError)
   func abortMultipartUpload(key: String, uploadID: String) async throws(ObjectStoreError)
+}
+
+extension ObjectStore {
+  /// A store whose listing is one request (a test's, in memory): one call before it.
+  public func list(prefix: String, beforePage: @Sendable () -> Void) async throws(ObjectStoreError) -> [ObjectInfo] {
+    beforePage()
+    return try await list(prefix: prefix)
+  }
 }
 
 /// One signed request to the bucket. The transport adds the endpoint, the signature

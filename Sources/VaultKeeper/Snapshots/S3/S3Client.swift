@@ -12,9 +12,13 @@ public struct S3Client: ObjectStore {
   /// Most listing pages we follow (1000 keys each): a server that keeps answering "truncated"
   /// must not keep us busy forever.
   static let maxPages = 1000
+  /// `max-keys` of each listing request; nil leaves S3's (and every compatible server's) 1000.
+  let pageSize: Int?
 
-  public init(transport: any ObjectTransport) {
+  /// - Parameter pageSize: keys per listing page; nil for the server's default (1000).
+  public init(transport: any ObjectTransport, pageSize: Int? = nil) {
     self.transport = transport
+    self.pageSize = pageSize
   }
 
   public func put(key: String, file: FileSlice, contentMD5: [UInt8], metadata: [String: String]) async throws(ObjectStoreError) {
@@ -37,12 +41,18 @@ public struct S3Client: ObjectStore {
   }
 
   public func list(prefix: String) async throws(ObjectStoreError) -> [ObjectInfo] {
+    try await list(prefix: prefix, beforePage: {})
+  }
+
+  public func list(prefix: String, beforePage: @Sendable () -> Void) async throws(ObjectStoreError) -> [ObjectInfo] {
     var objects: [ObjectInfo] = []
     var token: String?
     var seenTokens: Set<String> = []
     for _ in 0..<Self.maxPages {
       var parameters = [("list-type", "2"), ("prefix", prefix)]
+      if let pageSize { parameters.append(("max-keys", "\(pageSize)")) }
       if let token { parameters.append(("continuation-token", token)) }
+      beforePage()
       let response = try await send("listing \(prefix)", ObjectRequest(method: .get, target: "/" + S3Encoding.query(parameters)))
       let page: S3Responses.ListPage
       do {

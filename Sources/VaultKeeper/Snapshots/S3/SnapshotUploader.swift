@@ -62,19 +62,33 @@ public struct SnapshotUploader: Sendable {
 
   public func key(for fileName: String) -> String { config.prefix + fileName }
 
-  /// Uploads the snapshot at `path` as `prefix + fileName` and checks it. With `cluster`, the
-  /// object records the cluster's ID (`x-amz-meta-vaultkeeper-cluster-id`): remote retention
-  /// and the catch-up of missing uploads count only objects that carry this cluster's ID.
+  /// Uploads the snapshot at `path` as `prefix + fileName` and checks it (see `upload(_:…)`).
+  public func upload(path: String, fileName: String, cluster: SnapshotCluster? = nil) async throws(SnapshotError) -> UploadReceipt {
+    switch UploadSource.open(path) {
+    case .success(let source): return try await upload(source, fileName: fileName, cluster: cluster)
+    case .failure(let failure):
+      throw SnapshotError(.upload, "upload to s3://\(config.bucket)/\(key(for: fileName)) failed: \(failure.message)")
+    }
+  }
+
+  /// Uploads the open snapshot `source` as `prefix + fileName` and checks it. With `cluster`,
+  /// the object records the cluster's ID (`x-amz-meta-vaultkeeper-cluster-id`): remote
+  /// retention and the catch-up of missing uploads count only objects that carry this
+  /// cluster's ID.
+  ///
+  /// The digest (size, MD5s, SHA-256) is computed from `source`'s descriptor and the bytes are
+  /// sent from that same descriptor: the path is never opened again, so a file local retention
+  /// unlinks (or anyone replaces) meanwhile is still uploaded whole, exactly as digested.
   ///
   /// Every request is bounded: a body of N bytes by `config.transfers.deadline(bytes: N)` (the
   /// transport's total timeout), everything else by `config.timeout`; `budget(bytes:)` is
   /// their sum, the longest the whole upload can take.
-  public func upload(path: String, fileName: String, cluster: SnapshotCluster? = nil) async throws(SnapshotError) -> UploadReceipt {
+  public func upload(_ source: UploadSource, fileName: String, cluster: SnapshotCluster? = nil) async throws(SnapshotError) -> UploadReceipt {
     guard !fileName.isEmpty, !fileName.contains("/") else { throw SnapshotError(.upload, "\"\(fileName)\" is not a file name") }
     let started = ContinuousClock.now
     let key = key(for: fileName)
     let location = "s3://\(config.bucket)/\(key)"
-    let digest = try await digest(path: path, location: location)
+    let digest = try await digest(source, location: location)
     let session = try openSession()
     defer { session.close() }
     let store = session.store
@@ -82,9 +96,9 @@ public struct SnapshotUploader: Sendable {
     if let cluster { metadata[SnapshotCluster.idMetadataKey] = cluster.id }
     do throws(ObjectStoreError) {
       if digest.partMD5s.isEmpty {
-        try await store.put(key: key, file: FileSlice(path: path, offset: 0, length: digest.size), contentMD5: digest.md5, metadata: metadata)
+        try await store.put(key: key, file: source.slice(offset: 0, length: digest.size), contentMD5: digest.md5, metadata: metadata)
       } else {
-        try await multipart(store, key: key, path: path, digest: digest, metadata: metadata)
+        try await multipart(store, key: key, source: source, digest: digest, metadata: metadata)
       }
     } catch {
       throw SnapshotError(.upload, "upload to \(location) failed: \(error.message)")
@@ -143,9 +157,9 @@ public struct SnapshotUploader: Sendable {
   private func view(of cluster: SnapshotCluster, in store: any ObjectStore, beforeRequest: @Sendable () -> Void) async throws(SnapshotError) -> RemoteView {
     let location = "s3://\(config.bucket)/\(config.prefix)"
     var candidates: [RemoteSnapshot]
-    beforeRequest()  // a listing of many pages is bounded by S3Client.maxPages requests
     do {
-      candidates = RemoteSnapshots.ours(try await store.list(prefix: config.prefix), prefix: config.prefix)
+      // Each page is a request of its own, bounded by `config.timeout`: each renews the promise.
+      candidates = RemoteSnapshots.ours(try await store.list(prefix: config.prefix, beforePage: beforeRequest), prefix: config.prefix)
     } catch {
       throw SnapshotError(.remoteRetention, "cannot list \(location): \(error.message)")
     }
@@ -212,16 +226,16 @@ public struct SnapshotUploader: Sendable {
     return max(config.partSize, (minimum + mib - 1) / mib * mib)
   }
 
-  private func digest(path: String, location: String) async throws(SnapshotError) -> FileDigest {
-    var info = stat()
-    guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-      throw SnapshotError(.upload, "upload to \(location) failed: \(path) is not a readable file")
-    }
-    let size = Int64(info.st_size)
+  private func digest(_ source: UploadSource, location: String) async throws(SnapshotError) -> FileDigest {
+    let size = source.size
     let parts: Int64? = size > config.multipartThreshold ? partSize(for: size) : nil
     // Hashing gigabytes takes seconds: never on the cooperative pool.
     let result: Result<FileDigest, FileDigest.Failure> = await OffPool.run {
-      do throws(FileDigest.Failure) { return .success(try FileDigest.compute(path: path, partSize: parts)) } catch { return .failure(error) }
+      do throws(FileDigest.Failure) {
+        return .success(try FileDigest.compute(descriptor: source.descriptor, name: source.path, partSize: parts))
+      } catch {
+        return .failure(error)
+      }
     }
     switch result {
     case .success(let digest): return digest
@@ -229,13 +243,13 @@ public struct SnapshotUploader: Sendable {
     }
   }
 
-  private func multipart(_ store: any ObjectStore, key: String, path: String, digest: FileDigest, metadata: [String: String]) async throws(ObjectStoreError) {
+  private func multipart(_ store: any ObjectStore, key: String, source: UploadSource, digest: FileDigest, metadata: [String: String]) async throws(ObjectStoreError) {
     let uploadID = try await store.createMultipartUpload(key: key, metadata: metadata)
     do throws(ObjectStoreError) {
       var parts: [(number: Int, etag: String)] = []
       for (index, md5) in digest.partMD5s.enumerated() {
         let offset = Int64(index) * digest.partSize
-        let slice = FileSlice(path: path, offset: offset, length: min(digest.partSize, digest.size - offset))
+        let slice = source.slice(offset: offset, length: min(digest.partSize, digest.size - offset))
         let etag = try await store.uploadPart(key: key, uploadID: uploadID, number: index + 1, file: slice, contentMD5: md5)
         parts.append((index + 1, etag))
       }
@@ -280,5 +294,51 @@ public struct SnapshotUploader: Sendable {
       throw SnapshotError(.upload, "uploaded \(location) failed its check: \(problem); \(outcome)")
     }
     return etag
+  }
+}
+
+/// A local snapshot opened once for its upload: digested and sent from this one descriptor
+/// (`FileSlice(descriptor:)`), never reopened by path. Local retention may unlink the file
+/// while it is uploaded; the open descriptor keeps its bytes until the upload has returned.
+/// Closed when the last reference goes.
+public final class UploadSource: Sendable {
+  /// The path it was opened under: for messages only.
+  public let path: String
+  let descriptor: Int32
+  /// From `fstat` at open: a committed snapshot never changes size.
+  public let size: Int64
+
+  public struct Failure: Error, Sendable, Equatable {
+    public var message: String
+    /// The file was not there (ENOENT): removed, e.g. by local retention, before it was opened.
+    public var gone: Bool
+  }
+
+  private init(path: String, descriptor: Int32, size: Int64) {
+    self.path = path
+    self.descriptor = descriptor
+    self.size = size
+  }
+
+  deinit { close(descriptor) }
+
+  /// Opens `path` for reading; a regular file only.
+  public static func open(_ path: String) -> Result<UploadSource, Failure> {
+    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    guard fd >= 0 else {
+      let code = errno
+      return .failure(Failure(message: "cannot open \(path): \(String(cString: strerror(code)))", gone: code == ENOENT))
+    }
+    var info = stat()
+    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+      close(fd)
+      return .failure(Failure(message: "\(path) is not a readable file", gone: false))
+    }
+    return .success(UploadSource(path: path, descriptor: fd, size: Int64(info.st_size)))
+  }
+
+  /// A byte range of this file, read from the descriptor (the transport reads a duplicate of it).
+  func slice(offset: Int64, length: Int64) -> FileSlice {
+    FileSlice(descriptor: descriptor, name: path, offset: offset, length: length)
   }
 }
