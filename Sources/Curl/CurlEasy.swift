@@ -112,6 +112,9 @@ final class CurlEasy {
     // curl_easy_reset keeps the connection cache, so keep-alive survives across requests while
     // no option from the previous request can leak into this one.
     curl_easy_reset(handle)
+    // Freed on every way out of this transfer (a failed option returns early too); the reset
+    // above already dropped the handle's pointer to any earlier list.
+    defer { freeConnectTo() }
     errorBuffer[0] = 0
     let context = TransferContext(bodyLimit: options.bodyLimit, cancellation: cancellation, streaming: options.streaming, handle: handle)
     var headerList: UnsafeMutablePointer<curl_slist>?
@@ -306,7 +309,6 @@ final class CurlEasy {
       return curl_easy_perform(handle)
     }
     let elapsed = started.duration(to: .now)
-    freeConnectTo()
     if code != CURLE_OK {
       // A transfer cut partway through a login or renewal answer holds part of a token.
       SecretBytes.wipe(&context.body)
