@@ -4,6 +4,7 @@
 #                real, sealed OpenBao node (unseal, restarts, a deliberate seal, a scheduled snapshot,
 #                a certbot renewal); DEMO=simulator: the Vault simulator instead. On a terminal it
 #                stays in the foreground until Ctrl-C, otherwise it exits (DEMO_EXIT=1/0 decides)
+#   make check   unit tests only (the Swift tests without the real-socket CurlTests), in seconds
 #   make test    everything, fast layers first: the Swift tests (unit, libcurl/libsystemd), the
 #                simulator's fidelity suite (against the simulator and a real OpenBao), the daemon
 #                integration tests against the simulator, the real-OpenBao layer, then the package
@@ -20,7 +21,7 @@ PYTHON     ?= python3
 BIN_DEBUG   = .build/debug/vaultkeeper
 BIN_RELEASE = .build/release/vaultkeeper
 
-.PHONY: all build release deps test test-swift test-simulator test-integration test-openbao demo bench clean deb install e2e e2e-deps man
+.PHONY: all build release deps check test test-swift test-simulator test-integration test-openbao demo bench clean deb install e2e e2e-deps man
 
 all: build
 
@@ -44,6 +45,12 @@ test: deps
 
 test-swift:
 	$(SWIFT) test --skip-build
+
+# Unit tests only: every Swift test target but CurlTests (which starts the Python Vault simulator
+# and drives real TLS sockets). About 10 s after an incremental build.
+check:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --skip '^CurlTests\.'
 
 test-simulator:
 	$(PYTHON) -m pytest -q Tests/Simulator

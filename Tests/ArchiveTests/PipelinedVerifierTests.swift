@@ -79,6 +79,10 @@ import VaultKeeper
     func resume(_ result: Result<T, any Error>) { continuation.withLock { $0.take() }?.resume(returning: result) }
   }
 
+  /// What turns a deadlock into a failure: generous, since a full parallel run on two cores can
+  /// hold a task back for seconds; nothing here asserts how fast anything is.
+  static let hangCeiling = 120
+
   /// Runs `body` unless it takes longer than `seconds`, in which case the test fails at once,
   /// without waiting for `body` (a deadlocked thread would never let a task group end).
   static func within<T: Sendable>(_ seconds: Int, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
@@ -131,7 +135,7 @@ import VaultKeeper
   static func pipelined(_ bytes: [UInt8], bufferSize: Int = PipelinedVerifier.defaultBufferSize, depth: Int = PipelinedVerifier.defaultDepth)
     async throws -> Result<SnapshotFacts, SnapshotVerificationError>
   {
-    try await within(20, "pipelined verification") {
+    try await within(Self.hangCeiling, "pipelined verification") {
       let fed = await feed(bytes, bufferSize: bufferSize, depth: depth, decompressor: try gzip())
       if let failure = fed.failure { return .failure(failure) }
       do throws(SnapshotVerificationError) { return .success(try await fed.verifier.finish()) } catch { return .failure(error) }
@@ -220,7 +224,7 @@ import VaultKeeper
     var bytes = try archive(stateBytes: 3 << 20)
     bytes[0] ^= 0x40
     let damaged = bytes
-    let (before, failure, verdict) = try await Self.within(20, "damaged archive") {
+    let (before, failure, verdict) = try await Self.within(Self.hangCeiling, "damaged archive") {
       let fed = await Self.feed(damaged, bufferSize: 64 << 10, depth: 4, decompressor: try Self.gzip())
       // The verdict stays: finish reports the failure too.
       let verdict: Result<SnapshotFacts, SnapshotVerificationError>
@@ -248,7 +252,7 @@ import VaultKeeper
   @Test func aFailureWakesTheFeedingSideWaitingForASlot() async throws {
     let bytes = [UInt8](repeating: 0x5A, count: 1 << 20)
     let exits = AsyncStream<Void>.makeStream()
-    let (before, failure) = try await Self.within(10, "failure while waiting for a slot") {
+    let (before, failure) = try await Self.within(Self.hangCeiling, "failure while waiting for a slot") {
       let fed = await Self.feed(bytes, bufferSize: 16 << 10, depth: 2, decompressor: SlowFailure(), onWorkerExit: { exits.continuation.yield() })
       for await _ in exits.stream { break }
       return (fed.bytesBeforeFailure, fed.failure)
@@ -280,7 +284,7 @@ import VaultKeeper
     let bytes = try archive(stateBytes: 8 << 20)
     let exits = AsyncStream<Void>.makeStream()
     let exited = Atomic<Int>(0)
-    let (failure, exitedBeforeDrop) = try await Self.within(10, "abandoning with \(what)") {
+    let (failure, exitedBeforeDrop) = try await Self.within(Self.hangCeiling, "abandoning with \(what)") {
       var fed: Fed? = await Self.feed(
         bytes, limit: fedBytes, bufferSize: 64 << 10, decompressor: slow ? try SlowInflater() : try Self.gzip(),
         onWorkerExit: {
@@ -304,7 +308,7 @@ import VaultKeeper
   @Test func cancelEndsTheWorkerAndFailsWhatFollows() async throws {
     let bytes = try archive(stateBytes: 1 << 20)
     let exits = AsyncStream<Void>.makeStream()
-    let (feedFailure, finishFailure) = try await Self.within(10, "cancel") {
+    let (feedFailure, finishFailure) = try await Self.within(Self.hangCeiling, "cancel") {
       let fed = await Self.feed(bytes, limit: 300_000, decompressor: try Self.gzip(), onWorkerExit: { exits.continuation.yield() })
       fed.verifier.cancel()
       for await _ in exits.stream { break }

@@ -245,7 +245,7 @@ final class Simulator: Sendable {
   }
 
   private static func waitForPortFile(_ path: String, child: ChildProcess, directory: String) async throws -> Int {
-    let deadline = ContinuousClock.now + .seconds(15)
+    let deadline = ContinuousClock.now + .seconds(60)  // generous: a busy machine starts Python slowly
     while ContinuousClock.now < deadline {
       if let text = try? String(contentsOfFile: path, encoding: .utf8),
         let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -258,7 +258,7 @@ final class Simulator: Sendable {
       }
       try await Task.sleep(for: .milliseconds(20))
     }
-    throw TestFailure("vault_sim wrote no \(path) within 15 s")
+    throw TestFailure("vault_sim wrote no \(path) within 60 s")
   }
 
   /// `https://127.0.0.1:PORT` (or http:// without TLS).
@@ -298,11 +298,23 @@ final class Simulator: Sendable {
     try #require(try control("GET", "/requests") as? [[String: Any]])
   }
 
+  /// Waits until the simulator has logged `count` requests (it logs each after answering it).
+  func waitForRequests(_ count: Int, within limit: Duration = .seconds(60)) async throws -> [[String: Any]] {
+    let deadline = ContinuousClock.now + limit
+    while true {
+      let seen = try requests()
+      if seen.count >= count { return seen }
+      guard ContinuousClock.now < deadline else { throw TestFailure("the simulator logged \(seen.count) of \(count) requests") }
+      try await Task.sleep(for: .milliseconds(20))
+    }
+  }
+
   func fault(_ json: String) throws { try control("POST", "/fault", json) }
   func clearFaults() throws { try control("POST", "/fault/clear") }
 
-  /// Polls the control state until `predicate` holds.
-  func waitForState(within limit: Duration = .seconds(5), _ predicate: ([String: Any]) -> Bool) async throws {
+  /// Polls the control state until `predicate` holds (the generous bound only turns a hang into
+  /// a failure).
+  func waitForState(within limit: Duration = .seconds(60), _ predicate: ([String: Any]) -> Bool) async throws {
     let deadline = ContinuousClock.now + limit
     while true {
       let state = try state()
@@ -331,7 +343,7 @@ func plainHTTPExchange(port: Int, method: String, path: String, body: String?) t
   let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
   guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
   defer { close(fd) }
-  var timeout = timeval(tv_sec: 10, tv_usec: 0)
+  var timeout = timeval(tv_sec: 60, tv_usec: 0)  // a ceiling on a hang, not a speed requirement
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
   var address = sockaddr_in()
@@ -403,9 +415,13 @@ extension HTTPRequest {
   static let health = HTTPRequest(method: .get, path: "/v1/sys/health")
 }
 
+/// The timeout of a request that should succeed: only a ceiling on a hang, so generous (a full
+/// parallel run on two cores can hold a TLS handshake up for seconds).
+let requestCeiling = Duration.seconds(60)
+
 func makeNode(
   _ address: String, caFile: String? = nil, serverName: String? = nil, clientCertFile: String? = nil,
-  clientKeyFile: String? = nil, connectTimeout: Duration = .seconds(2)
+  clientKeyFile: String? = nil, connectTimeout: Duration = requestCeiling
 ) throws -> NodeConfig {
   let parsed: VaultAddress
   switch VaultAddress.parse(address) {
@@ -428,7 +444,7 @@ func withTransport<T>(
 
 /// Sends a request that must fail; records an issue (and returns nil) when it succeeds.
 func expectFailure(
-  _ transport: CurlTransport, _ request: HTTPRequest = .health, timeout: Duration = .seconds(5),
+  _ transport: CurlTransport, _ request: HTTPRequest = .health, timeout: Duration = requestCeiling,
   sourceLocation: SourceLocation = #_sourceLocation
 ) async -> TransportError? {
   do {
@@ -468,8 +484,9 @@ final class EventCounter: Sendable {
   var count: Int { storage.state.withLock { $0.count } }
   var finished: Bool { storage.state.withLock { $0.finished } }
 
-  /// Waits until `predicate` holds or `limit` passes; returns whether it held.
-  func wait(within limit: Duration, until predicate: (EventCounter) -> Bool) async -> Bool {
+  /// Waits until `predicate` holds or `limit` passes; returns whether it held. The default is
+  /// generous: it only turns a hang into a failure.
+  func wait(within limit: Duration = .seconds(60), until predicate: (EventCounter) -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + limit
     while !predicate(self) {
       guard ContinuousClock.now < deadline else { return false }
@@ -489,11 +506,14 @@ final class Flag: Sendable {
 
 /// Answers every HTTP/1.1 request with `200 {}` and keeps the raw bytes of each request
 /// (head and body), for checks on what goes over the wire. One thread, one connection at a
-/// time, keep-alive honoured.
-final class CaptureServer: Sendable {
+/// time, keep-alive honoured. On request it also misbehaves on the idle kept-alive connection:
+/// stray bytes (a resumed server answering stale requests), or its side shut (FIN).
+final class RawHTTPServer: Sendable {
   let port: Int
   private let listener: Int32
   private let captured = Mutex<[String]>([])
+  /// The connection being served (-1 between connections).
+  private let connection = Mutex<Int32>(-1)
   private let done = Flag()
 
   init() throws {
@@ -521,7 +541,9 @@ final class CaptureServer: Sendable {
   /// Requests seen so far, as text (bodies here are ASCII).
   var requests: [String] { captured.withLock { $0 } }
 
-  func waitForRequests(_ count: Int, within limit: Duration = .seconds(5)) async -> [String] {
+  /// Waits until `count` requests were answered (the generous bound only turns a hang into a
+  /// failure).
+  func waitForRequests(_ count: Int, within limit: Duration = .seconds(60)) async -> [String] {
     let deadline = ContinuousClock.now + limit
     while requests.count < count && ContinuousClock.now < deadline {
       try? await Task.sleep(for: .milliseconds(10))
@@ -529,35 +551,59 @@ final class CaptureServer: Sendable {
     return requests
   }
 
-  /// Wakes the accepting thread, which then closes the socket and ends.
+  /// Writes `bytes` on the connection being served, outside any exchange; throws when there is
+  /// none. Returns once they are sent (on loopback: in the client's receive queue).
+  func sendOnIdleConnection(_ bytes: String) throws {
+    let payload = Array(bytes.utf8)
+    let sent = connection.withLock { fd -> Int in
+      guard fd >= 0 else { return -1 }
+      return payload.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+    guard sent == payload.count else { throw TestFailure("no connection to send on (sent \(sent))") }
+  }
+
+  /// FIN on the connection being served, without reading what is pending (no reset).
+  func closeConnection() {
+    connection.withLock { fd in
+      if fd >= 0 { shutdown(fd, Int32(SHUT_WR)) }
+    }
+  }
+
+  /// Wakes the serving thread (blocked in accept or recv), which then closes the sockets and ends.
   func stop() {
     done.set()
     shutdown(listener, Int32(SHUT_RDWR))
+    connection.withLock { fd in
+      if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+    }
   }
 
   private func serve() {
     defer { close(listener) }
     while !done.isSet {
-      let connection = accept(listener, nil, nil)
-      if connection < 0 {
+      let accepted = accept(listener, nil, nil)
+      if accepted < 0 {
         if errno == EINTR { continue }
         return
       }
-      _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
-      var timeout = timeval(tv_sec: 5, tv_usec: 0)
-      setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+      _ = fcntl(accepted, F_SETFD, FD_CLOEXEC)
+      // No receive timeout: an idle kept-alive connection stays open until the client (or
+      // `closeConnection`/`stop`) ends it, however long a test takes.
+      connection.withLock { $0 = accepted }
+      if done.isSet { shutdown(accepted, Int32(SHUT_RDWR)) }
       var pending: [UInt8] = []
-      while let request = readRequest(connection, &pending) {
+      while let request = readRequest(accepted, &pending) {
         captured.withLock { $0.append(String(decoding: request, as: UTF8.self)) }
         let answer = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".utf8)
-        guard answer.withUnsafeBytes({ send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == answer.count
+        guard answer.withUnsafeBytes({ send(accepted, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == answer.count
         else { break }
       }
-      close(connection)
+      connection.withLock { $0 = -1 }
+      close(accepted)
     }
   }
 
-  /// One request (head + body by Content-Length or chunked), or nil at EOF/timeout.
+  /// One request (head + body by Content-Length or chunked), or nil at EOF.
   private func readRequest(_ fd: Int32, _ pending: inout [UInt8]) -> [UInt8]? {
     func find(_ needle: String, from start: Int) -> Int? {
       let needle = Array(needle.utf8)

@@ -25,7 +25,7 @@ extension CurlTransportTests {
           #expect(error?.kind == .tls, "\(String(describing: error))")
         }
         try await withTransport(try makeNode(simulator.url(), caFile: pki.impostorCA)) { transport in
-          let status = try await transport.send(.health, timeout: .seconds(5)).status
+          let status = try await transport.send(.health, timeout: requestCeiling).status
           #expect(status == 503)
         }
       }
@@ -60,7 +60,7 @@ extension CurlTransportTests {
         }
         // The certificate is fine for the name it carries.
         try await withTransport(try makeNode(simulator.url(), caFile: pki.ca, serverName: "other.test")) { transport in
-          let status = try await transport.send(.health, timeout: .seconds(5)).status
+          let status = try await transport.send(.health, timeout: requestCeiling).status
           #expect(status == 503)
         }
       }
@@ -70,10 +70,10 @@ extension CurlTransportTests {
       let pki = try await testPKI()
       try await withSimulator(simulator(certificate: "server")) { simulator in
         try await withTransport(try makeNode(simulator.url(), caFile: pki.ca, serverName: "vault.test")) { transport in
-          let first = try await transport.send(.health, timeout: .seconds(5))
+          let first = try await transport.send(.health, timeout: requestCeiling)
           #expect(first.status == 503)
           // CONNECT_TO must not get in the way of keep-alive.
-          let second = try await transport.send(.health, timeout: .seconds(5))
+          let second = try await transport.send(.health, timeout: requestCeiling)
           #expect(!second.newConnection)
         }
         try await withTransport(try makeNode(simulator.url(), caFile: pki.ca, serverName: "wrong.test")) { transport in
@@ -89,11 +89,11 @@ extension CurlTransportTests {
         let url = simulator.url(host: "::1")
         #expect(url.hasPrefix("https://[::1]:"))
         try await withTransport(try makeNode(url, caFile: pki.ca)) { transport in
-          let status = try await transport.send(.health, timeout: .seconds(5)).status
+          let status = try await transport.send(.health, timeout: requestCeiling).status
           #expect(status == 503)
         }
         try await withTransport(try makeNode(url, caFile: pki.ca, serverName: "vault.test")) { transport in
-          let status = try await transport.send(.health, timeout: .seconds(5)).status
+          let status = try await transport.send(.health, timeout: requestCeiling).status
           #expect(status == 503)
         }
         try await withTransport(try makeNode(url, caFile: pki.ca, serverName: "wrong.test")) { transport in
@@ -131,10 +131,10 @@ extension CurlTransportTests {
         let node = try makeNode(
           simulator.url(), caFile: pki.ca, clientCertFile: pki.clientCert, clientKeyFile: pki.clientKey)
         try await withTransport(node) { transport in
-          let first = try await transport.send(.health, timeout: .seconds(5))
+          let first = try await transport.send(.health, timeout: requestCeiling)
           #expect(first.status == 503)
           #expect(try jsonObject(first)["sealed"] as? Bool == true)
-          let again = try await transport.send(.health, timeout: .seconds(5))
+          let again = try await transport.send(.health, timeout: requestCeiling)
           #expect(!again.newConnection)
         }
       }
@@ -151,7 +151,7 @@ extension CurlTransportTests {
         }
         // Nothing is wrong with the server itself.
         try await withTransport(try makeNode(simulator.url(scheme: "http"))) { transport in
-          let status = try await transport.send(.health, timeout: .seconds(5)).status
+          let status = try await transport.send(.health, timeout: requestCeiling).status
           #expect(status == 503)
         }
       }

@@ -9,8 +9,11 @@ import VaultKeeper
 import Curl
 
 extension CurlTransportTests {
-  /// Timeouts, cancellation, shutdown, connection-closed events and per-node threads. Time
-  /// bounds here are generous sanity limits, not performance requirements.
+  /// Timeouts, cancellation, shutdown, connection-closed events and per-node threads. Nothing
+  /// here asserts how fast anything is: "promptly" is shown by ordering (an answer arrives while
+  /// something slower is still pending) and by the kind of error (a cancellation or a server's
+  /// close, not a timeout), and every wait has a generous ceiling that only turns a hang into a
+  /// failure.
   @Suite struct Timing {
     @Test func hungRequestTimesOut() async throws {
       let pki = try await testPKI()
@@ -22,8 +25,8 @@ extension CurlTransportTests {
           let elapsed = started.duration(to: .now)
           #expect(error?.kind == .timeout, "\(String(describing: error))")
           #expect(error?.serverAction == nil, "a timeout says nothing about the server process")
+          // A lower bound only (load can only make it longer): the timeout was waited for.
           #expect(elapsed >= .milliseconds(400), "returned before the timeout could have elapsed")
-          #expect(elapsed < .seconds(10))
         }
       }
     }
@@ -33,12 +36,10 @@ extension CurlTransportTests {
       try await withSimulator { simulator in
         // The server accepts TCP and then never speaks TLS.
         try simulator.fault(#"{"kind":"hang","stage":"accept"}"#)
-        try await withTransport(try makeNode(simulator.url(), caFile: pki.ca, connectTimeout: .seconds(5))) { transport in
-          let started = ContinuousClock.now
+        try await withTransport(try makeNode(simulator.url(), caFile: pki.ca)) { transport in
           let error = await expectFailure(transport, timeout: .milliseconds(500))
           #expect(error?.kind == .timeout, "\(String(describing: error))")
           #expect(error?.serverAction == nil)
-          #expect(started.duration(to: .now) < .seconds(10))
         }
       }
     }
@@ -48,17 +49,17 @@ extension CurlTransportTests {
       try await withSimulator { simulator in
         try simulator.fault(#"{"kind":"hang"}"#)
         try await withTransport(try makeNode(simulator.url(), caFile: pki.ca)) { transport in
-          let task = Task { try await transport.send(.health, timeout: .seconds(30)) }
-          try await Task.sleep(for: .milliseconds(200))
-          let cancelled = ContinuousClock.now
+          // The transfer's own timeout is far away: ending it any other way than by the
+          // cancellation would be a timeout error, not the `.cancelled` checked below.
+          let task = Task { try await transport.send(.health, timeout: requestCeiling) }
+          try await simulator.waitForState { ($0["connections_open"] as? Int ?? 0) >= 1 }  // the transfer is under way
           task.cancel()
           let result = await task.result
-          #expect(cancelled.duration(to: .now) < .seconds(5))
           #expect((result.error as? TransportError)?.kind == .cancelled, "\(result)")
 
           // The transport is still usable afterwards, on a fresh connection.
           try simulator.clearFaults()
-          let response = try await transport.send(.health, timeout: .seconds(5))
+          let response = try await transport.send(.health, timeout: requestCeiling)
           #expect(response.status == 503)
           #expect(response.newConnection)
         }
@@ -71,7 +72,7 @@ extension CurlTransportTests {
         try await withTransport(try makeNode(simulator.url(), caFile: pki.ca)) { transport in
           let task = Task {
             withUnsafeCurrentTask { $0?.cancel() }
-            return try await transport.send(.health, timeout: .seconds(5))
+            return try await transport.send(.health, timeout: requestCeiling)
           }
           let result = await task.result
           #expect((result.error as? TransportError)?.kind == .cancelled, "\(result)")
@@ -81,22 +82,28 @@ extension CurlTransportTests {
       }
     }
 
-    /// A request waiting behind a hung one should also end promptly when its task is cancelled.
+    /// A request waiting behind a hung one should also end promptly when its task is cancelled:
+    /// its answer comes while the hung one is still pending, i.e. it did not wait its turn.
     @Test func cancellingAQueuedRequestReturnsPromptly() async throws {
       let pki = try await testPKI()
       try await withSimulator { simulator in
         try simulator.fault(#"{"kind":"hang"}"#)
         try await withTransport(try makeNode(simulator.url(), caFile: pki.ca)) { transport in
-          let hung = Task { try await transport.send(.health, timeout: .seconds(3)) }
+          let hungDone = Flag()
+          let hung = Task {
+            defer { hungDone.set() }
+            return try await transport.send(.health, timeout: requestCeiling)
+          }
+          try await simulator.waitForState { ($0["connections_open"] as? Int ?? 0) >= 1 }  // the hung one runs
+          let queued = Task { try await transport.send(.health, timeout: requestCeiling) }
+          // Coverage, not correctness: a chance for the request to be queued before it is
+          // cancelled (cancelled before that, it ends the same way, without being queued). The
+          // transport does not expose its queue; see the report of issue #11.
           try await Task.sleep(for: .milliseconds(100))
-          let queued = Task { try await transport.send(.health, timeout: .seconds(3)) }
-          try await Task.sleep(for: .milliseconds(100))
-          let cancelled = ContinuousClock.now
           queued.cancel()
           let result = await queued.result
-          let elapsed = cancelled.duration(to: .now)
           #expect((result.error as? TransportError)?.kind == .cancelled, "\(result)")
-          #expect(elapsed < .seconds(1), "took \(elapsed)")
+          #expect(!hungDone.isSet, "the cancelled request waited for the hung one to end")
           hung.cancel()
           _ = await hung.result
         }
@@ -109,9 +116,11 @@ extension CurlTransportTests {
         try simulator.fault(#"{"kind":"hang"}"#)
         let transport = CurlTransport(settings: CurlTransport.Settings(node: try makeNode(simulator.url(), caFile: pki.ca)))
         defer { transport.shutdown() }  // idempotent; covers early exits
-        let hung = Task { try await transport.send(.health, timeout: .seconds(2)) }
-        try await Task.sleep(for: .milliseconds(100))
-        let queued = Task { try await transport.send(.health, timeout: .seconds(2)) }
+        let hung = Task { try await transport.send(.health, timeout: requestCeiling) }
+        try await simulator.waitForState { ($0["connections_open"] as? Int ?? 0) >= 1 }  // the hung one runs
+        let queued = Task { try await transport.send(.health, timeout: requestCeiling) }
+        // Coverage, not correctness: a chance for the request to be queued before the shutdown
+        // (sent after it, it fails the same way). The transport does not expose its queue.
         try await Task.sleep(for: .milliseconds(100))
         transport.shutdown()
         let queuedResult = await queued.result
@@ -134,23 +143,25 @@ extension CurlTransportTests {
       try await withSimulator { simulator in
         try await withTransport(try makeNode(simulator.url(), caFile: pki.ca)) { transport in
           let events = EventCounter(transport.connectionClosedEvents())
-          let first = try await transport.send(.health, timeout: .seconds(5))
+          let first = try await transport.send(.health, timeout: requestCeiling)
           #expect(first.status == 503)
 
           // An idle, healthy connection produces no event (TLS session tickets and the like
-          // must not look like a close).
+          // must not look like a close). An observation window, not a precondition: load can
+          // only delay a wrong event past it, never make a right run fail.
           try await Task.sleep(for: .milliseconds(400))
           #expect(events.count == 0)
 
           try simulator.control("POST", "/restart", #"{"down_ms":100}"#)
-          let reported = await events.wait(within: .seconds(5)) { $0.count >= 1 }
+          let reported = await events.wait { $0.count >= 1 }
           #expect(reported, "no connection-closed event after the server dropped the connection")
 
           try await simulator.waitForState { $0["down"] as? Bool == false }
-          let again = try await transport.send(.health, timeout: .seconds(5))
+          let again = try await transport.send(.health, timeout: requestCeiling)
           #expect(again.status == 503)
           #expect(again.newConnection)
-          // One close, one event: the dead socket is not reported again and again.
+          // One close, one event: the dead socket is not reported again and again (an
+          // observation window, as above).
           try await Task.sleep(for: .milliseconds(200))
           #expect(events.count == 1)
         }
@@ -164,12 +175,12 @@ extension CurlTransportTests {
     @Test func frozenServerTimesOutAndItsDeathResetsTheConnection() async throws {
       let listener = try FrozenListener()
       defer { listener.close() }
-      try await withTransport(try makeNode("https://127.0.0.1:\(listener.port)", connectTimeout: .seconds(10))) { transport in
+      try await withTransport(try makeNode("https://127.0.0.1:\(listener.port)")) { transport in
         let timedOut = await expectFailure(transport, timeout: .milliseconds(300))
         #expect(timedOut?.kind == .timeout, "\(String(describing: timedOut))")
         #expect(timedOut?.serverAction == nil, "\(String(describing: timedOut))")
 
-        let pending = Task { await expectFailure(transport, timeout: .seconds(10)) }
+        let pending = Task { await expectFailure(transport, timeout: requestCeiling) }
         try await listener.waitForQueued(2)  // our second connection waits in the queue
         listener.close()  // what the kernel does to the queue of a process that dies
         let reset = await pending.value
@@ -183,20 +194,21 @@ extension CurlTransportTests {
     /// answers those requests late when it resumes: that must not read as a Vault restart.
     /// Only the server shutting its side (or resetting) is.
     @Test func lateDataOnAnIdleConnectionIsNotAClose() async throws {
-      let server = try LateAnswerServer()
+      let server = try RawHTTPServer()
       defer { server.stop() }
       try await withTransport(try makeNode("http://127.0.0.1:\(server.port)")) { transport in
         let events = EventCounter(transport.connectionClosedEvents())
-        let first = try await transport.send(.health, timeout: .seconds(5))
+        let first = try await transport.send(.health, timeout: requestCeiling)
         #expect(first.status == 200)
-        server.sendLateBytes()
-        try await server.waitForLateBytesSent()
-        // The claim is that nothing happens: a bounded window, 40 idle polls' worth of time.
+        try server.sendOnIdleConnection("late")
+        // The claim is that nothing happens: an observation window (the transport's idle poll
+        // wakes on the bytes at once if it takes them for a close). Load can only delay a wrong
+        // event past it, never make a right run fail.
         try await Task.sleep(for: .milliseconds(400))
         #expect(events.count == 0, "late data on an idle connection was taken for a close")
 
         server.closeConnection()
-        let reported = await events.wait(within: .seconds(5)) { $0.count >= 1 }
+        let reported = await events.wait { $0.count >= 1 }
         #expect(reported, "no connection-closed event after the server closed the connection")
       }
     }
@@ -206,13 +218,14 @@ extension CurlTransportTests {
       let transport = CurlTransport(settings: CurlTransport.Settings(node: try makeNode("http://127.0.0.1:\(port)")))
       let events = EventCounter(transport.connectionClosedEvents())
       transport.shutdown()
-      let finished = await events.wait(within: .seconds(5)) { $0.finished }
+      let finished = await events.wait { $0.finished }
       #expect(finished)
       #expect(events.count == 0)
     }
 
     /// Each transport has its own thread: four nodes stuck in blocking transfers (more than
-    /// the cooperative pool has threads) do not hold up a fifth.
+    /// the cooperative pool has threads) do not hold up a fifth. Shown by order: the fifth's
+    /// answers all come while the stuck transfers are still pending.
     @Test func hungNodesDoNotBlockOtherNodes() async throws {
       let pki = try await testPKI()
       try await withSimulator { stuck in
@@ -226,31 +239,28 @@ extension CurlTransportTests {
           let stuckTasks = stuckTransports.map { transport in
             Task {
               defer { stuckDone.set() }
-              return try await transport.send(.health, timeout: .seconds(20))
+              return try await transport.send(.health, timeout: requestCeiling)
             }
           }
           try await stuck.waitForState { ($0["connections_open"] as? Int ?? 0) >= 4 }
 
           try await withTransport(try makeNode(healthy.url(), caFile: pki.ca)) { transport in
-            let started = ContinuousClock.now
             for _ in 0..<5 {
-              let status = try await transport.send(.health, timeout: .seconds(5)).status
+              let status = try await transport.send(.health, timeout: requestCeiling).status
               #expect(status == 503)
             }
-            #expect(started.duration(to: .now) < .seconds(5))
           }
           #expect(!stuckDone.isSet, "the hung requests should still be hanging")
 
           // Clearing the fault makes the simulator drop the hung connections without an answer:
-          // each stuck request ends then (long before its own 20 s timeout) with that error.
-          let released = ContinuousClock.now
+          // each stuck request ends then with that error (its own timeout, far away, would be a
+          // timeout error).
           try stuck.clearFaults()
           for task in stuckTasks {
             let result = await task.result
             #expect((result.error as? TransportError)?.kind == .protocolError, "\(result)")
             #expect((result.error as? TransportError)?.serverAction == .closed, "\(result)")
           }
-          #expect(released.duration(to: .now) < .seconds(5))
         }
       }
     }
@@ -296,7 +306,7 @@ final class FrozenListener: Sendable {
     }
   }
 
-  func waitForQueued(_ count: Int, within limit: Duration = .seconds(5)) async throws {
+  func waitForQueued(_ count: Int, within limit: Duration = .seconds(60)) async throws {
     let deadline = ContinuousClock.now + limit
     while queued < count {
       guard ContinuousClock.now < deadline else { throw TestFailure("only \(queued) of \(count) connections queued") }
@@ -312,91 +322,6 @@ final class FrozenListener: Sendable {
   }
 
   deinit { close() }
-}
-
-/// A plain HTTP/1.1 server for one connection: answers the first request, then on request
-/// writes stray bytes on the idle connection (as a resumed server answering stale requests
-/// does), then on request shuts the connection (FIN).
-final class LateAnswerServer: Sendable {
-  let port: Int
-  private let listener: Int32
-  private let connection = Mutex<Int32>(-1)
-  private let lateSent = Flag()
-
-  init() throws {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        bind(fd, $0, length) == 0 && listen(fd, 4) == 0 && getsockname(fd, $0, &length) == 0
-      }
-    }
-    guard ok else {
-      Glibc.close(fd)
-      throw TestFailure("bind/listen: errno \(errno)")
-    }
-    listener = fd
-    port = Int(UInt16(bigEndian: address.sin_port))
-    let thread = Thread { [self] in serveOne() }
-    thread.start()
-  }
-
-  private func serveOne() {
-    let accepted = accept(listener, nil, nil)
-    guard accepted >= 0 else { return }
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(accepted, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var request: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while !request.suffix(4).elementsEqual(Array("\r\n\r\n".utf8)) {
-      let n = recv(accepted, &buffer, buffer.count, 0)
-      guard n > 0 else {
-        Glibc.close(accepted)
-        return
-      }
-      request += buffer[..<n]
-    }
-    let answer = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".utf8)
-    _ = answer.withUnsafeBytes { send(accepted, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    connection.withLock { $0 = accepted }
-  }
-
-  func sendLateBytes() {
-    Task.detached { [self] in
-      while connection.withLock({ $0 }) < 0 { try? await Task.sleep(for: .milliseconds(5)) }
-      let late = Array("late".utf8)
-      _ = connection.withLock { fd in late.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
-      lateSent.set()
-    }
-  }
-
-  func waitForLateBytesSent(within limit: Duration = .seconds(5)) async throws {
-    let deadline = ContinuousClock.now + limit
-    while !lateSent.isSet {
-      guard ContinuousClock.now < deadline else { throw TestFailure("the late bytes were never sent") }
-      try await Task.sleep(for: .milliseconds(5))
-    }
-  }
-
-  /// FIN on the connection, without reading what is pending (no reset).
-  func closeConnection() {
-    connection.withLock { fd in
-      if fd >= 0 { shutdown(fd, Int32(SHUT_WR)) }
-    }
-  }
-
-  func stop() {
-    shutdown(listener, Int32(SHUT_RDWR))
-    Glibc.close(listener)
-    connection.withLock { fd in
-      if fd >= 0 { Glibc.close(fd) }
-      fd = -1
-    }
-  }
 }
 
 extension Result {

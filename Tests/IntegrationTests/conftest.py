@@ -18,7 +18,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import vk_harness as h  # noqa: E402
-from vk_fixtures import daemons, pki, pytest_collection_modifyitems, require_vaultkeeper_binary  # noqa: E402,F401
+from vk_fixtures import daemons, no_secrets_leaked, pki, require_vaultkeeper_binary  # noqa: E402,F401
 
 TEST_TIMEOUT = 60
 

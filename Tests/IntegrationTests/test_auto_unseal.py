@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -40,6 +39,6 @@ def test_auto_unseal_with_after_always_still_never_submits(auto_sim, daemons, co
     d.wait_status("vault active")
     auto_sim.seal()  # an operator seal: auto-unseal types stay sealed
     d.wait_status("vault sealed")
-    time.sleep(1.0)
+    auto_sim.wait_health_checks(3)  # three more looks at the sealed node
     st = auto_sim.state()
     assert st["sealed"] and st["unseal_requests"] == 0, st

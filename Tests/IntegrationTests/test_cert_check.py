@@ -18,6 +18,7 @@ from typing import Optional
 import pytest
 
 import vk_harness as h
+from vk_fixtures import needs
 
 NOBODY = 65534
 NAMES = ["vault.test"]
@@ -211,8 +212,7 @@ def test_world_readable_key_is_not_read(setup):
 def test_unreadable_key(pki, served):
     """Tests run as root, who reads any file: the check runs as nobody against a root-owned 0600
     key (certbot's default) in a directory nobody can traverse otherwise."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch users")
+    needs(os.geteuid() == 0, "root (to switch users)")
     d = Path(tempfile.mkdtemp(prefix="vk-cert-nobody-", dir="/tmp"))
     try:
         os.chmod(d, 0o755)

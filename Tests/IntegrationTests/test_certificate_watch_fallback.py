@@ -7,6 +7,7 @@ and replaces its inotify descriptor with a directory's (dup2), so the next read 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,9 +17,12 @@ import test_cert_check as tc
 from test_cert_check import served, setup  # noqa: F401  (fixtures)
 import test_certificate_duty as tcd
 import vk_harness as h
+from vk_fixtures import needs
 
 # gdb comes with scripts/install-deps.sh; attaching to the non-dumpable daemon needs root (as in CI).
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to attach gdb to the non-dumpable daemon")
+@pytest.fixture(autouse=True)
+def _preconditions():
+    needs(os.geteuid() == 0 and shutil.which("gdb") is not None, "root and gdb (to attach to the non-dumpable daemon)")
 
 
 def _inotify_descriptors(pid: int) -> list[int]:

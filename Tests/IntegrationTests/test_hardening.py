@@ -10,9 +10,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
 
 import vk_harness as h
+from vk_fixtures import needs
 
 NOBODY = 65534
 
@@ -50,8 +50,7 @@ def test_key_memory_is_locked_and_excluded_from_core_dumps(sim, daemons, config,
 def test_unprivileged_daemon_is_not_dumpable(sim, pki):
     """Run as nobody: /proc/PID of a non-dumpable process belongs to root, so other processes of
     the same user cannot read its memory or attach to it."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch users")
+    needs(os.geteuid() == 0, "root (to switch users)")
     work = Path(tempfile.mkdtemp(prefix="vk-hard-", dir="/tmp"))
     proc = None
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import vk_harness as h
+from vk_fixtures import needs
 
 NOBODY = 65534
 
@@ -46,8 +47,7 @@ def test_key_file_writable_by_group_is_refused(sim, tmp_path, daemons, config, k
 
 
 def test_key_file_owned_by_another_user_is_refused(sim, tmp_path, daemons, config, keyfile):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to chown")
+    needs(os.geteuid() == 0, "root (to chown)")
     keys = keyfile(sim)
     os.chown(keys, NOBODY, NOBODY)
     _assert_refused(daemons, _config_for(tmp_path, keys, config), h.EX_NOPERM, str(keys), f"uid {NOBODY}", "chown")
@@ -62,8 +62,7 @@ def test_key_file_behind_a_symlink_is_unreadable(sim, tmp_path, daemons, config,
 
 def test_key_file_the_daemon_user_cannot_open(sim):
     """Run as nobody against a root-owned 0600 key file: EACCES, exit 77, with the fix."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch users")
+    needs(os.geteuid() == 0, "root (to switch users)")
     d = tempfile.mkdtemp(prefix="vk-nobody-", dir="/tmp")
     try:
         os.chmod(d, 0o755)

@@ -12,56 +12,54 @@ import pytest
 import vk_harness as h
 
 
-def _assert_graceful(d: h.Daemon, sent_at: float) -> None:
-    rc = d.wait_exit(timeout=5)
-    took = time.monotonic() - sent_at
+# The hanging request's own timeout: far beyond the wait for the exit below, so an exit within
+# that wait shows the stop did not wait for the request (no stopwatch needed).
+HANG_TIMEOUT = "10m"
+
+
+def _assert_graceful(d: h.Daemon) -> None:
+    rc = d.wait_exit(timeout=30)
     assert rc == 0, d.stderr()
-    assert took < 5, took
     stopping = [f for _, f in ((t, h.fields(m)) for t, m in d.notes()) if f.get("STOPPING") == "1"]
     assert stopping, d.notes()
     assert d.entries("stopping"), d.stderr()
 
 
 def test_sigterm_while_a_health_request_hangs(sim, daemons, config, keyfile):
-    d = daemons(config(sim, key_file=keyfile(sim), vault_extra={"timeout": "30s"}))
+    d = daemons(config(sim, key_file=keyfile(sim), vault_extra={"timeout": HANG_TIMEOUT}))
     sim.wait_unsealed()
     d.wait_status("vault active")
     before = sim.state()["requests_total"]
     sim.fault(kind="hang", paths=["/v1/sys/health"])
-    sim.wait_state(lambda s: s["requests_total"] > before, timeout=3, what="a hanging health request")
-    time.sleep(0.2)
-    t0 = time.monotonic()
+    sim.wait_state(lambda s: s["requests_total"] > before, timeout=30, what="a hanging health request")
     d.signal(signal.SIGTERM)
-    _assert_graceful(d, t0)
+    _assert_graceful(d)
 
 
 def test_sigterm_while_an_unseal_request_hangs(sim, daemons, config, keyfile):
     sim.fault(kind="hang", paths=["/v1/sys/unseal"])
-    d = daemons(config(sim, key_file=keyfile(sim), vault_extra={"timeout": "30s"}))
-    sim.wait_state(lambda s: s["unseal_requests"] >= 1, timeout=5, what="a hanging unseal request")
-    t0 = time.monotonic()
+    d = daemons(config(sim, key_file=keyfile(sim), vault_extra={"timeout": HANG_TIMEOUT}))
+    sim.wait_state(lambda s: s["unseal_requests"] >= 1, timeout=30, what="a hanging unseal request")
     d.signal(signal.SIGTERM)
-    _assert_graceful(d, t0)
+    _assert_graceful(d)
 
 
 def test_sigterm_before_ready(sim, daemons, config, keyfile):
     """Stopped while the first health result is still outstanding (TLS handshake hangs)."""
     sim.fault(kind="hang", stage="accept")
-    d = daemons(config(sim, key_file=keyfile(sim), vault_extra={"timeout": "30s"}))
-    time.sleep(0.5)
+    d = daemons(config(sim, key_file=keyfile(sim), vault_extra={"timeout": HANG_TIMEOUT}))
+    sim.wait_state(lambda s: s["connections_total"] >= 1, timeout=30, what="the daemon's connection")
     assert not [m for _, m in d.notes() if "READY=1" in m]
-    t0 = time.monotonic()
     d.signal(signal.SIGTERM)
-    _assert_graceful(d, t0)
+    _assert_graceful(d)
 
 
 def test_sigint_stops_too(sim, daemons, config, keyfile):
     d = daemons(config(sim, key_file=keyfile(sim)))
     sim.wait_unsealed()
     d.wait_ready()
-    t0 = time.monotonic()
     d.signal(signal.SIGINT)
-    _assert_graceful(d, t0)
+    _assert_graceful(d)
 
 
 def test_status_command_reads_the_state_file(sim, daemons, config, keyfile):
@@ -128,5 +126,6 @@ def test_forced_native_journal_without_journald_loses_nothing(sim, daemons, conf
     d = daemons(config(sim, key_file=keyfile(sim)), extra_args=["--journal"])
     sim.wait_unsealed()
     d.wait_ready()
-    time.sleep(0.3)  # READY=1 is sent right before the "ready" entry is logged
+    # READY=1 is sent right before the "started" entry is logged: wait for the entry itself.
+    d.wait_entry("started", timeout=30)
     assert d.entries("unsealed") and d.entries("started"), d.stderr()

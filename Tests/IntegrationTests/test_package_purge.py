@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 
 import vk_harness as h
+from vk_fixtures import needs
 
 POSTRM = h.REPO / "packaging" / "debian" / "postrm"
 # Only what the script needs: no deb-systemd-helper or systemctl that could touch the host.
 TOOLS = ("sh", "find", "rm", "rmdir", "ls", "mkdir", "touch", "cat")
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
-                                reason="needs root for a private mount namespace")
+@pytest.fixture(autouse=True)
+def _preconditions():
+    needs(os.geteuid() == 0 and shutil.which("unshare") is not None, "root and unshare(1) for a private mount namespace")
 
 
 def _purge(tmp_path: Path, prepare: str) -> tuple[subprocess.CompletedProcess, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 
 def test_two_nodes_are_unsealed_and_restarted_independently(sims, daemons, config, keyfile):
@@ -49,5 +48,5 @@ def test_peer_of_another_cluster_gets_one_wrong_key_round(sims, daemons, config,
     entry = d.wait_entry("wrong_key", timeout=5)[0]
     assert f"vault.addr={stranger.address}" in entry.text
     d.wait_status("vault active", f"1/2 nodes ok ({stranger.address} sealed)")
-    time.sleep(1.0)
+    stranger.wait_health_checks(3)  # three more looks at the stranger
     assert stranger.state()["unseal_key_submissions"] == 3 and stranger.state()["sealed"]

@@ -107,21 +107,21 @@ def test_sighup_with_an_insecure_key_file_is_rejected(sim, daemons, config, keyf
 
 def test_sighup_while_a_request_hangs(sim, daemons, config, keyfile):
     """A reload must not wait for a stuck request of the old generation."""
-    d = daemons(config(sim, key_file=keyfile(sim), vault_extra={"timeout": "30s"}))
+    # The hanging request's own timeout is far beyond every wait here: the reload and the stop
+    # below complete while it still hangs, i.e. neither waits for it.
+    d = daemons(config(sim, key_file=keyfile(sim), vault_extra={"timeout": "10m"}))
     sim.wait_unsealed()
     d.wait_status("vault active")
     before = sim.state()["requests_total"]
     sim.fault(kind="hang", paths=["/v1/sys/health"])
-    sim.wait_state(lambda s: s["requests_total"] > before, timeout=3, what="a hanging health request")
+    sim.wait_state(lambda s: s["requests_total"] > before, timeout=30, what="a hanging health request")
     mark = time.monotonic()
     d.signal(signal.SIGHUP)
-    d.wait_entry("config_reloaded", timeout=3)
-    d.wait_note(lambda f: f.get("READY") == "1", after=mark, timeout=3, what="READY=1 after the reload")
+    d.wait_entry("config_reloaded", timeout=30)
+    d.wait_note(lambda f: f.get("READY") == "1", after=mark, timeout=30, what="READY=1 after the reload")
     sim.clear_faults()
     d.stop_requested = True
-    t0 = time.monotonic()
-    assert d.stop(timeout=5) == 0
-    assert time.monotonic() - t0 < 5
+    assert d.stop(timeout=30) == 0
 
 
 def test_a_burst_of_sighups(sim, daemons, config, keyfile):
@@ -132,7 +132,7 @@ def test_a_burst_of_sighups(sim, daemons, config, keyfile):
         d.signal(signal.SIGHUP)
         time.sleep(0.02)
     d.wait_entry("config_reloaded")
-    time.sleep(0.5)
+    sim.wait_health_checks(2)  # still looking after the burst
     assert d.running()
     sim.restart(down_ms=200)
     sim.wait_unsealed(timeout=3)

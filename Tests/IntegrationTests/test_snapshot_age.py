@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 
 import vk_harness as h
+from vk_fixtures import needs
 import test_snapshot as snap
 
-pytestmark = pytest.mark.skipif(shutil.which("age") is None or shutil.which("age-keygen") is None,
-                                reason="the age tool is missing (scripts/install-deps.sh installs it)")
+@pytest.fixture(autouse=True)
+def _preconditions():
+    needs(shutil.which("age") is not None and shutil.which("age-keygen") is not None,
+          "the age tool (age, age-keygen; scripts/install-deps.sh installs it)")
 
 AGE_NAME_RE = re.compile(r"^vaultkeeper-[a-z0-9-]+-\d{8}T\d{6}Z-\d+\.snap\.age$")
 AGE_MAGIC = b"age-encryption.org/v1\n"

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 import test_snapshot as ts
 import vk_harness as h
+from vk_fixtures import needs
 
 METRIC = re.compile(r"^([a-z_]+)(?:\{([^}]*)\})? (\S+)$")
 
@@ -262,8 +262,8 @@ def _mount_tmpfs(path: Path, options: str) -> None:
     subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_disk_full_on_a_small_tmpfs_keeps_nothing(sims, config, tmp_path):
+    needs(os.geteuid() == 0, "root (to mount a small tmpfs)")
     s = ts._start(sims, extra=("--snapshot-gzip-level", "0"))
     token = ts._make_token(s)
     snaps = tmp_path / "tiny"
@@ -278,8 +278,8 @@ def test_disk_full_on_a_small_tmpfs_keeps_nothing(sims, config, tmp_path):
         subprocess.run(["umount", str(snaps)], check=False)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs needs root (root ignores mode bits)")
 def test_unwritable_directory_fails_clearly(sims, config, tmp_path):
+    needs(os.geteuid() == 0, "root (to mount a read-only tmpfs; root ignores mode bits)")
     s = ts._start(sims)
     token = ts._make_token(s)
     snaps = tmp_path / "ro"

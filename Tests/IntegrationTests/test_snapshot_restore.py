@@ -9,10 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 
 import test_snapshot as ts
 import vk_harness as h
+from vk_fixtures import needs
 
 RESTORE_POLICIES = ["default", "snapshot", "snapshot-restore"]
 
@@ -116,8 +116,8 @@ def test_restore_through_a_standby_follows_the_redirect(sims, config, tmp_path):
     assert active.state()["last_restore"]["index"] == index
 
 
-@pytest.mark.skipif(shutil.which("age-keygen") is None, reason="needs the age tool")
 def test_encrypted_snapshot_is_decrypted_privately_and_restored(sims, config, tmp_path):
+    needs(shutil.which("age") is not None and shutil.which("age-keygen") is not None, "the age tool (age, age-keygen)")
     import test_snapshot_age as ta
     s, cfg, path, index, _ = _setup(sims, config, tmp_path)
     key = ta.Key(tmp_path, "restore")

@@ -17,6 +17,7 @@ import pytest
 import test_snapshot as ts
 import test_snapshot_restore as tr
 import vk_harness as h
+from vk_fixtures import needs
 
 LOGIN_PATH = "/v1/auth/approle/login"
 
@@ -69,8 +70,8 @@ def _copies_of(plaintext: bytes, directories: set[Path], original: Path) -> list
     return found
 
 
-@pytest.mark.skipif(shutil.which("age") is None, reason="needs the age tool")
 def test_a_restore_killed_mid_send_leaves_no_decrypted_snapshot(sims, config, tmp_path, cli_procs):
+    needs(shutil.which("age") is not None and shutil.which("age-keygen") is not None, "the age tool (age, age-keygen)")
     import test_snapshot_age as ta
     s, cfg, path, _, _ = tr._setup(sims, config, tmp_path)
     snaps = path.parent

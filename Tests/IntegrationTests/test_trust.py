@@ -10,7 +10,6 @@ CURLOPT_CAINFO is set: before the fix every case here but the control sent the s
 
 from __future__ import annotations
 
-import time
 import types
 from pathlib import Path
 
@@ -35,15 +34,11 @@ def impostor_store(pki):
         store.close()
 
 
-def _no_share_reaches(impostor: h.Sim, seconds: float = 2.0) -> None:
-    """The claim is that nothing happens, so it is watched for a bounded window."""
-    end = time.monotonic() + seconds
-    while True:
-        st = impostor.state()
-        assert st["unseal_requests"] == 0 and st["requests_total"] == 0 and st["sealed"], st
-        if time.monotonic() >= end:
-            return
-        time.sleep(0.1)
+def _no_share_reaches(impostor: h.Sim) -> None:
+    """The claim is that nothing happens: watched over the daemon's next three connection
+    attempts (each a chance to send something), not over a stretch of time."""
+    impostor.wait_connection_attempts(
+        3, invariant=lambda st: st["unseal_requests"] == 0 and st["requests_total"] == 0 and st["sealed"])
 
 
 def test_impostor_ca_in_the_system_store_gets_no_share(sims, daemons, config, keyfile, impostor_store):

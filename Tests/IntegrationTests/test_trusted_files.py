@@ -18,12 +18,14 @@ from typing import Iterator
 import pytest
 
 import vk_harness as h
+from vk_fixtures import needs
 
 NOBODY = 65534
 SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
-                                reason="needs root (to act as another user with setpriv)")
+@pytest.fixture(autouse=True)
+def _preconditions():
+    needs(os.geteuid() == 0 and shutil.which("setpriv") is not None, "root and setpriv (to act as another user)")
 
 
 @pytest.fixture

@@ -16,10 +16,21 @@ def require_vaultkeeper_binary() -> None:
             f"vaultkeeper binary not found at {h.VK_BIN}: build it (swift build --product vaultkeeper) or set VAULTKEEPER_BIN")
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """The no-secrets check must see everything: run test_zz_no_secrets.py last, whatever order
-    the files were given in."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0].endswith("test_zz_no_secrets.py"))
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_leaked():
+    """The session's leak check (test_zz_no_secrets.py describes it): its teardown runs after
+    every test of the session, whatever their order or `-k` selection, and scans everything
+    captured. A leak fails the session (an error at the teardown of its last test)."""
+    yield
+    h.assert_no_key_material_captured()
+
+
+def needs(condition: bool, what: str) -> None:
+    """Fails (never skips) a test whose precondition this machine does not meet, saying what is
+    missing: a green run must mean the test ran."""
+    if not condition:
+        pytest.fail(f"this test needs {what}; it never skips (scripts/install-deps.sh installs the tools, "
+                    f"and `make test` runs as root)", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ for d in (HERE, HERE.parent / "IntegrationTests"):
         sys.path.insert(0, str(d))
 
 import vk_harness as h  # noqa: E402
-from vk_fixtures import daemons, pki, pytest_collection_modifyitems, require_vaultkeeper_binary  # noqa: E402,F401
+from vk_fixtures import daemons, no_secrets_leaked, pki, require_vaultkeeper_binary  # noqa: E402,F401
 import bao_harness as bh  # noqa: E402
 
 TEST_TIMEOUT = 240

@@ -23,6 +23,8 @@ final class FakeSystemd: @unchecked Sendable {
   private let bus: OpaquePointer
   private let units: Mutex<[String: UnitState]>
   private let pendingSignals = Mutex<[String]>([])
+  /// Results for the last `ReloadUnit` job, to be announced by the fake's thread (`endLastJob`).
+  private let pendingJobEnds = Mutex<[String]>([])
   private let stopRequested = Atomic<Bool>(false)
   private let stopped = Atomic<Bool>(false)
   /// Unique bus names of the clients that called `Subscribe`.
@@ -85,7 +87,8 @@ final class FakeSystemd: @unchecked Sendable {
   /// Stops the fake's thread and leaves the bus.
   func shutdown() {
     stopRequested.store(true, ordering: .releasing)
-    let deadline = ContinuousClock.now + .seconds(5)
+    // A generous ceiling: the thread notices within one 20 ms wait unless the machine is busy.
+    let deadline = ContinuousClock.now + .seconds(60)
     while !stopped.load(ordering: .acquiring), ContinuousClock.now < deadline { usleep(1_000) }
   }
 
@@ -93,6 +96,12 @@ final class FakeSystemd: @unchecked Sendable {
   func set(_ unit: String, _ state: UnitState) {
     units.withLock { $0[unit] = state }
     pendingSignals.withLock { $0.append(unit) }
+  }
+
+  /// Ends the job of the last `ReloadUnit` (one queued with `.never`) with `result`, as systemd
+  /// does with `JobRemoved`.
+  func endLastJob(_ result: String) {
+    pendingJobEnds.withLock { $0.append(result) }
   }
 
   /// Sends `PropertiesChanged` without changing anything (systemd does this too, e.g. for
@@ -111,7 +120,15 @@ final class FakeSystemd: @unchecked Sendable {
         return pending
       }
       for unit in signals { emitPropertiesChanged(unit) }
-      if signals.isEmpty { _ = sd_bus_wait(bus, 20_000) }
+      let jobEnds = pendingJobEnds.withLock { pending in
+        defer { pending.removeAll() }
+        return pending
+      }
+      for result in jobEnds {
+        guard let job = lastJob.withLock({ $0 }), let id = UInt32(job.split(separator: "/").last ?? "") else { continue }
+        emitJobRemoved(id: id, job: job, unit: "vault.service", result: result)
+      }
+      if signals.isEmpty && jobEnds.isEmpty { _ = sd_bus_wait(bus, 20_000) }
     }
     sd_bus_flush_close_unref(bus)
     stopped.store(true, ordering: .releasing)

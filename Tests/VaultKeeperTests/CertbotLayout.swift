@@ -76,8 +76,10 @@ final class EventCollector<Element: Sendable>: Sendable {
   func cancel() { task.cancel() }
 }
 
-/// Polls `condition` every 10 ms until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
+/// Polls `condition` every 10 ms until it holds or `timeout` passes. The bound only turns a hang
+/// into a failure (a full parallel run can keep a task from a cooperative thread for seconds),
+/// so it is generous.
+func eventually(timeout: Duration = .seconds(60), _ condition: () -> Bool) async -> Bool {
   let deadline = ContinuousClock.now + timeout
   while ContinuousClock.now < deadline {
     if condition() { return true }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import VaultKeeper
@@ -21,24 +22,58 @@ extension EventCollector where Element == CertificateWatchEvent {
   var summaries: [String] { elements.map(summary) }
 }
 
-/// Timings short enough for tests; the re-check is an hour unless a test is about it, so any
-/// event must have come through inotify.
-private let quiet = Duration.milliseconds(150)
+/// The watch in virtual time: the quiet period and the re-check only pass when a test advances
+/// this clock, so no file operation of a test can fall outside a quiet period however slow the
+/// machine is, and nothing is read until the test says time has passed.
+final class VirtualWatchTime: Sendable {
+  private let base = ContinuousClock.now
+  private let offset = Mutex(Duration.zero)
+
+  var now: ContinuousClock.Instant { base + offset.withLock { $0 } }
+
+  func advance(by step: Duration) { offset.withLock { $0 += step } }
+}
+
+/// The quiet period, in virtual time; the re-check is an hour unless a test is about it, so
+/// any event must have come through inotify.
+private let quiet = Duration.milliseconds(500)
 
 @Suite struct CertificateWatcherTests {
   let layout: CertbotLayout
+  let time = VirtualWatchTime()
+  let probe = WatchProbe()
 
   init() throws { layout = try CertbotLayout() }
 
-  private func watch(recheckEvery: Duration = .seconds(3600), useInotify: Bool = true) throws -> EventCollector<CertificateWatchEvent> {
+  private func watch(
+    files: CertificateFileSet? = nil, recheckEvery: Duration = .seconds(3600), useInotify: Bool = true,
+    control: WatchControl = WatchControl()
+  ) throws -> EventCollector<CertificateWatchEvent> {
     let watcher = CertificateWatcher(
-      files: layout.files, quietPeriod: quiet, recheckEvery: recheckEvery, useInotify: useInotify, pollInterval: .milliseconds(50))
-    return EventCollector(try watcher.events())
+      files: files ?? layout.files, quietPeriod: quiet, recheckEvery: recheckEvery, useInotify: useInotify,
+      pollInterval: .milliseconds(20))
+    let time = self.time
+    return EventCollector(try watcher.start(control: control, now: { time.now }, probe: probe))
   }
 
-  /// Waits long enough for a change to have been reported if it were going to be (quiet period,
-  /// poll slack and scheduling on a loaded two-core machine).
-  private func settle() async throws { try await Task.sleep(for: quiet * 6) }
+  /// Advances virtual time by `step` and waits until the watch thread has judged the new time
+  /// (an iteration that read the clock after the advance).
+  private func advance(by step: Duration) async -> Bool {
+    time.advance(by: step)
+    let target = time.now
+    return await eventually { (probe.record.latest.map { $0 >= target }) ?? false }
+  }
+
+  /// Lets virtual time pass, a quiet period at a time, until the files have been read again
+  /// after everything the test did before: every inotify event of it is queued by then, and
+  /// nothing is read before the clock moves, so that read sees the final state.
+  private func untilRead() async -> Bool {
+    let looks = probe.record.looks
+    return await eventually {
+      time.advance(by: quiet)
+      return probe.record.looks > looks
+    }
+  }
 
   @Test func certbotLayoutWatchesLiveAndArchiveDirectories() throws {
     defer { layout.remove() }
@@ -62,9 +97,15 @@ private let quiet = Duration.milliseconds(150)
     #expect(await eventually { events.summaries == ["initial 1"] })
 
     try layout.renew(to: 2)
+    #expect(await untilRead())
     #expect(await eventually { events.summaries.count == 2 })
-    try await settle()
-    #expect(events.summaries == ["initial 1", "renewed 2"])
+    // Another read of the same files says nothing; a later renewal is the next event.
+    try layout.pointLive(to: 2)
+    #expect(await untilRead())
+    try layout.renew(to: 3)
+    #expect(await untilRead())
+    #expect(await eventually { events.summaries.count == 3 })
+    #expect(events.summaries == ["initial 1", "renewed 2", "renewed 3"])
   }
 
   @Test func rapidDoubleRenewalWithinTheQuietPeriodIsOneEvent() async throws {
@@ -73,11 +114,16 @@ private let quiet = Duration.milliseconds(150)
     defer { events.cancel() }
     #expect(await eventually { events.summaries == ["initial 1"] })
 
+    // No virtual time passes between the two: they are within one quiet period whatever the
+    // machine's load.
     try layout.renew(to: 2)
     try layout.renew(to: 3)
+    #expect(await untilRead())
     #expect(await eventually { events.summaries.count == 2 })
-    try await settle()
-    #expect(events.summaries == ["initial 1", "renewed 3"])
+    try layout.renew(to: 4)  // the next event: nothing came between
+    #expect(await untilRead())
+    #expect(await eventually { events.summaries.count == 3 })
+    #expect(events.summaries == ["initial 1", "renewed 3", "renewed 4"])
   }
 
   @Test func byteIdenticalRewriteIsNoRenewal() async throws {
@@ -90,12 +136,13 @@ private let quiet = Duration.milliseconds(150)
     // a reused key and an unchanged certificate would look like this.
     try layout.writeArchive(2, contentOf: 1)
     try layout.pointLive(to: 2)
-    try await settle()
-    #expect(events.summaries == ["initial 1"])
+    #expect(await untilRead())  // the rewrite was read, and (below) reported nothing
 
-    // Still watching: a real change after it is reported.
+    // Still watching: a real change after it is the next event.
     try layout.renew(to: 3)
-    #expect(await eventually { events.summaries == ["initial 1", "renewed 3"] })
+    #expect(await untilRead())
+    #expect(await eventually { events.summaries.count == 2 })
+    #expect(events.summaries == ["initial 1", "renewed 3"])
   }
 
   @Test func touchingIsNoRenewal() async throws {
@@ -109,11 +156,12 @@ private let quiet = Duration.milliseconds(150)
       #expect(utimes(path, nil) == 0)  // IN_ATTRIB
       #expect(chmod(path, 0o640) == 0)
     }
-    try await settle()
-    #expect(events.summaries == ["initial 1"])
+    #expect(await untilRead())  // the touched files were read, and (below) reported nothing
 
     try layout.renew(to: 2)
-    #expect(await eventually { events.summaries == ["initial 1", "renewed 2"] })
+    #expect(await untilRead())
+    #expect(await eventually { events.summaries.count == 2 })
+    #expect(events.summaries == ["initial 1", "renewed 2"])
   }
 
   @Test func replacedDirectoryIsStillWatched() async throws {
@@ -129,16 +177,18 @@ private let quiet = Duration.milliseconds(150)
     try layout.pointLive(to: 2, in: staged)
     #expect(rename(layout.live, layout.root + "/live/example.old") == 0)
     #expect(rename(staged, layout.live) == 0)
+    #expect(await untilRead())
     #expect(await eventually { events.summaries == ["initial 1", "renewed 2"] })
 
     // Archive files for generation 3 appear first (nothing visible through the symlinks
     // changes), then only the symlinks in the *new* live directory move: only a watch on that
     // directory can see it, since the re-check is an hour away.
     try layout.writeArchive(3)
-    try await settle()
-    #expect(events.summaries == ["initial 1", "renewed 2"])
+    #expect(await untilRead())
     try layout.pointLive(to: 3)
-    #expect(await eventually { events.summaries == ["initial 1", "renewed 2", "renewed 3"] })
+    #expect(await untilRead())
+    #expect(await eventually { events.summaries.count == 3 })
+    #expect(events.summaries == ["initial 1", "renewed 2", "renewed 3"])
   }
 
   @Test func plainFilesReplacedByRenameAreSeen() async throws {
@@ -148,28 +198,38 @@ private let quiet = Duration.milliseconds(150)
     let files = CertificateFileSet(certificate: directory + "/cert.pem", key: directory + "/key.pem")
     try CertbotLayout.content("cert", 1).write(toFile: files.certificate, atomically: false, encoding: .utf8)
     try CertbotLayout.content("key", 1).write(toFile: files.key, atomically: false, encoding: .utf8)
-    let watcher = CertificateWatcher(files: files, quietPeriod: quiet, recheckEvery: .seconds(3600), pollInterval: .milliseconds(50))
-    let events = EventCollector(try watcher.events())
+    let events = try watch(files: files)
     defer { events.cancel() }
     #expect(await eventually { events.summaries == ["initial 1"] })
 
     // `atomically: true` writes a temporary file and renames it over the old one.
     try CertbotLayout.content("cert", 2).write(toFile: files.certificate, atomically: true, encoding: .utf8)
     try CertbotLayout.content("key", 2).write(toFile: files.key, atomically: true, encoding: .utf8)
+    #expect(await untilRead())
     #expect(await eventually { events.summaries == ["initial 1", "renewed 2"] })
   }
 
   @Test func fallbackTimerSeesChangesInotifyMissed() async throws {
     defer { layout.remove() }
     // No inotify at all stands in for a filesystem whose changes inotify never reports.
-    let events = try watch(recheckEvery: .milliseconds(300), useInotify: false)
+    let events = try watch(recheckEvery: .seconds(300), useInotify: false)
     defer { events.cancel() }
     #expect(await eventually { events.summaries == ["initial 1"] })
 
     try layout.renew(to: 2)
+    #expect(await advance(by: .seconds(299)))
+    #expect(probe.record.looks == 0, "read before the re-check was due")
+    #expect(await advance(by: .seconds(1)))
+    #expect(probe.record.looks == 1)
     #expect(await eventually { events.summaries == ["initial 1", "renewed 2"] })
-    try await Task.sleep(for: .milliseconds(900))  // several re-checks that find nothing new
-    #expect(events.summaries == ["initial 1", "renewed 2"])
+    for looks in 2...4 {  // more re-checks that find nothing new
+      #expect(await advance(by: .seconds(300)))
+      #expect(probe.record.looks == looks)
+    }
+    try layout.renew(to: 3)  // the next event: nothing came between
+    #expect(await advance(by: .seconds(300)))
+    #expect(await eventually { events.summaries.count == 3 })
+    #expect(events.summaries == ["initial 1", "renewed 2", "renewed 3"])
   }
 
   @Test func withoutFallbackTimerAndInotifyNothingIsSeen() async throws {
@@ -179,7 +239,10 @@ private let quiet = Duration.milliseconds(150)
     defer { events.cancel() }
     #expect(await eventually { events.summaries == ["initial 1"] })
     try layout.renew(to: 2)
-    try await settle()
+    // Many quiet periods pass, up to just before the re-check: the files are never read.
+    for _ in 0..<10 { #expect(await advance(by: quiet)) }
+    #expect(await advance(by: .seconds(3600) - quiet * 10 - .milliseconds(1)))
+    #expect(probe.record.looks == 0)
     #expect(events.summaries == ["initial 1"])
   }
 
@@ -190,8 +253,10 @@ private let quiet = Duration.milliseconds(150)
     #expect(await eventually { events.summaries == ["initial 1"] })
 
     try FileManager.default.removeItem(atPath: layout.live + "/privkey.pem")
+    #expect(await untilRead())
     #expect(await eventually { events.summaries == ["initial 1", "unreadable privkey.pem"] })
     try layout.pointLive(to: 1)
+    #expect(await untilRead())
     #expect(await eventually { events.summaries == ["initial 1", "unreadable privkey.pem", "readable again 1"] })
   }
 
@@ -206,8 +271,7 @@ private let quiet = Duration.milliseconds(150)
   @Test func terminatingTheStreamStopsTheThread() async throws {
     defer { layout.remove() }
     let control = WatchControl()
-    let watcher = CertificateWatcher(files: layout.files, quietPeriod: quiet, pollInterval: .milliseconds(50))
-    let events = EventCollector(try watcher.start(control: control))
+    let events = try watch(control: control)
     #expect(await eventually { events.summaries.count == 1 })
     #expect(!control.isFinished)
     events.cancel()

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// One certificate watch: the inotify instance, the debouncer and the gate, run by one
 /// dedicated thread (`run`). Reading the files happens there too, so neither the blocking
@@ -14,16 +15,21 @@ final class CertificateWatchSession {
   private let continuation: AsyncStream<CertificateWatchEvent>.Continuation
   private let control: WatchControl
   private let onInotifyFailure: (@Sendable (String) -> Void)?
-  private let clock = ContinuousClock()
+  /// The debouncer's time: the monotonic clock, or a test's virtual one (`CertificateWatcher.start`).
+  private let now: @Sendable () -> ContinuousClock.Instant
+  private let probe: WatchProbe?
 
   init(
     files: CertificateFileSet, inotify: DirectoryInotify?, quietPeriod: Duration, recheckEvery: Duration,
     pollInterval: Duration, continuation: AsyncStream<CertificateWatchEvent>.Continuation, control: WatchControl,
-    onInotifyFailure: (@Sendable (String) -> Void)? = nil
+    onInotifyFailure: (@Sendable (String) -> Void)? = nil,
+    now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }, probe: WatchProbe? = nil
   ) {
     self.files = files
     self.inotify = inotify
-    self.debouncer = ChangeDebouncer(quietPeriod: quietPeriod, recheckEvery: recheckEvery, now: clock.now)
+    self.now = now
+    self.probe = probe
+    self.debouncer = ChangeDebouncer(quietPeriod: quietPeriod, recheckEvery: recheckEvery, now: now())
     self.pollInterval = pollInterval
     self.continuation = continuation
     self.control = control
@@ -37,11 +43,13 @@ final class CertificateWatchSession {
     look()
     while !control.isStopRequested {
       // Bounded by `pollInterval` so a stop request is seen soon even when nothing happens.
-      let wait = min(max(debouncer.nextDeadline - clock.now, .zero), pollInterval)
+      // At least a millisecond: under a virtual clock the deadline may sit just ahead of a
+      // frozen `now`, and a zero poll timeout would spin.
+      let wait = min(max(debouncer.nextDeadline - now(), .milliseconds(1)), pollInterval)
       if let inotify {
         switch inotify.wait(timeout: wait) {
         case .changed:
-          debouncer.changed(at: clock.now)
+          debouncer.changed(at: now())
           // A swapped symlink may point into another directory, and a replaced directory is a
           // new inode: the set is recomputed and re-added after every batch.
           inotify.watch(files.directoriesToWatch())
@@ -55,7 +63,10 @@ final class CertificateWatchSession {
         let microseconds = max(wait.milliseconds, 1) * 1000
         usleep(UInt32(clamping: microseconds))
       }
-      if debouncer.due(at: clock.now) != nil { look() }
+      let started = now()
+      let looked = debouncer.due(at: started) != nil
+      if looked { look() }
+      probe?.record(at: started, looked: looked)
     }
     inotify = nil
     continuation.finish()
@@ -74,3 +85,27 @@ final class CertificateWatchSession {
 }
 
 @available(*, unavailable) extension CertificateWatchSession: Sendable {}
+
+/// What a watch thread did, for tests that run it in virtual time: they advance the clock, wait
+/// until an iteration has seen the new time, and then know whether the files were read.
+final class WatchProbe: Sendable {
+  struct Record: Sendable {
+    /// The time the latest iteration judged the debouncer at.
+    var latest: ContinuousClock.Instant?
+    /// Reads of the files after the initial one.
+    var looks = 0
+  }
+
+  private let state = Mutex(Record())
+
+  init() {}
+
+  var record: Record { state.withLock { $0 } }
+
+  func record(at instant: ContinuousClock.Instant, looked: Bool) {
+    state.withLock {
+      $0.latest = instant
+      if looked { $0.looks += 1 }
+    }
+  }
+}

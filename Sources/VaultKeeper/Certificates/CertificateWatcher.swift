@@ -49,9 +49,13 @@ public struct CertificateWatcher: Sendable {
     try start(control: WatchControl())
   }
 
-  /// `events()` with the control exposed, so tests can see the thread end, and the inotify
-  /// descriptor's number, so tests can break it.
-  func start(control: WatchControl, inotifyDescriptor: ((Int32) -> Void)? = nil) throws(CertificateWatchUnavailable) -> AsyncStream<CertificateWatchEvent> {
+  /// `events()` with the control exposed, so tests can see the thread end, the inotify
+  /// descriptor's number, so tests can break it, and the clock and a probe, so tests can run the
+  /// quiet period and the re-check in virtual time.
+  func start(
+    control: WatchControl, inotifyDescriptor: ((Int32) -> Void)? = nil,
+    now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }, probe: WatchProbe? = nil
+  ) throws(CertificateWatchUnavailable) -> AsyncStream<CertificateWatchEvent> {
     var inotify: DirectoryInotify?
     if useInotify {
       do throws(FileAccess.Failure) {
@@ -66,7 +70,8 @@ public struct CertificateWatcher: Sendable {
     let (stream, continuation) = AsyncStream.makeStream(of: CertificateWatchEvent.self, bufferingPolicy: .bufferingNewest(16))
     let session = CertificateWatchSession(
       files: files, inotify: inotify, quietPeriod: quietPeriod, recheckEvery: recheckEvery,
-      pollInterval: pollInterval, continuation: continuation, control: control, onInotifyFailure: onInotifyFailure)
+      pollInterval: pollInterval, continuation: continuation, control: control, onInotifyFailure: onInotifyFailure,
+      now: now, probe: probe)
     continuation.onTermination = { _ in control.requestStop() }
     let started = DedicatedThread.start { session.run() }
     guard started == 0 else {
