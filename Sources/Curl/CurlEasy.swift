@@ -409,6 +409,11 @@ final class CurlEasy {
       // Nothing listens (ENOENT: a Unix socket's file is gone). Unreachable hosts and networks
       // are not the server's doing. libcurl's text does not say which it was: add it.
       return TransportError(.connect, "\(detail) (\(String(cString: strerror(socketError))))", serverAction: .refused)
+    case CURLE_COULDNT_CONNECT where reset:
+      // Accepted into the listener's queue, then reset before libcurl saw its connect complete:
+      // what the kernel does to the queue of a process that dies (the same as the TLS case below,
+      // only earlier). The server's doing, like a refusal.
+      return TransportError(.connect, "\(detail) (\(String(cString: strerror(socketError))))", serverAction: .closed)
     case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
       return TransportError(.connect, detail)
     case CURLE_OPERATION_TIMEDOUT:

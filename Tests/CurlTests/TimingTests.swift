@@ -185,7 +185,10 @@ extension CurlTransportTests {
         listener.close()  // what the kernel does to the queue of a process that dies
         let reset = await pending.value
         #expect(reset?.serverAction == .closed, "\(String(describing: reset))")
-        #expect(reset?.kind == .tls, "\(String(describing: reset))")
+        // Which step the reset lands in depends on whether libcurl had seen its connect complete
+        // (then the TLS handshake fails) or not yet (then the connect does): either way the
+        // server's kernel reset it, never a timeout.
+        #expect(reset?.kind == .tls || reset?.kind == .connect, "\(String(describing: reset))")
       }
     }
 
