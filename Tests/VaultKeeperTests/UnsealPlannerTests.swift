@@ -11,29 +11,29 @@ import Testing
   @Test func submitsOneShareAtATimeUntilUnsealed() {
     var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
     #expect(planner.next(sealed(), now: t0) == .submit(shareIndex: 0))
-    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"))
+    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"), now: t0)
     #expect(planner.next(sealed(progress: 1, nonce: "n1"), now: t0) == .submit(shareIndex: 1))
-    planner.submitted(1, answer: sealed(progress: 2, nonce: "n1"))
+    planner.submitted(1, answer: sealed(progress: 2, nonce: "n1"), now: t0)
     #expect(planner.next(sealed(progress: 2, nonce: "n1"), now: t0) == .submit(shareIndex: 2))
     let unsealed = SealStatus(sealed: false, threshold: 3, shares: 5, progress: 0, nonce: "")
-    planner.submitted(2, answer: unsealed)
+    planner.submitted(2, answer: unsealed, now: t0)
     #expect(planner.next(unsealed, now: t0) == .unsealed)
   }
 
   @Test func duplicateShareMovesOnToTheNextOne() {
     var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
     _ = planner.next(sealed(), now: t0)
-    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"))
+    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"), now: t0)
     _ = planner.next(sealed(progress: 1, nonce: "n1"), now: t0)
     // Vault ignored share 1 (a duplicate): progress unchanged.
-    planner.submitted(1, answer: sealed(progress: 1, nonce: "n1"))
+    planner.submitted(1, answer: sealed(progress: 1, nonce: "n1"), now: t0)
     #expect(planner.next(sealed(progress: 1, nonce: "n1"), now: t0) == .submit(shareIndex: 2))
   }
 
   @Test func neverMoreThanItHoldsAndResetsWhenExhausted() {
     var planner = UnsealPlanner(shareCount: 3, foreignProgressGrace: .seconds(30))
     _ = planner.next(sealed(), now: t0)
-    for i in 0..<3 { planner.submitted(i, answer: sealed(progress: 1, nonce: "n1")) }
+    for i in 0..<3 { planner.submitted(i, answer: sealed(progress: 1, nonce: "n1"), now: t0) }
     guard case .reset = planner.next(sealed(progress: 1, nonce: "n1"), now: t0) else {
       Issue.record("expected a reset once every share was sent")
       return
@@ -148,7 +148,7 @@ import Testing
   @Test func vaultClearingProgressStartsOver() {
     var planner = UnsealPlanner(shareCount: 5, foreignProgressGrace: .seconds(30))
     _ = planner.next(sealed(), now: t0)
-    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"))
+    planner.submitted(0, answer: sealed(progress: 1, nonce: "n1"), now: t0)
     // Someone reset: progress 0 again → start from the first share.
     #expect(planner.next(sealed(), now: t0) == .submit(shareIndex: 0))
   }

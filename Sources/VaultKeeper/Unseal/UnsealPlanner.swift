@@ -97,7 +97,7 @@ public struct UnsealPlanner: Sendable, Equatable {
   }
 
   /// Records that share `index` was submitted and what Vault answered.
-  public mutating func submitted(_ index: Int, answer: SealStatus, now: ContinuousClock.Instant = .now) {
+  public mutating func submitted(_ index: Int, answer: SealStatus, now: ContinuousClock.Instant) {
     let into = submittingInto
     submittingInto = nil
     sent.insert(index)
