@@ -906,7 +906,7 @@ def openbao_section(r, binary, sim_cpu, load):
 
 def write_section(path, name, body, title):
     """Replaces the text between <!-- NAME:begin --> and <!-- NAME:end --> in `path`, keeping
-    every other section (the systemd end-to-end suite writes its own), so one file holds all
+    every other section (the e2e suite's, copied from out/e2e-measurements/), so one file holds all
     measurements."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = f"{begin}\n{body.strip()}\n{end}"
@@ -1017,6 +1017,25 @@ def core(args, work, pki, sim_cpu):
         "suite (issue #3).", ""]
     write_section(args.output, "bench", "\n".join(lines[2:]), title="# Benchmarks")
     print("\n".join(lines))
+    include_e2e_measurements(args.output)
+
+
+def include_e2e_measurements(output):
+    """The e2e suite measures under a real systemd (MemoryCurrent, restart latency, certbot
+    renewals) but writes only to out/e2e-measurements/: only `make bench` writes the benchmarks
+    file. Each section the last `make e2e` left there is copied in, marked as coming from it."""
+    directory = os.path.join(ROOT, "out", "e2e-measurements")
+    if not os.path.isdir(directory):
+        print(f"(no {os.path.relpath(directory, ROOT)}: run `make e2e` first to include its measurements)")
+        return
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".md"):
+            continue
+        path = os.path.join(directory, name)
+        stamp = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        with open(path, encoding="utf-8") as f:
+            body = f.read().rstrip("\n")
+        write_section(output, name[:-3], f"_From the last `make e2e` run ({stamp})._\n\n{body}", title="# Benchmarks")
 
 
 if __name__ == "__main__":
