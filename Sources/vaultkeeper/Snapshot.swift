@@ -19,7 +19,7 @@ import Glibc
 
 struct SnapshotCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "snapshot", abstract: "Raft snapshot tools.", subcommands: [SnapshotNow.self, SnapshotVerify.self, SnapshotList.self, SnapshotRestore.self])
+    commandName: "snapshot", abstract: "Raft snapshot tools.", subcommands: [SnapshotNow.self, SnapshotVerify.self, SnapshotList.self, SnapshotRestore.self, SnapshotDrill.self])
 }
 
 /// `vaultkeeper snapshot verify [--identity FILE] FILE…`: the checks Vault's restore would make,

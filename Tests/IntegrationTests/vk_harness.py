@@ -65,6 +65,8 @@ MID = {
     "snapshot_retention_deleted": "8beed31d844943a98530726a2f3468c5",
     "snapshots_stale": "5cf60e403f0848569894521364cc516f",
     "snapshot_future_dated": "8194b03a80ce475c828af668249fc04a",
+    "snapshot_drill_passed": "fddd9c15a3224033b808525ad28f3ceb",
+    "snapshot_drill_failed": "af4a31646dba43a0b69f965e4b8aec2b",
     "certificate_invalid": "d57aa9c709114b13bb26338ed60fe32c",
     "certificate_reloaded": "efd885999ddf4c6097490f5ce5fe9661",
     "certificate_reload_failed": "ad8a7a9a59074b96bc03928ad877d73a",

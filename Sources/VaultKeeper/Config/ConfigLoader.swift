@@ -399,6 +399,7 @@ struct TableReader {
       maxDuration: try duration(table, "max_duration", at: at, minimum: .seconds(10)), stateFile: try stateFile(table),
       encryption: try snapshotEncryption(table), s3: s3)
     config.transfers = transfers
+    config.drill = try snapshotDrill(try self.table(table, "drill", at: at))
     return config
   }
 

@@ -66,6 +66,14 @@ public enum EffectiveConfig {
       }
     }
     if let s3 = s.s3 { lines += s3Lines(s3) }
+    if let drill = s.drill { lines += drillLines(drill) }
+    return lines
+  }
+
+  static func drillLines(_ d: SnapshotDrillConfig) -> [String] {
+    var lines = ["", "[snapshot.drill]", "enabled = \(d.enabled)", "interval = \(quote(DurationParsing.format(d.interval)))"]
+    lines.append(d.binary.map { "binary = \(quote($0))" } ?? "# binary: bao, then vault, on PATH")
+    lines += ["timeout = \(quote(DurationParsing.format(d.timeout)))", "stale_after = \(quote(DurationParsing.format(d.staleAfter)))"]
     return lines
   }
 

@@ -34,6 +34,8 @@ public struct SnapshotConfig: Sendable, Equatable {
   /// `transfer_timeout` and `transfer_min_rate`: the deadline of every download, upload and
   /// restore, from its size.
   public var transfers: TransferDeadline = .standard
+  /// `[snapshot.drill]`: restore drills (nil when the table is absent).
+  public var drill: SnapshotDrillConfig? = nil
 }
 
 /// `age_recipients` / `age_recipients_file`: snapshots are written as age v1 files (`.snap.age`)
@@ -61,7 +63,7 @@ extension TableReaderKeys {
     "enabled", "directory", "interval", "daily_at", "randomized_delay", "keep_last", "keep_daily", "keep_weekly", "keep_monthly",
     "max_age", "min_free_space", "stale_after", "max_duration", "token_file", "token_credential", "role_id_file", "role_id_credential",
     "secret_id_file", "secret_id_credential", "approle_mount", "state_file", "age_recipients", "age_recipients_file", "s3",
-    "transfer_timeout", "transfer_min_rate",
+    "transfer_timeout", "transfer_min_rate", "drill",
   ]
 }
 

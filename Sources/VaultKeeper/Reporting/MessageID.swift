@@ -34,6 +34,8 @@ public enum MessageID: String, Sendable, CaseIterable {
   case certificateNotServed = "b36ba2238aab40258a8e8b0c67440bf5"
   case certificateExpiring = "c337c52fc42341b5bca73990432090bf"
   case certificateProbeFailed = "0cb4110e53b245fc8f6c63787b814977"
+  case snapshotDrillPassed = "fddd9c15a3224033b808525ad28f3ceb"
+  case snapshotDrillFailed = "af4a31646dba43a0b69f965e4b8aec2b"
 
   /// A short name used in docs and the catalog.
   public var name: String {
@@ -70,6 +72,8 @@ public enum MessageID: String, Sendable, CaseIterable {
     case .certificateNotServed: "certificate-not-served"
     case .certificateExpiring: "certificate-expiring"
     case .certificateProbeFailed: "certificate-probe-failed"
+    case .snapshotDrillPassed: "snapshot-drill-passed"
+    case .snapshotDrillFailed: "snapshot-drill-failed"
     }
   }
 }
