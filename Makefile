@@ -5,7 +5,9 @@
 #                a certbot renewal); DEMO=simulator: the Vault simulator instead. On a terminal it
 #                stays in the foreground until Ctrl-C, otherwise it exits (DEMO_EXIT=1/0 decides)
 #   make check   unit tests only (the Swift tests without the real-socket CurlTests), in seconds
-#   make test    everything, fast layers first: the Swift tests (unit, libcurl/libsystemd), the
+#   make fuzz    every libFuzzer target (Fuzz/) to 1,000,000 executions; a 30 s run of each is part
+#                of make test
+#   make test    everything, fast layers first: the Swift tests (unit, libcurl/libsystemd), fuzzing, the
 #                simulator's fidelity suite (against the simulator and a real OpenBao), the daemon
 #                integration tests against the simulator, the real-OpenBao layer, then the package
 #                and the end-to-end suite under a real systemd with a real OpenBao (make e2e)
@@ -21,7 +23,7 @@ PYTHON     ?= python3
 BIN_DEBUG   = .build/debug/vaultkeeper
 BIN_RELEASE = .build/release/vaultkeeper
 
-.PHONY: all build release deps check test test-swift test-simulator test-integration test-openbao demo bench clean deb install e2e e2e-deps man
+.PHONY: all build release deps check fuzz fuzz-smoke test test-swift test-simulator test-integration test-openbao demo bench clean deb install e2e e2e-deps man
 
 all: build
 
@@ -38,6 +40,7 @@ release:
 test: deps
 	$(SWIFT) build --build-tests
 	$(MAKE) test-swift
+	$(MAKE) fuzz-smoke
 	$(MAKE) test-simulator
 	$(MAKE) test-integration
 	$(MAKE) test-openbao
@@ -51,6 +54,14 @@ test-swift:
 check:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '^CurlTests\.'
+
+# libFuzzer targets of every parser of outside input (Fuzz/, docs/security.md#fuzzing): about
+# 30 s each, two at a time, in make test; the long run (1,000,000 executions each) in make fuzz.
+fuzz-smoke:
+	SWIFT=$(SWIFT) scripts/fuzz.sh smoke
+
+fuzz:
+	SWIFT=$(SWIFT) scripts/fuzz.sh long
 
 test-simulator:
 	$(PYTHON) -m pytest -q Tests/Simulator

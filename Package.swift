@@ -88,6 +88,8 @@ let package = Package(
       name: "VaultKeeperTests",
       dependencies: [
         "VaultKeeper",
+        // What `config check` prints is read back with the parser the daemon uses.
+        .product(name: "TOMLKit", package: "TOMLKit"),
         // Test certificates (CA, leaves, RSA/EC/Ed25519 keys) are made at test time.
         .product(name: "X509", package: "swift-certificates"),
         .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -38,6 +38,11 @@ public struct ConfigLoader: Sendable {
   /// Validates configuration text; `path` is used for messages.
   public func parse(_ text: String, path: String) throws(ConfigError) -> Config {
     let root: TOMLTable
+    do throws(TOMLHeaderCheck.Failure) {
+      try TOMLHeaderCheck.check(text)  // before toml++, which would abort on these
+    } catch {
+      throw ConfigError(file: path, key: nil, line: error.line, message: "TOML syntax error: \(error.message)")
+    }
     do {
       root = try TOMLTable(string: text)
     } catch let error as TOMLParseError {

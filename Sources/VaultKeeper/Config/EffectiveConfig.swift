@@ -136,6 +136,13 @@ public enum EffectiveConfig {
       case "\"": out += "\\\""
       case "\\": out += "\\\\"
       case "\n": out += "\\n"
+      case "\r": out += "\\r"
+      case "\t": out += "\\t"
+      // TOML allows no other control character in a basic string: written as \uXXXX (found by
+      // fuzzing: a `\r` escape in an address made `config check`'s output unreadable).
+      case "\u{00}"..."\u{1F}", "\u{7F}":
+        let hex = String(c.value, radix: 16, uppercase: true)
+        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
       default: out.unicodeScalars.append(c)
       }
     }

@@ -53,6 +53,10 @@ public struct SnapshotName: Sendable, Equatable, Comparable {
     self.time = time
     self.raftIndex = index
     self.encrypted = encrypted
+    // Only the name we would write: `-0007`, `-+7` or a year written `+999` parse to the same
+    // values, but retention deletes (and uploads look for) the canonical `fileName`, which
+    // would then be another file or none. Found by fuzzing (Fuzz/Corpus/fuzz-s3-xml).
+    guard self.fileName == fileName else { return nil }
   }
 
   static func stamp(_ date: Date) -> String {
