@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # vaultkeeper — build, test, demo and benchmark entry points.
 #
 #   make demo    install what is missing, build, and show vaultkeeper's whole job step by step on a

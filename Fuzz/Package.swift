@@ -1,4 +1,5 @@
 // swift-tools-version: 6.1
+// SPDX-License-Identifier: Apache-2.0
 //
 // libFuzzer targets for every parser of vaultkeeper that reads bytes from outside: the
 // configuration, the unseal key file, Vault's JSON answers, PEM/X.509, the snapshot archive

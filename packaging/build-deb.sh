@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make deb: builds out/vaultkeeper_VERSION_ARCH.deb with dpkg-deb from the release binary.
 #
 #   packaging/build-deb.sh [BINARY] [OUTDIR]

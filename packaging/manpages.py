@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Man pages from the project's single sources.
 
   manpages.py cli BINARY OUT.8          vaultkeeper(8) from ArgumentParser's own description of

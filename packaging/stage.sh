@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs vaultkeeper's files into DESTDIR: the layout shared by `make deb` and `make install`.
 #
 #   packaging/stage.sh BINARY

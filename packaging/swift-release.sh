@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The release build that `make release` does, taken through the shared Swift build lock
 # (/tmp/vk-swift.lock: builds share 2 cores), with exactly the same flags so the build is reused.
 # If an ancestor process already holds the lock (someone ran `flock /tmp/vk-swift.lock make …`),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # apt-ensure.sh PACKAGE...: installs the packages that are not installed yet, from the package
 # sources this machine is already configured with. Shared by install-deps.sh and deb-deps.sh.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make bench: measures vaultkeeper's goals from issue #2 side by side in one run and writes
 docs/benchmarks.md. Goals, not test assertions: the report says met / not met.
 

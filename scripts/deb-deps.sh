@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs, only where missing, what `make deb` and `make e2e` need from the machine's
 # configured apt sources: dpkg-dev (dpkg-shlibdeps), lintian, debootstrap, systemd-container
 # (systemd-nspawn) and binutils (strip). pytest comes from scripts/install-deps.sh.

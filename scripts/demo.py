@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make demo: vaultkeeper doing its whole job against a real OpenBao node, step by step.
 
     scripts/demo.py [--binary PATH] [--simulator] [--exit | --stay]

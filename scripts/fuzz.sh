@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds and runs the libFuzzer targets of Fuzz/ (docs/security.md#fuzzing).
 #
 #   scripts/fuzz.sh build          build the targets (release, ASan + libFuzzer)

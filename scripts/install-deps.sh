@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what building and testing vaultkeeper needs, only what is missing, from the
 # package sources this machine is already configured with (apt and pip).
 set -euo pipefail

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Typed wrappers over libcurl's variadic entry points.
 //
 // Swift cannot call C variadic functions, so every curl_easy_setopt/getinfo call we need goes

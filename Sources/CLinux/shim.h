@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Linux process and thread calls Swift cannot make directly: prctl is variadic, and mallopt's
 // and prctl's constants are macros. One typed helper each, shared by every adapter (the core
 // never imports C). Nothing here is linked: glibc provides it all.

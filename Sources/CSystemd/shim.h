@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libsystemd headers used by the Systemd adapter target. None of the calls we make are variadic:
 // sd_notify takes a preformatted string, journal entries go through sd_journal_sendv, and D-Bus
 // messages are built with sd_bus_message_new_method_call + sd_bus_message_append_basic.

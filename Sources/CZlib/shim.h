@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zlib for the streaming snapshot verifier. inflateInit2 is a macro (it passes the library
 // version and struct size), so Swift gets a typed static inline instead.
 #ifndef VAULTKEEPER_CZLIB_SHIM_H

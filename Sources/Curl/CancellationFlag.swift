@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Synchronization
 
 /// Shared between a task's cancellation handler (any thread) and curl's progress callback

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import VaultKeeper
 
 /// `ObjectTransport` over libcurl: SigV4-signed requests to one bucket (CURLOPT_AWS_SIGV4 with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import VaultKeeper
 
 /// Reads the certificate a Vault node serves, over libcurl, on a transport (and so a thread and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import CSystemd
 
 /// A failed sd-bus operation: either a D-Bus error reply (`name` set, e.g.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Converts a swift-log metadata key into a journal field name, or nil when no valid name
 /// results.
 ///

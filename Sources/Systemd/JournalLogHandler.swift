@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Logging
 
 /// A swift-log backend that writes to the systemd journal when we run under systemd, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Logging
 
 /// One log event reduced to plain strings, the common input of all three sinks.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Glibc
 
 /// A failed libsystemd call. libsystemd reports failures as `-errno`; this keeps the positive

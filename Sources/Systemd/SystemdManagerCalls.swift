@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import VaultKeeper
 
 /// The handful of `org.freedesktop.systemd1` calls the adapter makes (org.freedesktop.systemd1(5)).

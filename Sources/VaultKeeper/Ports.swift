@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The edges of the core. Everything that touches the outside world (HTTP over libcurl, the
 // service manager, D-Bus) is reached through these small protocols, so the core imports no C and
 // its decisions can be tested without I/O. Adapters live in the `Curl` and `Systemd` targets.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes a Raft snapshot archive the way hashicorp/raft-snapshot does (gzip of a tar holding
 meta.json, state.bin, SHA256SUMS, SHA256SUMS.sealed, mode 0600), optionally damaged, for the
 verifier tests: make_snapshot.py OUT [--state-bytes N] [--fault KIND]."""

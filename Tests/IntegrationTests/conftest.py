@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for the vaultkeeper integration tests (see vk_harness.py for the pieces).
 
 Every process a test starts (simulators, daemons) is registered with a fixture whose finalizer

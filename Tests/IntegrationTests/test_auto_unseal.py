@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Auto-unseal seal types (awskms, transit): monitor only, never submit a share."""
 
 from __future__ import annotations

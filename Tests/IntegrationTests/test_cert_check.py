@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`vaultkeeper cert check` against the simulator, with certificates in certbot's layout:
 live/NAME/{cert,chain,fullchain,privkey}.pem are relative symlinks into archive/NAME/*N.pem, and
 a renewal adds version N+1 and re-points the links. The simulator serves live/NAME/fullchain.pem.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The certificate duty of `vaultkeeper run` against the simulator, in certbot's live/archive
 layout: a renewal is validated, Vault is reloaded (here by a command sending SIGHUP to the
 simulator, which then serves the new pair on new connections) and the new certificate is proven

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """inotify failing under a running daemon (issue #10, item 8): the certificate watcher used to fall
 back to its slow re-check without a word. Now it logs a warning, the state file says
 `watching: timer` and `vaultkeeper_certificate_watch_inotify` drops to 0; renewals are still

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`vaultkeeper check`: Monitoring Plugins output, perfdata and exit codes for every role."""
 
 from __future__ import annotations

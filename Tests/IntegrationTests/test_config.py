@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Configuration errors: exit 78 with FILE:LINE: KEY: message, for `run` and `config check`;
 `config check` prints the effective configuration of a good file."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Key buffers locked in RAM and excluded from core dumps; the process not dumpable; no core
 files. Observed from outside through /proc, as an operator (or an attacker) would."""
 

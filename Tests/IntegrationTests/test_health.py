@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The health duty against a Vault that is down, slow, answering 5xx or garbage, or hanging.
 
 No stopwatch here: "nothing happened" is checked after the daemon demonstrably looked again (the

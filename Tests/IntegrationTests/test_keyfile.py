@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Key file checks at start-up: insecure (77), unreadable (77), bad content (65). The daemon must
 refuse before it talks to Vault and before READY=1, and its messages must never echo key text."""
 

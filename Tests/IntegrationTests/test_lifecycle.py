@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SIGTERM (also mid-request), and `vaultkeeper status` reading the running daemon's state file."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Prometheus textfile metrics (node_exporter textfile collector format)."""
 
 from __future__ import annotations

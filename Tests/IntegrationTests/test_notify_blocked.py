@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reporting never blocks the unseal path: a notify socket that nobody reads (a service manager
 that stopped reading, a stuck stand-in) makes `sd_notify` block. The daemon must go on checking
 and unsealing, keep writing its state file, deliver its datagrams in order once the socket is

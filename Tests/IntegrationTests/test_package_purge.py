@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The package's postrm on purge (issue #10, item 8): the state in /var/lib/vaultkeeper goes, the
 backups in /var/lib/vaultkeeper/snapshots (the default [snapshot] directory) stay, and the purge
 says where they are. The real script runs as dpkg would run it, with /var/lib replaced by an

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Two nodes of one cluster: [vault] plus a [[peer]], each watched and unsealed on its own."""
 
 from __future__ import annotations

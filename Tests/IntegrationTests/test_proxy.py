@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """No proxy for Vault, and for S3 only the one `[snapshot.s3] proxy` names (issue #10, item 2).
 
 The attack: proxy variables in vaultkeeper's environment (a `DefaultEnvironment=`, a drop-in,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SIGHUP: RELOADING=1 + MONOTONIC_USEC=, then READY=1; a bad config is rejected and the running
 one keeps working."""
 

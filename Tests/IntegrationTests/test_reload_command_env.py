@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The `command` reload mode runs with a clean environment (issue #10, item 8): the daemon's own
 variables, CREDENTIALS_DIRECTORY (where systemd put the decrypted unseal keys) first of all,
 never reach the reload command. A real daemon, started the way systemd starts it (a credentials

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`vaultkeeper snapshot now` and `vaultkeeper snapshot verify` against the simulator's Raft
 snapshot endpoint: AppRole and static-token auth, a standby's 307, every way a download can go
 wrong (cut, corrupt, 500, empty, 403, sealed, disk space), credential-file checks, [snapshot]

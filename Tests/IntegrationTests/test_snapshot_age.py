@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """age encryption at rest for snapshots, proven against the real `age` tool (Debian package):
 `vaultkeeper snapshot now` with `age_recipients` writes a `.snap.age` that `age -d` decrypts to a
 snapshot Vault would restore; a file `age -r` encrypted verifies with `snapshot verify --identity`;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The scheduled snapshot duty of `vaultkeeper run` against the simulator: schedule and catch-up,
 active-only, retention after success, token renewal and re-login, failures with retry, stale
 alerts (journal, STATUS, metrics, `check`), SIGTERM mid-download, a full or read-only disk."""

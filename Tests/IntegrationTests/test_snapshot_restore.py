@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`vaultkeeper snapshot restore`: verified before anything is sent, an explicit confirmation, the
 archive streamed to the active node, Vault's refusals (other cluster's keys, missing policy)
 explained, age-encrypted snapshots decrypted into a private temporary file that is removed."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`vaultkeeper snapshot restore` under attack (issue #10, item 6): a restore killed mid-send
 leaves no decrypted snapshot on disk, and a file swapped on disk after it was verified is not
 what gets sent. Real processes throughout: the built binary, the simulator holding the restore

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`[snapshot.s3]`: `vaultkeeper snapshot now` uploads the verified snapshot to a real S3 peer,
 checks it in the bucket, applies remote retention; `snapshot list` shows the bucket too. The S3
 secret key must never appear in any output (registered with the ledger).

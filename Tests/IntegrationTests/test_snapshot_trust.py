@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue #10, items 4 and 5, run as attacks against the built binary:
 
 - retention trusts no name it should not: objects dated in the future, put in the bucket by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A standby's redirect under attack (issue #10, item 7). Vault's standbys answer the snapshot
 paths with a 307 to the active node, and the client must re-send its token (and a restore's
 body) there. A standby that names some other host, or plain http, must not get them: the

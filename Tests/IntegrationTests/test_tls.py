@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Impostor servers: a certificate from another CA, a name mismatch, an expired certificate.
 vaultkeeper must call the node unreachable with a TLS reason and never send it a key."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Ways to reach Vault and to get the keys: unix socket, plain http on loopback, mTLS, systemd
 credentials; and the `<N>` priority prefix when stderr is a (non-native) journal stream."""
 

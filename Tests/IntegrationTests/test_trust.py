@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`ca_file` is the only trust anchor (issue #10, item 1). The attack: a second, real CA placed in
 the system store (as `update-ca-certificates` would), and a server whose certificate that CA
 signed for the same names. vaultkeeper runs in a private mount namespace where that store is

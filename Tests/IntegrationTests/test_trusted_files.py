@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Files that decide where the unseal keys and the backups go (issue #10, item 8): the
 configuration file, every `ca_file`, `age_recipients_file`. When users other than the owner may
 write one, it is refused like an insecure key file: exit 77, naming the file and its mode.

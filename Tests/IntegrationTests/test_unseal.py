@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The unseal duty against a sealed simulator over real TLS: start-up, restarts, the deliberate
 seal, wrong shares, duplicates, foreign progress, too few shares."""
 

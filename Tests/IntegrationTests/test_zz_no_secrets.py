@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """No unseal key share (hex, base64, any rendering) and no root token of any simulator
 initialised in this session appears in anything vaultkeeper produced: daemon stdout/stderr, every
 sd_notify datagram, state files, metrics files, one-shot command output, argv.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real attackers for the trust tests (issue #10, items 1 and 2), shared by the simulator and the
 real-OpenBao layers:
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pytest hooks and fixtures shared by the layers that run the built binary (the simulator
 integration tests and the real-OpenBao layer): each layer's conftest.py imports them."""
 

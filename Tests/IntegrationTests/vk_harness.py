@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Harness for the vaultkeeper integration tests: the Vault simulator, the daemon under test with
 an sd_notify socket, one-shot CLI runs, config/key-file writers, and the session ledger of every
 byte the daemon produced (checked for key material at the end of the session).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real ACME issuance and renewal for the certificate tests: Debian's `pebble` (the Let's Encrypt
 ACME test server) and real `certbot` writing its own `live/`/`archive/` layout.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real OpenBao servers for the vaultkeeper tests: one `bao server` process per node, Raft storage
 in a temporary directory, a TLS listener on loopback with a certificate from the test CA.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real 3-node OpenBao Raft cluster on loopback for the HA tests (test_openbao_ha.py), built on
 bao_harness.BaoNode: node1 is initialised and unsealed first, node2 and node3 join it with
 `retry_join` blocks and take the same shares once their join has reached it. Every node is the

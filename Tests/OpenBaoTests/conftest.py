@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for the real-OpenBao layer: the built `vaultkeeper` binary against real `bao server`
 processes (see bao_harness.py), with the same daemon harness, notify socket and secrets ledger
 as the simulator integration tests (Tests/IntegrationTests/vk_harness.py).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the snapshot tests against real OpenBao (test_openbao_snapshots.py): the AppRole
 set-up run exactly as deploy/vault-policy-snapshot.hcl's comment prints it, OpenBao's own file
 audit log (what the server saw: logins, renewals, snapshot requests and their errors), and

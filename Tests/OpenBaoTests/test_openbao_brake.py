@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The emergency brake against a real OpenBao 2.7 node (issue #10, item 3).
 
 An operator seals a node on purpose (`sys/seal`), then the node's process freezes (SIGSTOP) long

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The certificate duty against a real OpenBao node serving real certbot files.
 
 Debian's `pebble` (a real ACME server) issues `vault.test`; real `certbot` writes its own

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`vaultkeeper snapshot drill` against real OpenBao (issue #12): a production node's snapshot is
 restored into a throwaway `bao server` on a Unix socket in a private directory, unsealed with the
 shares vaultkeeper holds, and checked; whatever happens, nothing is left behind.

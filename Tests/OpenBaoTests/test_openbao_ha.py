@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """High availability against a real 3-node OpenBao 2.7 Raft cluster on loopback (cluster_support.py):
 one vaultkeeper per node, and one vaultkeeper watching all three through `[[peer]]`s. All three
 `bao server` processes restarted at once (SIGTERM, SIGKILL, and SIGINT as OpenBao's own unit

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The emergency brake across a real network partition (issue #10, item 3; review follow-up).
 
 A deliberately sealed OpenBao node is cut off from vaultkeeper by a real partition: netfilter

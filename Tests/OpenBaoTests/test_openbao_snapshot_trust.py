@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue #10, item 4, against two real OpenBao 2.7 clusters: each with a vaultkeeper taking
 scheduled snapshots and uploading them to one S3 bucket prefix (moto, SigV4 checked). Neither
 prunes the other's snapshots: in the bucket an object counts as a cluster's only when it is named

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The snapshot duty against one real OpenBao 2.7 node (Raft storage, TLS from the test CA):
 
 - the AppRole set up by running deploy/vault-policy-snapshot.hcl's comment literally, then

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Trust against real OpenBao (issue #10, items 1 and 2), with the attacks run for real:
 
 - a real `bao server` whose TLS certificate comes from a second CA that sits in the system store

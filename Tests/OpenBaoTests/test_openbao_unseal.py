@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The health and unseal duty against one real OpenBao 2.7 node (Raft storage, TLS listener from
 the test CA): READY after the first real answer, unseal at start, real process restarts by
 SIGTERM and SIGKILL, a deliberate `sys/seal`, another cluster's shares, foreign unseal progress,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """No unseal share (any rendering), root token or AppRole secret ID of any real OpenBao cluster
 set up in this session appears in anything vaultkeeper produced here: daemon stdout/stderr, every
 sd_notify datagram, state and metrics files, one-shot command output, argv, /proc environ.

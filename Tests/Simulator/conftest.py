@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pytest fixtures for the Vault simulator tests: a session test PKI, a simulator launcher, and
 the `target` fixture that runs one fidelity test with the same assertions against the simulator
 (id "sim") and against a real OpenBao server (id "openbao", see openbao_target.py).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real OpenBao as the second target of the simulator's fidelity suite (test_simulator.py).
 
 The server is the official `bao` binary, started by Tests/OpenBaoTests/bao_harness.py (Raft

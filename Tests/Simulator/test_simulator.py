@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fidelity tests for vault_sim.py (the Vault HTTP API simulator) and testca.py.
 
 Every test about Vault API behaviour that a real server can show runs twice, with the same

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Certificate reload in the simulator (issue #5): SIGHUP applies a renewed certificate to new
 connections only, keeps the old pair when the new files are broken, and can be told to ignore
 SIGHUP so that vaultkeeper's 'still serving the old certificate' alert can be tested."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Test PKI for the Vault simulator and the vaultkeeper TLS tests.
 
     python3 testca.py OUTDIR

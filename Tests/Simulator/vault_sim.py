@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """HashiCorp Vault HTTP API simulator for the vaultkeeper tests.
 
 Follows /work/shared/vault-api.md (sections 1-7 and 9): sys/health, sys/seal-status,

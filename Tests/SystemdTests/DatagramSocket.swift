@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Glibc
 
 /// An `AF_UNIX` datagram socket bound to a path or an abstract name: the receiving end of

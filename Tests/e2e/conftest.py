@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Session fixtures for the end-to-end suite: one booted Debian 12 container for all tests.
 
 Preconditions are checked loudly: without root, systemd-nspawn, debootstrap, the real OpenBao

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A Debian 12 container booted with systemd-nspawn, driven from the host with nsenter.
 
 The suite starts exactly one `systemd-nspawn` process (recorded in RUN/nspawn.pid), talks to

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Debian 12 root filesystem for the end-to-end suite, built with debootstrap and cached.
 
     python3 Tests/e2e/rootfs.py [CACHE_DIR]      # prints the path of the cached rootfs

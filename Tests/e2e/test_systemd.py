@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """vaultkeeper under a real systemd 252 (Debian 12 in systemd-nspawn) beside a real OpenBao 2.7
 (the official `bao` binary as `openbao.service`, a Type=notify unit modelled on OpenBao's own
 package), driven through systemctl, journalctl and the `bao` CLI. The tests run in file order

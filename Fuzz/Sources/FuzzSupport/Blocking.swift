@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Dispatch
 
 /// Runs async code to completion from libFuzzer's synchronous callback. The callback runs on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Cuts a stream into pieces whose sizes follow from `seed`, the way data arrives from a
 /// socket or a file read: streaming parsers must reach the same verdict whatever the cuts.
 /// Sizes run from 1 byte to a little over 512 (a tar block) so that every boundary case of

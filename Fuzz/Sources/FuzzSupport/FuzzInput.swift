@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The bytes libFuzzer hands to `LLVMFuzzerTestOneInput`, split into the first byte (which
 /// picks a variant: an HTTP status, a parser, a way to cut the stream) and the rest, the
 /// payload the parser reads. Seeds in Fuzz/Corpus carry that leading byte.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Crypto
 
 /// What the certificate files held at one moment: the bytes of each (the key in locked memory)

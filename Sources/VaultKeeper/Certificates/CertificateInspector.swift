@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import SwiftASN1
 @_spi(FixedExpiryValidationTime) @_spi(DisableValidityCheck) import X509
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The inspection of one set of certificate files: what they hold and everything wrong with
 /// them. `problems` empty means Vault may be reloaded with them.
 public struct CertificateVerdict: Sendable, Equatable {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Decides when to look at the certificate files: once they have been quiet for a while after
 /// a change, and on a slow timer in any case. Pure: the caller passes the time.
 ///

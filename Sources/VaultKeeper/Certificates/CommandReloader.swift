@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The `command` reload mode: runs the configured argv (e.g. `["/usr/local/bin/vault-reload"]`)
 /// and judges the reload by its exit status.
 public struct CommandReloader: VaultReloader {

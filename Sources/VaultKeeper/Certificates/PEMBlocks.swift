@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Splits PEM text (RFC 7468) into its blocks. Our own parser rather than swift-asn1's
 /// `PEMDocument(pemString:)`: that one takes a `String` (which cannot be wiped) and one block at
 /// a time, while a private key passes through here and a certificate file holds a chain.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// How Vault is told to re-read its certificate (issue #5): `systemd` (ReloadUnit over D-Bus,
 /// in the Systemd target), `signal` (SIGHUP to the unit's main PID, Systemd target) or
 /// `command` (`CommandReloader`, here). The certificate duty only sees this protocol, so its

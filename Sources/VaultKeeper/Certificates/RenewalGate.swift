@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// What the certificate watcher reports.
 public enum CertificateWatchEvent: Sendable, CustomStringConvertible {
   /// The files as first read successfully (at start, or after they were unreadable from the

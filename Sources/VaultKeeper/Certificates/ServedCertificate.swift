@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import X509
 
 /// The certificate Vault presents on its TLS listener, as read on a fresh connection.

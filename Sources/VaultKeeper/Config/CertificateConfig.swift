@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// `[certificate]`: watching Vault's TLS certificate (issue #5). The files are the ones Vault's
 /// listener is configured with (`tls_cert_file`, `tls_key_file`); vaultkeeper validates them
 /// before reloading Vault, then checks that Vault serves the new certificate.

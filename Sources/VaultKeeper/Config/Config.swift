@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The validated configuration. Everything here has been checked by `ConfigLoader`: addresses
 /// parse, files exist, durations are positive, combinations make sense.
 public struct Config: Sendable, Equatable {

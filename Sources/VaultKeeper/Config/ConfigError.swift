@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A configuration mistake, located as precisely as the file allows: which file, which key
 /// (dotted path, `peer[2].address` for the third `[[peer]]`), and which line.
 public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {

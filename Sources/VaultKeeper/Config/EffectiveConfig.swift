@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Renders a validated configuration back as TOML with every default filled in, for
 /// `vaultkeeper config check`. Key material is never part of the configuration (only paths and
 /// credential names), so nothing here can leak a secret.

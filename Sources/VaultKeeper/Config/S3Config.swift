@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import TOMLKit
 
 /// `[snapshot.s3]`: every verified snapshot is also uploaded to an S3-compatible bucket (AWS,

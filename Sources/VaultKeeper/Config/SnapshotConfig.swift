@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// `[snapshot]`: scheduled Raft snapshots (issue #4). Parsed and validated with the rest of the
 /// configuration; the scheduled duty uses it, and so does `vaultkeeper snapshot now`.
 public struct SnapshotConfig: Sendable, Equatable {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Finds table headers that would crash the TOML parser before it sees them.
 ///
 /// toml++ 3.4 (inside TOMLKit) asserts, and so aborts the whole process, when a table header's

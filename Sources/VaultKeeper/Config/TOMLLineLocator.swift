@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Finds the line a key was written on. TOMLKit (toml++) reports positions for syntax errors but
 /// not for values, so validation errors locate their key by scanning the source text: table
 /// headers (`[vault]`, `[[peer]]`, counted) and `key = value` lines. Dotted keys and inline

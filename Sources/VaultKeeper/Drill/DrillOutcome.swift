@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The steps of a restore drill, in order. A failure names the step it happened in, so the
 /// operator knows how far the snapshot got (and the failure counter can be labelled by it).
 public enum DrillStage: String, Sendable, CaseIterable {

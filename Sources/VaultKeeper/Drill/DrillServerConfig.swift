@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The throwaway server's configuration file. Its API is a Unix socket inside the drill's 0700
 /// directory: only this user reaches it, and the shares never cross a network. Raft needs a
 /// cluster listener, which only a TCP listener can carry: it binds loopback on a port the

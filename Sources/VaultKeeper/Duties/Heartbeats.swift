@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Synchronization
 
 /// Each duty promises when it will next make progress; the watchdog pings systemd only while

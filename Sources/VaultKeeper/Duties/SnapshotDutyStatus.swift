@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Synchronization
 
 /// What the snapshot duty's three tasks share: the report (STATUS, state file, metrics), the

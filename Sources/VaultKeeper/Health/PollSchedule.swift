@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// When to look at a node again: a pure function of what the last looks found.
 ///
 /// - Healthy and unchanged: `interval` (5 s by default).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Logging
 
 /// A journal-worthy event: what to say, how loud, and the fixed MESSAGE_ID to alert on.

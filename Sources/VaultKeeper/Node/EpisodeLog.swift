@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// What has been said once already, so a condition that persists is logged once per episode
 /// rather than on every check. Every episode but the start-up share-count check ends when the
 /// node is seen in a state other than sealed, or is unsealed.

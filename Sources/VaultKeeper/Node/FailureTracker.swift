@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Failure accounting for one node: failures in a row, the reconnect window and the backoff
 /// count. Pure: the instant is passed in.
 ///

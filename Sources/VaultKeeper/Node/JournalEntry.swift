@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Logging
 
 /// A journal line a node decision asks for. The loop writes it, adding the node's address

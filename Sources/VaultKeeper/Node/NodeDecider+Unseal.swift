@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The unseal sequence as a value: the loop reads the seal status and then performs the
 /// commands this answers with (submit share *n*, reset), feeding every answer back. Shares go
 /// one at a time as `UnsealPlanner` says; the decider adds holds, counts, backoff and the

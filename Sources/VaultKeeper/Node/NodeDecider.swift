@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Every decision about one node, as a value: fed events (a health answer, a share-count look,
 /// evidence of a restart, the steps of an unseal) with the time they happened, it answers with
 /// named results (journal lines, whether and why to unseal, the next poll delay, the report).

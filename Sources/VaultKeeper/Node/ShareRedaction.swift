@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Vault never echoes keys in errors, but a proxy in between might: strips any share's text
 /// from a message before it is logged. Works on bytes so the share is never copied into a String
 /// we cannot wipe.

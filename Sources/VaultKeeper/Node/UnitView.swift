@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Synchronization
 
 /// systemd's view of the node's unit, updated by the D-Bus watcher task.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// How dealing with a sealed node ended; it sets the next poll delay.
 enum UnsealOutcome: Sendable, Equatable {
   /// Vault answered "unsealed" (our shares, or someone else's just before ours).

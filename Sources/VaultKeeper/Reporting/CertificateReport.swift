@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// What the certificate duty reports (`DaemonReport.certificate`): the files' verdict, what
 /// Vault serves, the last reload. Rendered into STATUS, the state file and metrics.
 public struct CertificateReport: Sendable, Equatable, Codable {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The Monitoring Plugins verdict for `vaultkeeper check`. Pure, so every combination is
 /// unit-tested: the worst node decides, perfdata carries every node's latency.
 public enum CheckVerdict {

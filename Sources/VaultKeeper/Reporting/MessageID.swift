@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Fixed journal `MESSAGE_ID`s, one per event an operator may alert on. They never change once
 /// released: alerting rules and the journal catalog (deploy/) match on them.
 /// `docs/operations.md` lists each with its meaning and what to do.

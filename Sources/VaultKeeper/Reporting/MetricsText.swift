@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Renders the Prometheus text exposition for node_exporter's textfile collector. Pure: the
 /// daemon writes the result atomically (`vaultkeeper.prom`). Metric names follow Prometheus
 /// conventions (prefix, base units, `_total` counters); labels are the node address only.

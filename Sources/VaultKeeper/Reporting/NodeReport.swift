@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// What the daemon knows about one node: the single source of truth that STATUS, the state
 /// file, metrics and `vaultkeeper status` are all rendered from.
 public struct NodeReport: Sendable, Equatable, Codable {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A `ServiceManagerNotifier` that never blocks its caller: datagrams go to the real notifier
 /// from a thread of its own.
 ///

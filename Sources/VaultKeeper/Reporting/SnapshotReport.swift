@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// What the snapshot duty reports: rendered into STATUS, the state file and metrics next to the
 /// nodes (`DaemonReport.snapshot`).
 public struct SnapshotReport: Sendable, Equatable, Codable {

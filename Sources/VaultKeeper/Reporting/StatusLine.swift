@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The one-line `STATUS=` an operator reads in `systemctl status`, e.g.
 /// `vault active (1.15.0) · unsealed 3m ago · 2/2 nodes ok`.
 /// The local node leads; the first peer that is not ok is named (in configuration order).

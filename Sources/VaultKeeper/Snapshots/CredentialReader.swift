@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Reads a configured secret (`*_file` or a systemd credential) into locked memory: refused unless
 /// only the daemon's user can read it (`KeyShareLoader.readSecretFile`), surrounding whitespace
 /// trimmed, never empty. Messages name the file, never its content.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Synchronization
 
 /// Runs a `SnapshotStreamVerifier` (inflate, tar checks, SHA-256) on a thread of its own, so the

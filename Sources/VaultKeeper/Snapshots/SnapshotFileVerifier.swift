@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Verifies a snapshot file as it is read, plain or age-encrypted: an age file (recognised by
 /// its first bytes) is decrypted on the way with the given identities and the plaintext goes
 /// to the archive verifier, so neither needs the whole file in memory or on disk.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Sends a verified snapshot archive to Vault (`vaultkeeper snapshot restore`): streamed from
 /// disk, to the active node (a standby's 307 to a configured node is followed with the token and
 /// body re-sent), with

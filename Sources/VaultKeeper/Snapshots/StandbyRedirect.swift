@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Where a standby's 307 points: `sys/storage/raft/snapshot` and `snapshot-force` are never
 /// forwarded by Vault, so saving and restoring both follow the redirect to the active node,
 /// re-sending the token (and, for a restore, the body).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// When the snapshot duty's Vault token should be used as it is, renewed, or replaced by a new
 /// login. Pure, so every edge is table-tested; `TokenKeeper` acts on it.
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// How long one transfer (a snapshot download from Vault, an upload to object storage, a
 /// restore) may take: `minimum`, or the time its bytes need at `minBytesPerSecond` when that is
 /// longer. Pure.

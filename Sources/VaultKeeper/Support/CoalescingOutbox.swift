@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Synchronization
 
 /// Hands work that may block (an `sd_notify` into a socket nobody reads, a write to a slow or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Parses the duration strings used throughout the configuration: a sequence of
 /// `<number><unit>` groups such as `"250ms"`, `"5s"`, `"1h"` or `"1m30s"`.
 /// Units: `ms`, `s`, `m`, `h`, `d`. Fractions are allowed (`"1.5s"`). Zero and negative values

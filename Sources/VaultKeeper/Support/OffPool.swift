@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Runs a blocking call on a thread of its own and awaits the result, so the cooperative pool
 /// (two threads here) never waits on I/O. For rare calls only (setting up a D-Bus watch);
 /// per-request I/O uses the transports' long-lived threads instead.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Synchronization
 
 /// The `Sendable` part of a watch thread (unit watch, certificate watch): lets the stream's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Why a sealed node is left sealed. Written out (STATUS, the state file) as its description;
 /// everywhere else it is this enum.
 public enum HoldReason: Sendable, Equatable, Hashable, CustomStringConvertible, Codable {

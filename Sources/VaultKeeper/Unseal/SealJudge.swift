@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Tells a deliberate seal from a restart. Sealing Vault is an operator's emergency brake: if
 /// a node becomes sealed while its Vault process kept running, we must not undo it.
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A small, strict JSON reader for key files.
 ///
 /// Why not Foundation's JSONSerialization: it copies every string into heap objects we cannot

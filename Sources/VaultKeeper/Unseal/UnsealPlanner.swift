@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Decides the next unseal step from Vault's seal status. Pure: no I/O, time is passed in.
 ///
 /// Rules (issue #2, vault-api.md §3):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A Vault token held in locked memory, with what Vault said about its lifetime.
 public struct VaultToken: Sendable {
   public var token: SecretBytes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The fields of `GET /v1/sys/health` that the daemon uses (vault-api.md §1). Everything is
 /// optional except the three flags every Vault version sends.
 public struct HealthBody: Decodable, Sendable, Equatable {

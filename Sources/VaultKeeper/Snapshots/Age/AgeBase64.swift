@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The base64 age headers use: standard alphabet, no padding, and canonical only (the unused
 /// low bits of the last character must be zero), so every header has exactly one encoding and
 /// the MAC cannot be sidestepped by re-encoding. Foundation's decoder accepts padding and

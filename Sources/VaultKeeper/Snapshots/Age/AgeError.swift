@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Why an age operation failed. Messages describe the file, never key material: no identity,
 /// file key or derived key ever appears here (callers print these to the terminal and journal).
 public struct AgeError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// One recipient stanza: `-> TYPE ARG…` and a base64 body wrapped at 64 columns.
 struct AgeStanza: Sendable, Equatable {
   var type: String

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Reads an age identity file (as `age-keygen` writes it) with the care of any key file: it
 /// must belong to us and be unreadable by group and other, and its bytes are wiped after
 /// parsing. Messages name the file and line, never key material.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Crypto
 
 /// An age X25519 recipient, `age1…`: the public half of an identity. Not secret.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Bech32 (BIP 173) as age uses it for `age1…` recipients and `AGE-SECRET-KEY-1…` identities:
 /// the original Bech32 checksum (not Bech32m), and without BIP 173's 90-character limit
 /// (age identities are longer). Mixed case is rejected, as BIP 173 requires; the human-readable

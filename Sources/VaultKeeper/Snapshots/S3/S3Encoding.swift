@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// URI encoding as SigV4 wants it: RFC 3986 unreserved characters stay, everything else is
 /// `%XX` (upper case). libcurl 7.88 signs the path and query exactly as we write them, so the
 /// query is built in canonical order here (sorted by name, every name with `=`).

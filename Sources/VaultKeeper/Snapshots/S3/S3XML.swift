@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A small, strict XML reader for the few S3 answers we read (ListObjectsV2, errors, multipart
 /// bookkeeping). Foundation's XMLParser would pull libxml2 and all of Foundation into the core;
 /// S3's documents are simple: elements, text, entities, maybe a declaration, comments or CDATA.
