@@ -127,8 +127,12 @@ public struct CommandRunner: Sendable {
     }
   }
 
+  /// Starts `argv` in a process group of its own, with the clean `environment`, stdin from
+  /// /dev/null, stdout and stderr on `output`, no other descriptor of ours, and default signal
+  /// handling. Shared by every child the daemon starts (reload commands, the restore drill's
+  /// server).
   /// - Returns: the child's pid, or why it could not be started.
-  private static func spawn(_ argv: [String], output: Int32) -> Swift.Result<pid_t, SpawnFailure> {
+  static func spawn(_ argv: [String], output: Int32) -> Swift.Result<pid_t, SpawnFailure> {
     var actions = posix_spawn_file_actions_t()
     var attributes = posix_spawnattr_t()
     posix_spawn_file_actions_init(&actions)
@@ -210,7 +214,7 @@ public struct CommandRunner: Sendable {
     return found
   }
 
-  private struct SpawnFailure: Error {
+  struct SpawnFailure: Error {
     var reason: String
   }
 

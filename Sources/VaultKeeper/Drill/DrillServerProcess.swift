@@ -25,41 +25,13 @@ final class DrillServerProcess: Sendable {
     let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
     guard log >= 0 else { return .failure(.workspace("cannot open \(logPath): \(String(cString: strerror(errno)))")) }
     defer { close(log) }
-    var actions = posix_spawn_file_actions_t()
-    var attributes = posix_spawnattr_t()
-    posix_spawn_file_actions_init(&actions)
-    posix_spawnattr_init(&attributes)
-    defer {
-      posix_spawn_file_actions_destroy(&actions)
-      posix_spawnattr_destroy(&attributes)
-    }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_adddup2(&actions, log, 1)
-    posix_spawn_file_actions_adddup2(&actions, log, 2)
-    if let closeFrom = CommandRunner.addCloseFrom {
-      _ = closeFrom(&actions, 3)
-    } else {
-      for fd in CommandRunner.inheritableDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
-    }
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    posix_spawnattr_setpgroup(&attributes, 0)
-    var noSignals = sigset_t()
-    sigemptyset(&noSignals)
-    posix_spawnattr_setsigmask(&attributes, &noSignals)
-    var allSignals = sigset_t()
-    sigfillset(&allSignals)
-    posix_spawnattr_setsigdefault(&attributes, &allSignals)
     // Nothing of ours: not $CREDENTIALS_DIRECTORY (the unseal keys), not VAULT_*/BAO_* settings
-    // an operator's shell may carry, not NOTIFY_SOCKET.
-    let argv = [binary, "server", "-config=\(configPath)"]
-    var arguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
-    arguments.append(nil)
-    var variables: [UnsafeMutablePointer<CChar>?] = CommandRunner.environment.map { strdup($0) }
-    variables.append(nil)
-    defer { for pointer in arguments + variables { free(pointer) } }
-    var pid: pid_t = 0
-    let result = posix_spawn(&pid, binary, &actions, &attributes, arguments, variables)
-    guard result == 0 else { return .failure(.binary("\(binary): \(String(cString: strerror(result)))")) }
+    // an operator's shell may carry, not NOTIFY_SOCKET (CommandRunner's clean environment).
+    let pid: pid_t
+    switch CommandRunner.spawn([binary, "server", "-config=\(configPath)"], output: log) {
+    case .success(let started): pid = started
+    case .failure(let failure): return .failure(.binary("\(binary): \(failure.reason)"))
+    }
     return .success(DrillServerProcess(pid: pid, logPath: logPath))
   }
 
