@@ -24,19 +24,11 @@ final class MotoServer: Sendable {
   static func start() async throws -> MotoServer {
     let directory = try makeScratchDirectory("moto")
     let port = try unusedLoopbackPort()
-    // moto's own entry point, plus a thread that ends it when our lifeline (stdin) closes.
-    let launcher = """
-      import os, sys, threading
-      def lifeline():
-          try:
-              while os.read(0, 4096):
-                  pass
-          finally:
-              os._exit(0)
-      threading.Thread(target=lifeline, daemon=True).start()
+    // moto's own entry point, ended when our lifeline (stdin) closes.
+    let launcher = pythonWithLifeline("""
       from moto.server import main
       sys.exit(main(sys.argv[1:]))
-      """
+      """)
     let child = try ChildProcess(["python3", "-c", launcher, "-H", "127.0.0.1", "-p", "\(port)"], stderrPath: directory + "/stderr.log")
     let deadline = ContinuousClock.now + .seconds(60)
     while true {

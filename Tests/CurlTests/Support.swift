@@ -211,19 +211,11 @@ final class Simulator: Sendable {
     }
     if options.initialize { arguments += ["--init-shares", "1", "--init-threshold", "1"] }
 
-    let launcher = """
-      import os, sys, threading
+    let launcher = pythonWithLifeline("""
       sys.path.insert(0, sys.argv[1])
       import vault_sim
-      def lifeline():
-          try:
-              while os.read(0, 4096):
-                  pass
-          finally:
-              os._exit(0)
-      threading.Thread(target=lifeline, daemon=True).start()
       sys.exit(vault_sim.main(sys.argv[2:]))
-      """
+      """)
     let child = try ChildProcess(
       ["python3", "-c", launcher, simulatorDirectory] + arguments, stderrPath: directory + "/stderr.log")
     do {
@@ -639,4 +631,21 @@ final class RawHTTPServer: Sendable {
       pending += buffer[..<n]
     }
   }
+}
+
+/// A Python program (`python3 -c`) that first starts a thread ending the process when our
+/// lifeline, its stdin, closes: a test server never outlives the test process, even a crashed
+/// one. `body` runs after it, with `os`, `sys` and `threading` imported.
+func pythonWithLifeline(_ body: String) -> String {
+  """
+  import os, sys, threading
+  def lifeline():
+      try:
+          while os.read(0, 4096):
+              pass
+      finally:
+          os._exit(0)
+  threading.Thread(target=lifeline, daemon=True).start()
+  \(body)
+  """
 }
