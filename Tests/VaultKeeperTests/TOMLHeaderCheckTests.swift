@@ -27,6 +27,13 @@ import Testing
     #expect(failure(text)?.message.hasPrefix("a table header must start with a key") == true)
   }
 
+  /// toml++ also asserts on an array element that starts with `}` (found by fuzzing).
+  @Test(arguments: [("x = [}]\n", 1), ("x = [1, }]\n", 1), ("x = [\n  # c\n  }\n]\n", 3), ("x = [[[}]]]\n", 1), ("x = [{a = [}]}]\n", 1)])
+  func arrayElementsThatWouldCrashTheParserAreErrors(text: String, line: Int) {
+    #expect(failure(text)?.line == line)
+    #expect(failure(text)?.message == "an array element must be a value, not '}'")
+  }
+
   @Test func controlCharactersAreNamedByTheirCode() {
     #expect(failure("[\u{15}]")?.message.hasSuffix("not byte 0x15") == true)
   }
@@ -43,6 +50,8 @@ import Testing
     "# [?a comment\n[t] # [?\n",
     "k = \"a \\\" [? b\"\n[t]\n",
     "k = { a = \"[?\", b = [1, [2]] }\n[t]\n",
+    "x = [ ]\ny = [1, 2, ]\nz = [{ a = 1 }, { b = [] }]\nw = { }\n",
+    "x = [\n  1, # one\n  { a = \"}\" },\n]\n",
     "a = 1\r\n[t]\r\n",
     "\u{FEFF}[vault]\n",
   ])

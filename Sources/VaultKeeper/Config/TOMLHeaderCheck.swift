@@ -7,7 +7,9 @@
 /// error naming the line, never a crash, and a reload with such a file would kill the running
 /// daemon. So the text is scanned first the way toml++ reads it: statements at the document
 /// level, skipping comments, strings of all four kinds and multi-line array values, and every
-/// header is checked with toml++'s own rule. Valid TOML always passes: a header starts with a key.
+/// header is checked with toml++'s own rule. Array values get the same treatment: toml++ also
+/// asserts when an element would start with `}` (`x = [}]`). Valid TOML always passes: a header
+/// starts with a key, an array element with a value.
 enum TOMLHeaderCheck {
   struct Failure: Error, Equatable {
     /// 1-based.
@@ -51,7 +53,7 @@ enum TOMLHeaderCheck {
           try checkHeader()
           skipToLineEnd()
         default:
-          skipStatement()
+          try skipStatement()
         }
       }
     }
@@ -95,24 +97,39 @@ enum TOMLHeaderCheck {
     }
 
     /// A key/value pair: to the end of its line, or of its value when an array spans lines.
-    mutating func skipStatement() {
-      var depth = 0
+    /// Where toml++ expects an array element (after `[` or a `,` in an array), the first
+    /// character that is not a space, a line break or a comment must not be `}`.
+    mutating func skipStatement() throws(Failure) {
+      var open: [UInt8] = []  // the brackets and braces around us, innermost last
+      var expectingElement = false
       while let byte = current {
         switch byte {
         case UInt8(ascii: "\n"):
-          if depth == 0 { return }
+          if open.isEmpty { return }
+          advance()
+        case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"):
           advance()
         case UInt8(ascii: "#"):
           skipToLineEnd()
         case UInt8(ascii: "\""), UInt8(ascii: "'"):
+          expectingElement = false
           skipString(quote: byte)
         case UInt8(ascii: "["), UInt8(ascii: "{"):
-          depth += 1
+          open.append(byte)
+          expectingElement = byte == UInt8(ascii: "[")
           advance()
         case UInt8(ascii: "]"), UInt8(ascii: "}"):
-          depth = max(depth - 1, 0)
+          if expectingElement && byte == UInt8(ascii: "}") {
+            throw Failure(line: line, message: "an array element must be a value, not '}'")
+          }
+          expectingElement = false
+          if !open.isEmpty { open.removeLast() }
+          advance()
+        case UInt8(ascii: ","):
+          expectingElement = open.last == UInt8(ascii: "[")
           advance()
         default:
+          expectingElement = false
           advance()
         }
       }
