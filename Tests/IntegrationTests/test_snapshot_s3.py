@@ -23,7 +23,6 @@ import re
 import secrets
 import socket
 import subprocess
-import sys
 import time
 import http.client
 import http.server
@@ -293,26 +292,16 @@ class HeadTamperingProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=10)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("expect", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() in ("transfer-encoding", "connection"):
-                        continue
-                    if self.command == "HEAD" and k.lower() == "content-length" and tamper == "short":
-                        v = str(int(v) - 1)
-                        proxy.tampered += 1
-                    if self.command == "HEAD" and k.lower() == "etag" and tamper == "etag":
-                        v = '"0123456789abcdef0123456789abcdef"'
-                        proxy.tampered += 1
-                    self.send_header(k, v)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
+                h.relay(self, "127.0.0.1", upstream_port, self.path, body=body, timeout=10, rewrite=self._tamper)
+
+            def _tamper(self, name: str, value: str) -> str:
+                if self.command == "HEAD" and name.lower() == "content-length" and tamper == "short":
+                    proxy.tampered += 1
+                    return str(int(value) - 1)
+                if self.command == "HEAD" and name.lower() == "etag" and tamper == "etag":
+                    proxy.tampered += 1
+                    return '"0123456789abcdef0123456789abcdef"'
+                return value
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 

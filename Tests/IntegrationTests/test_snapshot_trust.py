@@ -289,19 +289,7 @@ class SlowPeer:
                     self._slow(length)
                     return
                 body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=20)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("expect", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection"):
-                        self.send_header(k, v)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
+                h.relay(self, "127.0.0.1", upstream_port, self.path, body=body, timeout=20)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-from pathlib import Path
 from typing import Iterator, Optional
 
 import pytest
@@ -31,58 +30,44 @@ class RogueLeader:
         if pki is not None:
             self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.context.load_cert_chain(pki["server"], pki["server-key"])
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
+        sock = h.loopback_listener()
+        self.port = sock.getsockname()[1]
         self.url = f"{'https' if pki else 'http'}://127.0.0.1:{self.port}"
         self.token: Optional[str] = None
         self.lock = threading.Lock()
         self.connections = 0
         self.requests: list[tuple[str, bool]] = []
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
+        self._server = h.SocketThread(sock, self._serve)
 
-    def _loop(self) -> None:
-        while not self.stop_flag.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-            try:
-                conn.settimeout(5)
-                if self.context is not None:
-                    conn = self.context.wrap_socket(conn, server_side=True)
-                head = b""
-                while b"\r\n\r\n" not in head and len(head) < 65536:
-                    data = conn.recv(4096)
-                    if not data:
-                        break
-                    head += data
-                if head:
-                    line = head.split(b"\r\n", 1)[0].decode(errors="replace")
-                    with self.lock:
-                        self.requests.append((line, bool(self.token) and self.token.encode() in head))
-                    conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                conn.close()
+    def _serve(self, conn: socket.socket) -> None:
+        with self.lock:
+            self.connections += 1
+        try:
+            conn.settimeout(5)
+            if self.context is not None:
+                conn = self.context.wrap_socket(conn, server_side=True)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                data = conn.recv(4096)
+                if not data:
+                    break
+                head += data
+            if head:
+                line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+                with self.lock:
+                    self.requests.append((line, bool(self.token) and self.token.encode() in head))
+                conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
 
     def seen(self) -> tuple[int, list[tuple[str, bool]]]:
         with self.lock:
             return self.connections, list(self.requests)
 
     def close(self) -> None:
-        self.stop_flag.set()
-        self.thread.join(timeout=2)
-        self.sock.close()
+        self._server.close()
 
 
 @pytest.fixture

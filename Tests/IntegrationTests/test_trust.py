@@ -14,7 +14,6 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
-import pytest
 
 import test_cert_check as tc
 import test_certificate_duty as tcd
@@ -22,17 +21,8 @@ import test_snapshot as tsn
 import test_snapshot_s3 as s3t
 from test_snapshot_s3 import moto  # noqa: F401  (fixture: its keys, for the impostor endpoint)
 import trust_support as ts
+from trust_support import impostor_store  # noqa: F401  (fixture)
 import vk_harness as h
-
-
-@pytest.fixture(scope="module")
-def impostor_store(pki):
-    store = ts.ImpostorSystemStore(pki["impostor-ca"])
-    try:
-        store.check_premise(pki["impostor"])
-        yield store
-    finally:
-        store.close()
 
 
 def _no_share_reaches(impostor: h.Sim) -> None:

@@ -29,6 +29,10 @@ import threading
 import urllib.parse
 from typing import Any
 
+import pytest
+
+import vk_harness as h
+
 SYSTEM_STORE = "/etc/ssl/certs"
 # Every variable libcurl (or a user) might read a proxy from.
 PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "all_proxy", "ALL_PROXY")
@@ -83,45 +87,44 @@ class ImpostorSystemStore:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def impostor_store(pki):
+    """The system trust store with the impostor CA added, checked to trust the impostor's
+    certificate (the premise of every test that uses it)."""
+    store = ImpostorSystemStore(pki["impostor-ca"])
+    try:
+        store.check_premise(pki["impostor"])
+        yield store
+    finally:
+        store.close()
+
+
 class ListenerStandIn:
     """A loopback listener where a proxy would be. Every connection is counted, read briefly and
     closed: a client that used it gets nothing from Vault."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
+        sock = h.loopback_listener(64)
+        self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.lock = threading.Lock()
         self._connections = 0
         self.first_bytes: list[bytes] = []
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
+        self._server = h.SocketThread(sock, self._serve)
 
-    def _loop(self) -> None:
-        while not self.stop_flag.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
+    def _serve(self, conn: socket.socket) -> None:
+        with self.lock:
+            self._connections += 1
+        try:
+            conn.settimeout(0.5)
+            data = conn.recv(256)
             with self.lock:
-                self._connections += 1
-            try:
-                conn.settimeout(0.5)
-                data = conn.recv(256)
-                with self.lock:
-                    # Only the request line's start, to show what came (CONNECT host:port, GET …).
-                    self.first_bytes.append(data.split(b"\r\n", 1)[0][:80])
-            except OSError:
-                pass
-            finally:
-                conn.close()
+                # Only the request line's start, to show what came (CONNECT host:port, GET …).
+                self.first_bytes.append(data.split(b"\r\n", 1)[0][:80])
+        except OSError:
+            pass
+        finally:
+            conn.close()
 
     @property
     def connections(self) -> int:
@@ -132,9 +135,7 @@ class ListenerStandIn:
         return {name: self.url for name in names}
 
     def close(self) -> None:
-        self.stop_flag.set()
-        self.thread.join(timeout=2)
-        self.sock.close()
+        self._server.close()
 
 
 class CountingTLSServer:
@@ -244,23 +245,8 @@ class ForwardProxy:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("expect", "connection", "proxy-connection")}
-                conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
                 path = url.path + (f"?{url.query}" if url.query else "")
-                conn.request(self.command, path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection"):
-                        self.send_header(k, v)
-                if resp.getheader("Content-Length") is None:
-                    self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
+                h.relay(self, url.hostname, url.port or 80, path, body=body, timeout=30)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 

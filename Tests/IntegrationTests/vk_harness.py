@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -22,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -30,13 +30,13 @@ from typing import Any, Callable, Iterable, Optional
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SIM_DIR = REPO / "Tests" / "Simulator"
-VAULT_SIM = SIM_DIR / "vault_sim.py"
 VK_BIN = os.environ.get("VAULTKEEPER_BIN") or str(REPO / ".build" / "debug" / "vaultkeeper")
 
 if str(SIM_DIR) not in sys.path:
     sys.path.insert(0, str(SIM_DIR))
 
 import testca  # noqa: E402  (the project's test PKI)
+from sim_process import SimProcess  # noqa: E402  (the one simulator launcher and client)
 
 # MESSAGE_IDs (Sources/VaultKeeper/Reporting/MessageID.swift) - the alerting contract.
 MID = {
@@ -191,66 +191,26 @@ def short_tmpdir(prefix: str) -> str:
 # The Vault simulator
 # ---------------------------------------------------------------------------
 
-class Sim:
-    """One vault_sim.py process (TLS by default) and its control channel."""
+class Sim(SimProcess):
+    """One vault_sim.py process (TLS by default) and its control channel (sim_process.SimProcess),
+    with its init answer registered in the session ledger and the waits the daemon's tests use."""
 
     def __init__(self, workdir: Path, pki: dict, *, extra: Iterable[str] = (), tls: bool = True,
                  cert: str = "server", init: Optional[tuple[int, int]] = (5, 3), name: str = "sim",
                  port: int = 0, same_cluster_as: Optional["Sim"] = None):
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(workdir)
         self.name = name
         self.pki = pki
         self.tls = tls
-        self.state_dir = self.workdir / "state"
-        self.init_output = self.workdir / "init.json"
         if same_cluster_as is not None:
             # Another node of the same cluster: a copy of its seal state (same shares), sealed.
-            shutil.copytree(same_cluster_as.state_dir, self.state_dir)
+            shutil.copytree(same_cluster_as.state_dir, workdir / "state")
             init = None
-        port_file, cport_file = self.workdir / "port", self.workdir / "cport"
-        for p in (port_file, cport_file):
-            if p.exists():
-                p.unlink()
-        cmd = [sys.executable, str(VAULT_SIM), "--listen", f"127.0.0.1:{port}", "--port-file", str(port_file),
-               "--control-listen", "127.0.0.1:0", "--control-port-file", str(cport_file),
-               "--state-dir", str(self.state_dir), "--init-output", str(self.init_output)]
-        if tls:
-            cmd += ["--tls-cert", pki[cert], "--tls-key", pki[f"{cert}-key"]]
+        super().__init__(workdir, tls=(pki[cert], pki[f"{cert}-key"]) if tls else None, init=init, extra=extra,
+                         port=port, own_session=True)
         if init:
-            cmd += ["--init-shares", str(init[0]), "--init-threshold", str(init[1])]
-        cmd += list(extra)
-        self.stderr_path = self.workdir / "sim-stderr.log"
-        self._stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._stderr, start_new_session=True)
-        try:
-            self.cport = self._read_port(cport_file)
-            self.port = self._read_port(port_file)
-            if init:
-                wait_until(lambda: self.init_output.exists() and self.init_output.stat().st_size > 0, 10,
-                           what=f"{self.init_output}")
-                LEDGER.register_init(self.init_json(), f"simulator {name}")
-        except BaseException:
-            self.stop()
-            raise
-        self.address = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-
-    def _read_port(self, path: Path) -> int:
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"vault_sim exited early ({self.proc.returncode}): {self.stderr_path.read_text()}")
-            return path.exists() and path.read_text().strip()
-        return int(wait_until(ready, 15, what=str(path)))
-
-    # control channel -----------------------------------------------------
-    def control(self, method: str, path: str, body: Optional[dict] = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else (b"{}" if method == "POST" else None)
-        req = urllib.request.Request(f"http://127.0.0.1:{self.cport}{path}", data=data, method=method)
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    def state(self) -> dict:
-        return self.control("GET", "/state")
+            LEDGER.register_init(self.init_json(), f"simulator {name}")
+        self.address = self.url
 
     def requests(self) -> list[dict]:
         return self.control("GET", "/requests")
@@ -296,34 +256,11 @@ class Sim:
         return self.control("POST", "/foreign-share", {} if index is None else {"index": index})
 
     def wait_state(self, pred: Callable[[dict], bool], timeout: float = WAIT_CEILING, what: str = "simulator state") -> dict:
-        last: dict = {}
-
-        def check():
-            nonlocal last
-            last = self.state()
-            return last if pred(last) else None
-        try:
-            return wait_until(check, timeout, what=what)
-        except AssertionError as e:
-            raise AssertionError(f"{e}; last state: {last}") from None
+        return super().wait_state(pred, timeout, what)
 
     def wait_unsealed(self, timeout: float = WAIT_CEILING) -> dict:
         return self.wait_state(lambda s: not s["sealed"] and s["listening"] and not s["down"], timeout,
                                "simulator unsealed")
-
-    def init_json(self) -> dict:
-        return json.loads(self.init_output.read_text())
-
-    # lifecycle -----------------------------------------------------------
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._stderr.close()
 
 
 # ---------------------------------------------------------------------------
@@ -426,18 +363,16 @@ def run_cli(args: list[str], *, timeout: float = 20, env: Optional[dict] = None,
     return CliResult(cmd, p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
 
 
-class NotifySocket:
-    """An AF_UNIX datagram socket standing in for systemd's notify socket."""
+class SocketThread:
+    """A socket served on a thread of its own until close(): `handle` gets each connection
+    accepted on a listening stream socket, or each datagram read from a datagram socket. The
+    socket polls every 100 ms so that close() ends the thread promptly."""
 
-    def __init__(self) -> None:
-        self.dir = short_tmpdir("vkn-")
-        self.path = os.path.join(self.dir, "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
+    def __init__(self, sock: socket.socket, handle: Callable[[Any], None], *, datagrams: bool = False) -> None:
+        self.sock = sock
         self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, str]] = []
-        self.raw: list[bytes] = []
-        self.lock = threading.Lock()
+        self._handle = handle
+        self._datagrams = datagrams
         self.stop_flag = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -445,23 +380,76 @@ class NotifySocket:
     def _loop(self) -> None:
         while not self.stop_flag.is_set():
             try:
-                data = self.sock.recv(65536)
+                item = self.sock.recv(65536) if self._datagrams else self.sock.accept()[0]
             except socket.timeout:
                 continue
             except OSError:
                 return
-            with self.lock:
-                self.raw.append(data)
-                self.messages.append((time.monotonic(), data.decode(errors="replace")))
+            self._handle(item)
+
+    def close(self) -> None:
+        self.stop_flag.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+def relay(handler: Any, host: str, port: int, path: str, *, body: Optional[bytes], timeout: float,
+          rewrite: Callable[[str, str], str] = lambda name, value: value) -> None:
+    """Sends the request `handler` (an http.server handler) received to host:port and writes the
+    answer back through it: the test proxies' forwarding step. `rewrite(name, value)` may falsify
+    a response header on the way."""
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("expect", "connection", "proxy-connection")}
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(handler.command, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        handler.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection"):
+                handler.send_header(k, rewrite(k, v))
+        if resp.getheader("Content-Length") is None:
+            handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(data)
+    finally:
+        conn.close()
+
+
+def loopback_listener(backlog: int = 16) -> socket.socket:
+    """A TCP socket listening on 127.0.0.1 at a port the kernel picks."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(backlog)
+    return sock
+
+
+class NotifySocket:
+    """An AF_UNIX datagram socket standing in for systemd's notify socket."""
+
+    def __init__(self) -> None:
+        self.dir = short_tmpdir("vkn-")
+        self.path = os.path.join(self.dir, "notify")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(self.path)
+        self.messages: list[tuple[float, str]] = []
+        self.raw: list[bytes] = []
+        self.lock = threading.Lock()
+        self._server = SocketThread(sock, self._received, datagrams=True)
+
+    def _received(self, data: bytes) -> None:
+        with self.lock:
+            self.raw.append(data)
+            self.messages.append((time.monotonic(), data.decode(errors="replace")))
 
     def snapshot(self) -> list[tuple[float, str]]:
         with self.lock:
             return list(self.messages)
 
     def close(self) -> None:
-        self.stop_flag.set()
-        self.thread.join(timeout=2)
-        self.sock.close()
+        self._server.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

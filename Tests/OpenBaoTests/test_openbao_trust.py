@@ -14,17 +14,8 @@ import pytest
 
 import bao_harness as bh
 import trust_support as ts
+from trust_support import impostor_store  # noqa: F401  (fixture)
 import vk_harness as h
-
-
-@pytest.fixture(scope="module")
-def impostor_store(pki):
-    store = ts.ImpostorSystemStore(pki["impostor-ca"])
-    try:
-        store.check_premise(pki["impostor"])
-        yield store
-    finally:
-        store.close()
 
 
 @pytest.fixture
