@@ -107,12 +107,13 @@ import VaultKeeper
   /// verifier is made here, sent to that thread, and comes back with the result.
   static func feed(
     _ bytes: [UInt8], limit: Int? = nil, bufferSize: Int = PipelinedVerifier.defaultBufferSize, depth: Int = PipelinedVerifier.defaultDepth,
-    decompressor: any StreamDecompressor, onWorkerExit: (@Sendable () -> Void)? = nil
+    decompressor: any StreamDecompressor, onWorkerExit: (@Sendable () -> Void)? = nil, onWorkerPark: (@Sendable (Int) -> Void)? = nil
   ) async -> Fed {
     let end = min(limit ?? bytes.count, bytes.count)
     let made = Fed(
       verifier: PipelinedVerifier(
-        verifier: SnapshotStreamVerifier(decompressor: decompressor), bufferSize: bufferSize, depth: depth, onWorkerExit: onWorkerExit))
+        verifier: SnapshotStreamVerifier(decompressor: decompressor), bufferSize: bufferSize, depth: depth, onWorkerExit: onWorkerExit,
+        onWorkerPark: onWorkerPark))
     return await withCheckedContinuation { (continuation: CheckedContinuation<Fed, Never>) in
       let started = DedicatedThread.start {
         let verifier = made.verifier
@@ -283,18 +284,23 @@ import VaultKeeper
   ])
   func abandonedMidStreamTheWorkerEnds(what: String, fedBytes: Int, slow: Bool) async throws {
     let bytes = try archive(stateBytes: 8 << 20)
+    let bufferSize = 64 << 10
     let exits = AsyncStream<Void>.makeStream()
+    let parks = AsyncStream<Int>.makeStream()
     let exited = Atomic<Int>(0)
     let (failure, exitedBeforeDrop) = try await Self.within(Self.hangCeiling, "abandoning with \(what)") {
       var fed: Fed? = await Self.feed(
-        bytes, limit: fedBytes, bufferSize: 64 << 10, decompressor: slow ? try SlowInflater() : try Self.gzip(),
+        bytes, limit: fedBytes, bufferSize: bufferSize, decompressor: slow ? try SlowInflater() : try Self.gzip(),
         onWorkerExit: {
           exited.add(1, ordering: .relaxed)
           exits.continuation.yield()
-        })
-      // Let the worker get where it parks (waiting for data, or behind a full queue); not a
-      // timing assertion, only so the drop below finds it there rather than still starting.
-      try await Task.sleep(for: .milliseconds(200))
+        },
+        onWorkerPark: { parks.continuation.yield($0) })
+      if !slow {
+        // The drop must find the worker parked waiting for data, having verified every full
+        // buffer fed (the partial one is never handed over before the end).
+        for await verified in parks.stream where verified == min(fedBytes, bytes.count) / bufferSize { break }
+      }  // slow: feeding waited for slots, so the queue is full and the worker busy right now
       let failure = fed?.failure
       let exitedBeforeDrop = exited.load(ordering: .relaxed)
       fed = nil  // the transfer was aborted: the attempt, and with it the verifier, is dropped

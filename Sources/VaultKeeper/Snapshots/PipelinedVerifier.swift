@@ -42,11 +42,13 @@ public final class PipelinedVerifier {
   /// - Parameters:
   ///   - bufferSize, depth: the queue: `depth` buffers of `bufferSize` bytes (at least 1 each).
   ///   - onWorkerExit: called on the worker thread as its last act (for tests and diagnostics).
+  ///   - onWorkerPark: called on the worker thread each time it waits for data, with the number
+  ///     of buffers verified so far (tests wait on it instead of on the clock).
   public init(
     verifier: SnapshotStreamVerifier, bufferSize: Int = PipelinedVerifier.defaultBufferSize, depth: Int = PipelinedVerifier.defaultDepth,
-    onWorkerExit: (@Sendable () -> Void)? = nil
+    onWorkerExit: (@Sendable () -> Void)? = nil, onWorkerPark: (@Sendable (Int) -> Void)? = nil
   ) {
-    core = Core(verifier: verifier, bufferSize: max(bufferSize, 1), depth: max(depth, 1), onExit: onWorkerExit)
+    core = Core(verifier: verifier, bufferSize: max(bufferSize, 1), depth: max(depth, 1), onExit: onWorkerExit, onPark: onWorkerPark)
   }
 
   deinit { core.cancel() }
@@ -157,14 +159,16 @@ extension PipelinedVerifier {
     /// Wakes the owner blocked in `acquire`: a slot came back, the worker failed or exited, or cancelled.
     private let ownerWakeup = WakeupEvent()
     private let onExit: (@Sendable () -> Void)?
+    private let onPark: (@Sendable (Int) -> Void)?
 
     static let cancelled = SnapshotVerificationError("snapshot verification cancelled")
 
-    init(verifier: SnapshotStreamVerifier, bufferSize: Int, depth: Int, onExit: (@Sendable () -> Void)?) {
+    init(verifier: SnapshotStreamVerifier, bufferSize: Int, depth: Int, onExit: (@Sendable () -> Void)?, onPark: (@Sendable (Int) -> Void)?) {
       self.verifier = verifier
       self.bufferSize = bufferSize
       self.depth = depth
       self.onExit = onExit
+      self.onPark = onPark
       // Address space only: pages are touched (and count as resident) once a slot is filled.
       storage = .allocate(byteCount: bufferSize * depth, alignment: 64)
       state = Mutex(State(free: Array((0..<depth).reversed())))
@@ -240,6 +244,7 @@ extension PipelinedVerifier {
     /// drained, verification fails, or the verifier is cancelled; then publish the outcome.
     func runWorker() {
       var outcome: Result<SnapshotFacts, SnapshotVerificationError>?
+      var verified = 0
       while outcome == nil {
         let step = state.withLock { s -> Step in
           if s.cancelled { return .stop }
@@ -250,6 +255,7 @@ extension PipelinedVerifier {
         case .wait:
           // Nothing queued and not closed: the owner is not waiting for a slot (it holds one
           // or has one free), and its next submit, close or cancel signals `workerWakeup`.
+          onPark?(verified)
           workerWakeup.wait()
         case .stop:
           outcome = .failure(Self.cancelled)
@@ -262,6 +268,7 @@ extension PipelinedVerifier {
         case .verify(let filled):
           do throws(SnapshotVerificationError) {
             try verifier.feed(UnsafeRawBufferPointer(rebasing: buffer(filled.slot)[0..<filled.count]))
+            verified += 1
             state.withLock { $0.free.append(filled.slot) }
           } catch {
             state.withLock { $0.failure = error }
