@@ -24,7 +24,7 @@ PYTHON     ?= python3
 BIN_DEBUG   = .build/debug/vaultkeeper
 BIN_RELEASE = .build/release/vaultkeeper
 
-.PHONY: all build release deps check fuzz fuzz-smoke test test-swift test-simulator test-integration test-openbao demo bench clean deb install e2e e2e-deps man
+.PHONY: all build release deps check check-footprint fuzz fuzz-smoke test test-swift test-simulator test-integration test-openbao demo bench clean deb install e2e e2e-deps man
 
 all: build
 
@@ -46,6 +46,12 @@ test: deps
 	$(MAKE) test-integration
 	$(MAKE) test-openbao
 	$(MAKE) e2e
+	$(MAKE) check-footprint
+
+# Issue #11: the release binary (built by e2e above) links neither Foundation nor ICU.
+check-footprint:
+	$(RELEASE_LOCKED)
+	scripts/check-no-icu.sh $(BIN_RELEASE)
 
 test-swift:
 	$(SWIFT) test --skip-build

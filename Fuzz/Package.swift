@@ -2,9 +2,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // libFuzzer targets for every parser of vaultkeeper that reads bytes from outside: the
-// configuration, the unseal key file, Vault's JSON answers, PEM/X.509, the snapshot archive
-// (tar, gzip), age files and identities, S3's XML. See docs/security.md#fuzzing and
-// scripts/fuzz.sh, which builds them with
+// configuration and the TOML parser under it, the unseal key file, Vault's JSON answers,
+// PEM/X.509, the snapshot archive (tar, gzip), age files and identities, S3's XML. See
+// docs/security.md#fuzzing and scripts/fuzz.sh, which builds them with
 //
 //   swift build -c release --sanitize fuzzer --sanitize address -Xswiftc -enable-testing
 //
@@ -19,6 +19,7 @@ import PackageDescription
 /// One libFuzzer executable per parser; each defines `LLVMFuzzerTestOneInput`.
 let fuzzTargets: [(name: String, needsCompression: Bool)] = [
   ("fuzz-config", false),
+  ("fuzz-toml", false),
   ("fuzz-keyshares", false),
   ("fuzz-vault-json", false),
   ("fuzz-certificates", false),
@@ -35,8 +36,7 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
-    .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
-    .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+    .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
     .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
     .package(url: "https://github.com/apple/swift-asn1.git", from: "1.1.0"),
   ],
@@ -49,7 +49,6 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-        .product(name: "TOMLKit", package: "TOMLKit"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "X509", package: "swift-certificates"),
         .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -24,12 +24,12 @@ if ! command -v "$SWIFT" >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; the
 LOCK="${VK_SWIFT_LOCK:-/tmp/vk-swift.lock}"
 WORK="${FUZZ_WORK:-${TMPDIR:-/tmp}/vaultkeeper-fuzz}"
 BIN="${FUZZ_BIN:-$FUZZ/.build/release}"
-TARGETS=(fuzz-config fuzz-keyshares fuzz-vault-json fuzz-certificates fuzz-snapshot-tar fuzz-snapshot-gzip fuzz-age-file fuzz-age-keys fuzz-s3-xml)
+TARGETS=(fuzz-config fuzz-toml fuzz-keyshares fuzz-vault-json fuzz-certificates fuzz-snapshot-tar fuzz-snapshot-gzip fuzz-age-file fuzz-age-keys fuzz-s3-xml)
 
 # A crash must end the run quickly and visibly: no interactive Swift backtracer (it would
 # spend the -timeout budget symbolicating), ASan aborts so libFuzzer records the input, and
-# the one known leak of a dependency (TOMLKit never frees a parsed document) is suppressed
-# by name only (Fuzz/lsan.supp), so any other leak still fails the run.
+# a dependency's known leak, if one is ever listed in Fuzz/lsan.supp, is suppressed by name
+# only, so any other leak still fails the run.
 export SWIFT_BACKTRACE=enable=no
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
 export LSAN_OPTIONS="suppressions=$FUZZ/lsan.supp:print_suppressions=0"
@@ -46,8 +46,8 @@ build() {
   fi
   if [ -n "${FUZZ_NO_BUILD:-}" ]; then return 0; fi
   # Swift code is instrumented by -sanitize=fuzzer,address (SwiftPM's --sanitize fuzzer does
-  # not reach the Swift frontend); --sanitize instruments the C/C++ dependencies (toml++,
-  # BoringSSL, zlib's shim) as well. -enable-testing lets the targets `@testable import` the
+  # not reach the Swift frontend); --sanitize instruments the C/C++ dependencies (BoringSSL,
+  # zlib's shim) as well. -enable-testing lets the targets `@testable import` the
   # internal parsers. Through the shared build lock, like every Swift build here.
   flock "$LOCK" "$SWIFT" build --package-path "$FUZZ" -c release \
     --sanitize fuzzer --sanitize address \

@@ -43,6 +43,17 @@ def config():
     write("fuzz-config", "syntax-error.toml", b'[vault\naddress = "x"\n')
 
 
+def toml():
+    """Every other small valid case and every twelfth invalid one of the TOML conformance
+    corpus (Tests/VaultKeeperTests/TOMLCorpus): variety without a large corpus."""
+    corpus = ROOT / "Tests/VaultKeeperTests/TOMLCorpus"
+    valid = [f for f in sorted(corpus.glob("valid/**/*.toml")) if f.stat().st_size < 1500]
+    for f in valid[::2]:
+        write("fuzz-toml", "valid-" + "-".join(f.relative_to(corpus / "valid").with_suffix("").parts) + ".toml", f.read_bytes())
+    for f in sorted(corpus.glob("invalid/**/*.toml"))[::12]:
+        write("fuzz-toml", "invalid-" + "-".join(f.relative_to(corpus / "invalid").with_suffix("").parts) + ".toml", f.read_bytes())
+
+
 def keyshares():
     hexkeys = [os.urandom(33).hex() for _ in range(5)]
     import base64, json
@@ -153,4 +164,4 @@ def s3():
 
 
 if __name__ == "__main__":
-    config(); keyshares(); vault_json(); certificates(); snapshots(); age(); s3()
+    config(); toml(); keyshares(); vault_json(); certificates(); snapshots(); age(); s3()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 
 import pytest
+import tomllib
 
 import vk_harness as h
 
@@ -131,6 +132,14 @@ def test_config_check_prints_the_effective_config(tmp_path, pki, sim, keyfile):
     # The peer inherits [vault]'s CA.
     peer = out.split("[[peer]]", 1)[1]
     assert f'ca_file = "{pki["ca"]}"' in peer
+    # It is TOML 1.0 as Python's reference parser reads it, with the values printed.
+    effective = tomllib.loads(out)
+    assert effective["vault"]["address"] == sim.address
+    assert effective["vault"]["ca_file"] == str(pki["ca"])
+    assert effective["health"]["unreachable_error_after"] == 3
+    assert effective["unseal"]["enabled"] is True
+    assert [p["address"] for p in effective["peer"]] == ["https://127.0.0.1:8300"]
+    assert effective["peer"][0]["ca_file"] == str(pki["ca"])
     # The printed configuration is itself a valid configuration.
     again = tmp_path / "effective.toml"
     again.write_text(out)

@@ -237,3 +237,52 @@ import Testing
     #expect(SizeParsing.parse(text) == nil)
   }
 }
+
+extension ConfigLoaderTests {
+  /// Lines come from the parser, so keys written as dotted keys or in inline tables, and keys of
+  /// later [[peer]] tables, are located exactly; a missing key points at its table's header.
+  @Test(arguments: [
+    ("vault.address = \"https://127.0.0.1:8200\"\nvault.timeout = \"soon\"\n", "vault.timeout", 2),
+    ("vault = { address = \"https://127.0.0.1:8200\", timeout = 5 }\n", "vault.timeout", 1),
+    ("[vault]\naddress = \"https://a:8200\"\n[[peer]]\naddress = \"https://b:8200\"\n\n[[peer]]\n# c\naddress = \"https://b:8200\"\n",
+      "peer[1].address", 8),
+    ("[vault]\naddress = \"https://127.0.0.1:8200\"\n\n[snapshot]\ninterval = \"1h\"\n", "snapshot.directory", 4),
+    ("[vault]\naddress = \"https://127.0.0.1:8200\"\n[health]\n  interval = \"1s\"\n  \"fast_interval\" = \"2s\"\n", "health.fast_interval", 5),
+  ])
+  func errorsNameTheExactLine(text: String, key: String, line: Int) {
+    let e = error(text)
+    #expect(e?.key == key, "\(String(describing: e))")
+    #expect(e?.line == line, "\(String(describing: e))")
+  }
+
+  @Test func aDateTimeWhereAStringIsWantedSaysSo() {
+    let e = error("[vault]\naddress = 1979-05-27T07:32:00Z\n")
+    #expect(e?.key == "vault.address")
+    #expect(e?.line == 2)
+    #expect(e?.message == "must be a string, got date-time")
+  }
+
+  /// Inputs the former parser (toml++) aborted the process on are syntax errors naming the line.
+  @Test(arguments: [("[vault]\naddress = \"https://127.0.0.1:8200\"\n[?t]\n", 3), ("x = [1, }]\n", 1), ("a = 1\n[[ ?x]]\n", 2)])
+  func syntaxErrorsNameFileAndLine(text: String, line: Int) {
+    let e = error(text)
+    #expect(e?.file == "/etc/vk.toml")
+    #expect(e?.line == line)
+    #expect(e?.key == nil)
+    #expect(e?.message.hasPrefix("TOML syntax error: ") == true)
+    #expect(e?.description.hasPrefix("/etc/vk.toml:\(line): TOML syntax error: ") == true)
+  }
+
+  @Test func aFileThatIsNotUTF8IsALocatedSyntaxError() throws {
+    let path = directory + "/latin1.toml"
+    let bytes = Array("[vault]\naddress = \"https://127.0.0.1:8200\"\nunit = \"caf".utf8) + [0xE9] + Array("\"\n".utf8)
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
+    do {
+      _ = try ConfigLoader().load(path: path)
+      Issue.record("accepted a file that is not UTF-8")
+    } catch {
+      #expect(error.line == 3)
+      #expect(error.message.contains("not valid UTF-8"))
+    }
+  }
+}

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-import TOMLKit
 
 #if canImport(Glibc)
 import Glibc
@@ -27,31 +26,29 @@ public struct ConfigLoader: Sendable {
         message: "the configuration file " + TrustedFile.message(problem, path: path, decides: "where the unseal keys and snapshots go"),
         insecure: true)
     }
-    let text: String
+    let bytes: [UInt8]
     do {
-      text = String(decoding: try FileAccess.readAll(fd: fd, path: path, limit: 1 << 20), as: UTF8.self)
+      bytes = try FileAccess.readAll(fd: fd, path: path, limit: 1 << 20)
     } catch {
       throw ConfigError(file: path, key: nil, line: nil, message: "cannot read the configuration file: \(error)")
     }
-    return try parse(text, path: path)
+    // The bytes as they are: a file that is not UTF-8 is a located error, not replacement characters.
+    return try parse(bytes: bytes, path: path)
   }
 
   /// Validates configuration text; `path` is used for messages.
   public func parse(_ text: String, path: String) throws(ConfigError) -> Config {
+    try parse(bytes: Array(text.utf8), path: path)
+  }
+
+  func parse(bytes: [UInt8], path: String) throws(ConfigError) -> Config {
     let root: TOMLTable
-    do throws(TOMLHeaderCheck.Failure) {
-      try TOMLHeaderCheck.check(text)  // before toml++, which would abort on these
+    do throws(TOMLError) {
+      root = try TOMLParser.parse(bytes)
     } catch {
-      throw ConfigError(file: path, key: nil, line: error.line, message: "TOML syntax error: \(error.message)")
+      throw ConfigError(file: path, key: nil, line: error.line, message: "TOML syntax error: \(error.message) (column \(error.column))")
     }
-    do {
-      root = try TOMLTable(string: text)
-    } catch let error as TOMLParseError {
-      throw ConfigError(file: path, key: nil, line: error.source.begin.line, message: "TOML syntax error: \(error.description)")
-    } catch {
-      throw ConfigError(file: path, key: nil, line: nil, message: "TOML syntax error: \(error)")
-    }
-    let reader = TableReader(file: path, locator: TOMLLineLocator(source: text))
+    let reader = TableReader(file: path, lines: TOMLKeyLines(root))
     try reader.allowOnly(root, keys: ["vault", "peer", "health", "unseal", "metrics", "snapshot", "certificate"], at: nil)
 
     guard let vaultTable = try reader.table(root, "vault", at: nil) else {
@@ -90,15 +87,15 @@ public struct ConfigLoader: Sendable {
 /// Internal (not private) so table parsers can live next to their config types.
 struct TableReader {
   let file: String
-  let locator: TOMLLineLocator
+  let lines: TOMLKeyLines
 
-  init(file: String, locator: TOMLLineLocator) {
+  init(file: String, lines: TOMLKeyLines) {
     self.file = file
-    self.locator = locator
+    self.lines = lines
   }
 
   func error(_ key: String, _ message: String) -> ConfigError {
-    ConfigError(file: file, key: key, line: locator.line(of: key), message: message)
+    ConfigError(file: file, key: key, line: lines.line(of: key), message: message)
   }
 
   private func path(_ prefix: String?, _ key: String) -> String {
@@ -119,19 +116,19 @@ struct TableReader {
 
   func string(_ table: TOMLTable, _ key: String, at prefix: String?) throws(ConfigError) -> String? {
     guard let value = table[key] else { return nil }
-    guard let text = value.string else { throw error(path(prefix, key), "must be a string, got \(value.type)") }
+    guard let text = value.string else { throw error(path(prefix, key), "must be a string, got \(value.typeName)") }
     return text
   }
 
   func bool(_ table: TOMLTable, _ key: String, at prefix: String?) throws(ConfigError) -> Bool? {
     guard let value = table[key] else { return nil }
-    guard let flag = value.bool else { throw error(path(prefix, key), "must be true or false, got \(value.type)") }
+    guard let flag = value.bool else { throw error(path(prefix, key), "must be true or false, got \(value.typeName)") }
     return flag
   }
 
   func int(_ table: TOMLTable, _ key: String, at prefix: String?, range: ClosedRange<Int>) throws(ConfigError) -> Int? {
     guard let value = table[key] else { return nil }
-    guard let number = value.int else { throw error(path(prefix, key), "must be an integer, got \(value.type)") }
+    guard let number = value.int else { throw error(path(prefix, key), "must be an integer, got \(value.typeName)") }
     guard range.contains(number) else {
       throw error(path(prefix, key), "must be between \(range.lowerBound) and \(range.upperBound)")
     }
@@ -141,7 +138,7 @@ struct TableReader {
   func duration(_ table: TOMLTable, _ key: String, at prefix: String?, minimum: Duration = .milliseconds(1)) throws(ConfigError) -> Duration? {
     guard let value = table[key] else { return nil }
     guard let text = value.string else {
-      throw error(path(prefix, key), "must be a duration string such as \"250ms\", \"5s\" or \"1h\", got \(value.type)")
+      throw error(path(prefix, key), "must be a duration string such as \"250ms\", \"5s\" or \"1h\", got \(value.typeName)")
     }
     guard let duration = DurationParsing.parse(text) else {
       throw error(path(prefix, key), "\"\(text)\" is not a duration (use a number with ms, s, m, h or d, like \"250ms\" or \"1m30s\")")
@@ -170,7 +167,7 @@ struct TableReader {
     guard let file = try existingFile(table, key, at: prefix) else { return nil }
     if let problem = TrustedFile.problem(path: file) {
       let full = path(prefix, key)
-      throw ConfigError(file: self.file, key: full, line: locator.line(of: full), message: TrustedFile.message(problem, path: file, decides: role), insecure: true)
+      throw ConfigError(file: self.file, key: full, line: lines.line(of: full), message: TrustedFile.message(problem, path: file, decides: role), insecure: true)
     }
     return file
   }
@@ -415,11 +412,11 @@ struct TableReader {
     var listed: [AgeRecipient]?
     if let value = table["age_recipients"] {
       let key = "snapshot.age_recipients"
-      guard let array = value.array else { throw error(key, "must be an array of \"age1…\" strings, got \(value.type)") }
+      guard let array = value.array else { throw error(key, "must be an array of \"age1…\" strings, got \(value.typeName)") }
       guard array.count > 0 else { throw error(key, "is empty: list at least one \"age1…\" recipient, or remove the key") }
       var recipients: [AgeRecipient] = []
       for index in 0..<array.count {
-        guard let text = array[index].string else { throw error(key, "entry \(index + 1) must be a string, got \(array[index].type)") }
+        guard let text = array[index].string else { throw error(key, "entry \(index + 1) must be a string, got \(array[index].typeName)") }
         do {
           recipients.append(try AgeRecipient(text.trimmingWhitespace()))
         } catch {
@@ -453,11 +450,11 @@ struct TableReader {
   private func strings(_ table: TOMLTable, _ key: String, at prefix: String) throws(ConfigError) -> [String]? {
     guard let value = table[key] else { return nil }
     let full = path(prefix, key)
-    guard let array = value.array else { throw error(full, "must be an array of strings, got \(value.type)") }
+    guard let array = value.array else { throw error(full, "must be an array of strings, got \(value.typeName)") }
     guard array.count > 0 else { throw error(full, "is empty") }
     var items: [String] = []
     for index in 0..<array.count {
-      guard let text = array[index].string else { throw error(full, "entry \(index + 1) must be a string, got \(array[index].type)") }
+      guard let text = array[index].string else { throw error(full, "entry \(index + 1) must be a string, got \(array[index].typeName)") }
       items.append(text)
     }
     return items

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-import TOMLKit
 
 /// `[snapshot.s3]`: every verified snapshot is also uploaded to an S3-compatible bucket (AWS,
 /// Hetzner Object Storage, MinIO, Ceph RGW) and the same retention is applied there.
