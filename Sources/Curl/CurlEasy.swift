@@ -125,82 +125,88 @@ final class CurlEasy {
       code == CURLE_OK ? nil : TransportError(.local, "cannot set \(what): \(String(cString: curl_easy_strerror(code)))")
     }
 
-    var failures: [TransportError?] = []
-    failures.append(check(ccurl_setopt_string(handle, CURLOPT_URL, options.url), "URL"))
-    failures.append(check(ccurl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, options.allowedProtocol), "protocols"))
-    failures.append(check(ccurl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, options.allowedProtocol), "redirect protocols"))
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0), "no redirects"))
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "NOSIGNAL"))
+    // The first option that could not be set; later ones are still tried (and their errors
+    // dropped), so a transfer never starts half-configured. A plain optional, not an array:
+    // this runs on every health check.
+    var firstFailure: TransportError?
+    func note(_ failure: TransportError?) {
+      if firstFailure == nil { firstFailure = failure }
+    }
+    note(check(ccurl_setopt_string(handle, CURLOPT_URL, options.url), "URL"))
+    note(check(ccurl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, options.allowedProtocol), "protocols"))
+    note(check(ccurl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, options.allowedProtocol), "redirect protocols"))
+    note(check(ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0), "no redirects"))
+    note(check(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "NOSIGNAL"))
     // TLS verification is always on for requests; only the unverified certificate probe, which
     // sends no request at all (CONNECT_ONLY below), turns it off.
     let verify = options.probe != .unverified
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, verify ? 1 : 0), "peer verification"))
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, verify ? 2 : 0), "host verification"))
+    note(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, verify ? 1 : 0), "peer verification"))
+    note(check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, verify ? 2 : 0), "host verification"))
     if options.probe != nil {
       // A new connection that is not kept: a reused one would show the certificate from before
       // a reload.
-      failures.append(check(ccurl_setopt_long(handle, CURLOPT_FRESH_CONNECT, 1), "fresh connection"))
-      failures.append(check(ccurl_setopt_long(handle, CURLOPT_FORBID_REUSE, 1), "no reuse"))
-      failures.append(check(ccurl_setopt_long(handle, CURLOPT_CERTINFO, 1), "certificate info"))
-      failures.append(check(ccurl_setopt_long(handle, CURLOPT_CONNECT_ONLY, 1), "connect only"))
+      note(check(ccurl_setopt_long(handle, CURLOPT_FRESH_CONNECT, 1), "fresh connection"))
+      note(check(ccurl_setopt_long(handle, CURLOPT_FORBID_REUSE, 1), "no reuse"))
+      note(check(ccurl_setopt_long(handle, CURLOPT_CERTINFO, 1), "certificate info"))
+      note(check(ccurl_setopt_long(handle, CURLOPT_CONNECT_ONLY, 1), "connect only"))
     }
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2)), "TLS minimum version"))
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(max(options.connectTimeout.milliseconds, 1))), "connect timeout"))
+    note(check(ccurl_setopt_long(handle, CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2)), "TLS minimum version"))
+    note(check(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(max(options.connectTimeout.milliseconds, 1))), "connect timeout"))
     if let total = options.totalTimeout {
-      failures.append(check(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(max(total.milliseconds, 1))), "timeout"))
+      note(check(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(max(total.milliseconds, 1))), "timeout"))
     }
     if let lowSpeed = options.lowSpeed {
-      failures.append(check(ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, lowSpeed.bytesPerSecond), "low speed limit"))
-      failures.append(check(ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, Int(max(lowSpeed.window.milliseconds / 1000, 1))), "low speed time"))
+      note(check(ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, lowSpeed.bytesPerSecond), "low speed limit"))
+      note(check(ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, Int(max(lowSpeed.window.milliseconds / 1000, 1))), "low speed time"))
     }
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1), "TCP keepalive"))
-    failures.append(check(ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "error buffer"))
+    note(check(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1), "TCP keepalive"))
+    note(check(ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "error buffer"))
     if let path = options.unixSocketPath {
-      failures.append(check(ccurl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, path), "unix socket"))
+      note(check(ccurl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, path), "unix socket"))
     }
     if let connectTo = options.connectTo {
       var list: UnsafeMutablePointer<curl_slist>? = nil
       list = curl_slist_append(list, connectTo)
       connectToList = list
-      failures.append(check(ccurl_setopt_slist(handle, CURLOPT_CONNECT_TO, list), "connect-to"))
+      note(check(ccurl_setopt_slist(handle, CURLOPT_CONNECT_TO, list), "connect-to"))
     }
     if let ca = options.caFile {
-      failures.append(check(ccurl_setopt_string(handle, CURLOPT_CAINFO, ca), "CA file"))
+      note(check(ccurl_setopt_string(handle, CURLOPT_CAINFO, ca), "CA file"))
       // That file is the only trust anchor. Debian's libcurl also has a compiled-in CA *path*
       // (/etc/ssl/certs) that stays active beside CAINFO: without clearing it, any CA in the
       // system store would be trusted too. (Without a CA file, libcurl's defaults, the system
       // store, apply.)
-      failures.append(check(ccurl_setopt_string(handle, CURLOPT_CAPATH, nil), "no CA path"))
+      note(check(ccurl_setopt_string(handle, CURLOPT_CAPATH, nil), "no CA path"))
     }
     // Trust is read afresh for each new connection, as before the path was cleared (libcurl
     // caches a store built from a CA file alone for 24 h): a replaced ca_file counts at once.
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_CA_CACHE_TIMEOUT, 0), "no CA cache"))
+    note(check(ccurl_setopt_long(handle, CURLOPT_CA_CACHE_TIMEOUT, 0), "no CA cache"))
     // No proxy from the environment, ever: an empty CURLOPT_PROXY disables https_proxy,
     // all_proxy and the rest (a DefaultEnvironment= or /etc/environment would otherwise send
     // every Vault request, token and share through it). Only a proxy the caller names is used,
     // and then for every host (an empty NOPROXY overrides no_proxy).
-    failures.append(check(ccurl_setopt_string(handle, CURLOPT_PROXY, options.proxy ?? ""), "proxy"))
-    failures.append(check(ccurl_setopt_string(handle, CURLOPT_NOPROXY, ""), "no-proxy list"))
-    if verify, let cert = options.clientCertFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLCERT, cert), "client certificate")) }
-    if verify, let key = options.clientKeyFile { failures.append(check(ccurl_setopt_string(handle, CURLOPT_SSLKEY, key), "client key")) }
+    note(check(ccurl_setopt_string(handle, CURLOPT_PROXY, options.proxy ?? ""), "proxy"))
+    note(check(ccurl_setopt_string(handle, CURLOPT_NOPROXY, ""), "no-proxy list"))
+    if verify, let cert = options.clientCertFile { note(check(ccurl_setopt_string(handle, CURLOPT_SSLCERT, cert), "client certificate")) }
+    if verify, let key = options.clientKeyFile { note(check(ccurl_setopt_string(handle, CURLOPT_SSLKEY, key), "client key")) }
 
     if let sigV4 = options.awsSigV4 {
-      failures.append(check(ccurl_setopt_string(handle, CURLOPT_AWS_SIGV4, sigV4), "AWS SigV4"))
+      note(check(ccurl_setopt_string(handle, CURLOPT_AWS_SIGV4, sigV4), "AWS SigV4"))
     }
     // curl keeps its own copies of these until the next reset (freed, not wiped: libcurl
     // offers no way to wipe them). Ours are built in locked memory and wiped at once.
-    if let username = options.username { failures.append(check(setSecretString(CURLOPT_USERNAME, username), "user name")) }
-    if let password = options.password { failures.append(check(setSecretString(CURLOPT_PASSWORD, password), "password")) }
+    if let username = options.username { note(check(setSecretString(CURLOPT_USERNAME, username), "user name")) }
+    if let password = options.password { note(check(setSecretString(CURLOPT_PASSWORD, password), "password")) }
 
     switch options.method {
-    case .get: failures.append(check(ccurl_setopt_long(handle, CURLOPT_HTTPGET, 1), "GET"))
-    case .head: failures.append(check(ccurl_setopt_long(handle, CURLOPT_NOBODY, 1), "HEAD"))
-    case .delete: failures.append(check(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, "DELETE"), "method"))
+    case .get: note(check(ccurl_setopt_long(handle, CURLOPT_HTTPGET, 1), "GET"))
+    case .head: note(check(ccurl_setopt_long(handle, CURLOPT_NOBODY, 1), "HEAD"))
+    case .delete: note(check(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, "DELETE"), "method"))
     case .put where options.upload != nil:
-      failures.append(check(ccurl_setopt_long(handle, CURLOPT_UPLOAD, 1), "upload"))
+      note(check(ccurl_setopt_long(handle, CURLOPT_UPLOAD, 1), "upload"))
     case .put, .post:
-      failures.append(check(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, options.method.rawValue), "method"))
-      failures.append(check(ccurl_setopt_long(handle, CURLOPT_POST, 1), "POST"))
+      note(check(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, options.method.rawValue), "method"))
+      note(check(ccurl_setopt_long(handle, CURLOPT_POST, 1), "POST"))
     }
     for header in options.headers {
       headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
@@ -220,11 +226,11 @@ final class CurlEasy {
     // curl adds "Expect: 100-continue" to some uploads; Vault does not need the round trip.
     // (With SigV4, curl 7.88 would also sign this empty header it never sends: S3 keeps it.)
     if !options.allowExpectContinue { headerList = curl_slist_append(headerList, "Expect:") }
-    failures.append(check(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList), "headers"))
+    note(check(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList), "headers"))
 
     let contextPointer = Unmanaged.passUnretained(context).toOpaque()
-    failures.append(check(ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, contextPointer), "write data"))
-    failures.append(check(ccurl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, { pointer, size, count, userdata in
+    note(check(ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, contextPointer), "write data"))
+    note(check(ccurl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, { pointer, size, count, userdata in
       guard let userdata else { return 0 }
       let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
       let length = size * count
@@ -258,35 +264,32 @@ final class CurlEasy {
       context.body.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: length))
       return length
     }), "write function"))
-    failures.append(check(ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, contextPointer), "header data"))
-    failures.append(check(ccurl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, { pointer, size, count, userdata in
+    note(check(ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, contextPointer), "header data"))
+    note(check(ccurl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, { pointer, size, count, userdata in
       guard let userdata else { return 0 }
       let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
       let length = size * count
-      let line = String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
-      if line.hasPrefix("HTTP/") {
-        context.headers.removeAll()  // a new response (after 100 Continue)
-      } else if let colon = line.firstIndex(of: ":") {
-        let name = String(line[..<colon])
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n")
-        context.headers.append((name, value))
+      switch HeaderLine(UnsafeRawBufferPointer(start: pointer, count: length)) {
+      case .status: context.headers.removeAll()  // a new response (after 100 Continue)
+      case .field(let name, let value): context.headers.append((name, value))
+      case .other: break
       }
       return length
     }), "header function"))
-    failures.append(check(ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0), "progress"))
-    failures.append(check(ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, contextPointer), "progress data"))
-    failures.append(check(ccurl_setopt_xferinfo_callback(handle, { userdata, _, _, _, _ in
+    note(check(ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0), "progress"))
+    note(check(ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, contextPointer), "progress data"))
+    note(check(ccurl_setopt_xferinfo_callback(handle, { userdata, _, _, _, _ in
       guard let userdata else { return 0 }
       let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
       return context.cancellation.isCancelled ? 1 : 0
     }), "progress function"))
 
     if let upload = options.upload {
-      if let failure = prepareUpload(upload, context: context, contextPointer: contextPointer) { failures.append(failure) }
+      if let failure = prepareUpload(upload, context: context, contextPointer: contextPointer) { note(failure) }
     }
     defer { if context.uploadFD >= 0 { close(context.uploadFD) } }
 
-    if let failure = failures.compactMap({ $0 }).first { return .failure(failure) }
+    if let failure = firstFailure { return .failure(failure) }
     if options.body == nil && options.upload == nil && (options.method == .put || options.method == .post) {
       // Without POSTFIELDS curl would fall back to its default read callback: stdin.
       _ = ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, 0)
@@ -449,11 +452,3 @@ final class CurlEasy {
 @available(*, unavailable)
 extension CurlEasy: Sendable {}
 
-extension Substring {
-  fileprivate func trimmingCharacters(in set: String) -> String {
-    var scalars = Substring(self)
-    while let first = scalars.first, set.contains(first) { scalars = scalars.dropFirst() }
-    while let last = scalars.last, set.contains(last) { scalars = scalars.dropLast() }
-    return String(scalars)
-  }
-}

@@ -65,6 +65,11 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
   }
 
   private let settings: Settings
+  /// The URL every Vault request starts with, and the CONNECT_TO entry that goes with it, worked
+  /// out once: the settings never change for the life of the transport, and rebuilding them on
+  /// every health check was a measurable part of its cost (docs/benchmarks.md).
+  private let baseURL: String
+  private let connectTo: String?
   private let shared = Mutex(Shared())
   /// A pipe that wakes the thread from `poll` when a job arrives or on shutdown.
   private let wakeRead: Int32
@@ -77,6 +82,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
 
   public init(settings: Settings, name: String = "vaultkeeper-curl") {
     self.settings = settings
+    (self.baseURL, self.connectTo) = Self.endpoint(settings)
     var fds: [Int32] = [-1, -1]
     if pipe(&fds) == 0 {
       for fd in fds {
@@ -165,6 +171,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     return try result.get()
   }
 
+  /// How many requests wait in the queue behind the transfer in progress (if any). For tests
+  /// that need a request to be queued before they act on it.
+  package var pendingJobCount: Int { shared.withLock { $0.jobs.count } }
+
   public func connectionClosedEvents() -> AsyncStream<Void> {
     let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     let id = shared.withLock { state -> UInt64 in
@@ -215,19 +225,20 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     }
   }
 
+  /// The base URL and CONNECT_TO entry for `settings`.
+  private static func endpoint(_ settings: Settings) -> (url: String, connectTo: String?) {
+    let address = settings.address
+    guard let serverName = settings.serverName, address.scheme == .https else { return (address.baseURL, nil) }
+    // Verify (and send SNI for) the configured name while connecting to the configured
+    // address: the URL carries the name, CONNECT_TO maps it to the real host and port.
+    let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+    return ("https://\(serverName):\(address.port)", "\(serverName):\(address.port):\(host):\(address.port)")
+  }
+
   private func options(for request: HTTPRequest, timeout: Duration, download: (limits: DownloadLimits, body: StreamingBody)?) -> CurlEasy.Options {
     let address = settings.address
-    var url = address.baseURL
-    var connectTo: String?
-    if let serverName = settings.serverName, address.scheme == .https {
-      // Verify (and send SNI for) the configured name while connecting to the configured
-      // address: the URL carries the name, CONNECT_TO maps it to the real host and port.
-      url = "https://\(serverName):\(address.port)"
-      let host = address.host.contains(":") ? "[\(address.host)]" : address.host
-      connectTo = "\(serverName):\(address.port):\(host):\(address.port)"
-    }
     var options = CurlEasy.Options(
-      url: url + request.path, method: request.method, headers: request.headers, secretHeaders: request.secretHeaders,
+      url: baseURL + request.path, method: request.method, headers: request.headers, secretHeaders: request.secretHeaders,
       body: request.body,
       allowedProtocol: address.scheme == .https ? "https" : "http", unixSocketPath: address.socketPath, connectTo: connectTo,
       caFile: settings.caFile, clientCertFile: settings.clientCertFile, clientKeyFile: settings.clientKeyFile,

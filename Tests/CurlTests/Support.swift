@@ -318,6 +318,16 @@ final class Simulator: Sendable {
   }
 }
 
+/// Waits until `count` requests wait in the transport's queue behind the transfer in progress
+/// (the generous bound only turns a hang into a failure).
+func waitForQueuedJobs(_ transport: CurlTransport, _ count: Int, within limit: Duration = .seconds(60)) async throws {
+  let deadline = ContinuousClock.now + limit
+  while transport.pendingJobCount < count {
+    guard ContinuousClock.now < deadline else { throw TestFailure("\(transport.pendingJobCount) of \(count) requests queued") }
+    try await Task.sleep(for: .milliseconds(5))
+  }
+}
+
 /// Runs `body` with a started simulator and always kills it afterwards.
 func withSimulator<T>(_ options: SimulatorOptions = SimulatorOptions(), _ body: (Simulator) async throws -> T) async throws -> T {
   let simulator = try await Simulator.start(options)

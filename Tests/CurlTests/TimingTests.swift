@@ -97,14 +97,12 @@ extension CurlTransportTests {
           }
           try await simulator.waitForState { ($0["connections_open"] as? Int ?? 0) >= 1 }  // the hung one runs
           let queued = Task { try await transport.send(.health, timeout: requestCeiling) }
-          // Coverage, not correctness: a chance for the request to be queued before it is
-          // cancelled (cancelled before that, it ends the same way, without being queued). The
-          // transport does not expose its queue; see the report of issue #11.
-          try await Task.sleep(for: .milliseconds(100))
+          try await waitForQueuedJobs(transport, 1)  // queued behind the hung one, not yet cancelled
           queued.cancel()
           let result = await queued.result
           #expect((result.error as? TransportError)?.kind == .cancelled, "\(result)")
           #expect(!hungDone.isSet, "the cancelled request waited for the hung one to end")
+          #expect(transport.pendingJobCount == 0, "the cancelled request left the queue")
           hung.cancel()
           _ = await hung.result
         }
@@ -120,9 +118,7 @@ extension CurlTransportTests {
         let hung = Task { try await transport.send(.health, timeout: requestCeiling) }
         try await simulator.waitForState { ($0["connections_open"] as? Int ?? 0) >= 1 }  // the hung one runs
         let queued = Task { try await transport.send(.health, timeout: requestCeiling) }
-        // Coverage, not correctness: a chance for the request to be queued before the shutdown
-        // (sent after it, it fails the same way). The transport does not expose its queue.
-        try await Task.sleep(for: .milliseconds(100))
+        try await waitForQueuedJobs(transport, 1)  // queued behind the hung one before the shutdown
         transport.shutdown()
         let queuedResult = await queued.result
         // Failed by shutdown itself while still queued (not run after the hung transfer, which

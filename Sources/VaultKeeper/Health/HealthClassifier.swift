@@ -125,7 +125,7 @@ public enum HealthClassifier {
     default:
       return failure("unexpected HTTP status \(status) from /v1/sys/health\(errorSuffix(body))")
     }
-    guard let health = try? JSONDecoder().decode(HealthBody.self, from: Data(body)) else {
+    guard let health = HealthBodyReader.read(body) else {
       return failure("HTTP \(status) with a body that is not Vault health JSON")
     }
     // The code and the body must tell the same story; a proxy or another service answering on
