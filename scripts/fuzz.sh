@@ -62,7 +62,7 @@ run_target() {
   mkdir -p "$scratch" "$artifacts"
   local args=("${COMMON[@]}" -max_total_time="$seconds" -runs="$runs" -artifact_prefix="$artifacts")
   if [ -f "$FUZZ/Dictionaries/$target.dict" ]; then args+=(-dict="$FUZZ/Dictionaries/$target.dict"); fi
-  # PipelinedVerifier's worker is a detached thread that drops the last reference to its state
+  # SnapshotVerifierThread's worker is a detached thread that drops the last reference to its state
   # as it exits, after `finish` has returned: libFuzzer's per-input leak check can run in that
   # moment and take the state for a leak (seen once in 34,000 inputs under load). Its leaks are
   # still caught by the check at exit, when every worker is long gone.

@@ -85,7 +85,7 @@ struct SnapshotVerify: AsyncParsableCommand {
   /// Opens a snapshot file for reading; an `.age` file without identities is refused first.
   static func open(path: String, identities: [AgeIdentity]?) -> Result<Int32, SnapshotVerificationError> {
     if identities == nil, path.hasSuffix(".age") {
-      return .failure(SnapshotVerificationError(SnapshotFileVerifier.needsIdentity))
+      return .failure(SnapshotVerificationError(SnapshotDecryptingVerifier.needsIdentity))
     }
     let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return .failure(SnapshotVerificationError("cannot open: \(String(cString: strerror(errno)))")) }
@@ -97,7 +97,7 @@ struct SnapshotVerify: AsyncParsableCommand {
     descriptor fd: Int32, identities: [AgeIdentity]?, tee: ((UnsafeRawBufferPointer) throws(SnapshotVerificationError) -> Void)? = nil
   ) -> Result<SnapshotFacts, SnapshotVerificationError> {
     do throws(SnapshotVerificationError) {
-      let verifier = SnapshotFileVerifier(verifier: SnapshotStreamVerifier(decompressor: try GzipInflater()), identities: identities)
+      let verifier = SnapshotDecryptingVerifier(verifier: SnapshotGzipVerifier(decompressor: try GzipInflater()), identities: identities)
       verifier.tee = tee
       var buffer = [UInt8](repeating: 0, count: 64 * 1024)
       while true {
@@ -146,27 +146,24 @@ struct SnapshotNow: AsyncParsableCommand {
     let node = loaded.vault
     let health = await OneShot.withClients(loaded) { clients in await clients[0].1.health() }
     let makeTransport: @Sendable (NodeConfig) -> any HTTPTransport = { CurlTransport(settings: .init(node: $0), name: "snapshot") }
-    var taker = SnapshotTaker(
-      config: snapshot, node: node, makeTransport: makeTransport, makeDecompressor: { () throws(SnapshotVerificationError) in try GzipInflater() })
-    taker.peers = loaded.peers  // where a standby's redirect may lead
+    // The scheduled duty's own take → retain → upload pipeline: a manual snapshot is written,
+    // verified and counted by retention exactly like a scheduled one.
+    let pipeline = SnapshotPipeline(
+      config: snapshot, node: node, peers: loaded.peers, makeTransport: makeTransport,
+      makeDecompressor: { () throws(SnapshotVerificationError) in try GzipInflater() })
     let tokens = TokenKeeper(auth: snapshot.auth, node: node, environment: ProcessEnvironment.current(), makeTransport: makeTransport)
     let terminal = isatty(1) == 1
     let meter = ProgressMeter(terminal: terminal)
     do {
-      let outcome = try await taker.take(clusterName: health.clusterName, tokens: tokens, progress: { meter.update($0) })
+      let taken = try await pipeline.take(clusterName: health.clusterName, tokens: tokens, progress: { meter.update($0) })
+      let outcome = taken.outcome
       meter.finish()
       let seconds = max(outcome.duration.seconds, 0.001)
       print("saved \(outcome.path): \(outcome.bytes) bytes in \(String(format2(seconds))) s (\(Int(Double(outcome.bytes) / seconds / 1_048_576)) MiB/s), raft index \(outcome.facts.index), verified")
-      // The same retention as the scheduled duty: a manual snapshot counts like any other, only
-      // this cluster's files count, the one just written is kept, and names dated in the future
-      // are never deleted (they are reported).
-      let fileName = String(outcome.path.split(separator: "/").last ?? "")
-      let retention = SnapshotDirectory.applyRetention(
-        snapshot.retention, directory: snapshot.directory, now: Date(), cluster: health.clusterName, justWritten: fileName)
-      for deletion in retention.deletions {
+      for deletion in taken.retention.deletions {
         print("retention: " + (deletion.error.map { "could not delete \(deletion.fileName): \($0)" } ?? "deleted \(deletion.fileName) (\(deletion.reason))"))
       }
-      for name in retention.future {
+      for name in taken.retention.future {
         print("retention: kept \(name), dated in the future: not counted and never deleted (a clock that was ahead, or a file someone else put here)")
       }
       if let s3 = snapshot.s3 {
@@ -174,7 +171,7 @@ struct SnapshotNow: AsyncParsableCommand {
           print("upload skipped: Vault did not name its cluster (name and ID), which every uploaded snapshot records")
           throw ExitCode(1)
         }
-        try await Self.upload(outcome.path, s3, cluster: SnapshotCluster(name: clusterName, id: clusterID))
+        try await Self.upload(outcome.path, s3, cluster: SnapshotCluster(name: clusterName, id: clusterID), pipeline: pipeline)
       }
     } catch let error as SnapshotError {
       meter.finish()
@@ -184,12 +181,11 @@ struct SnapshotNow: AsyncParsableCommand {
   }
 
   /// Uploads the saved file and applies remote retention; failures leave the local file alone.
-  static func upload(_ path: String, _ s3: S3Config, cluster: SnapshotCluster) async throws(ExitCode) {
+  static func upload(_ path: String, _ s3: S3Config, cluster: SnapshotCluster, pipeline: SnapshotPipeline) async throws(ExitCode) {
     let uploader = S3Wiring.uploader(s3)
-    let fileName = String(path.split(separator: "/").last ?? "")
     let receipt: UploadReceipt
     do {
-      receipt = try await uploader.upload(path: path, fileName: fileName, cluster: cluster)
+      receipt = try await pipeline.upload(path, with: uploader, cluster: cluster)
       let parts = receipt.parts > 0 ? " in \(receipt.parts) parts" : ""
       print("uploaded \(receipt.location): \(receipt.bytes) bytes\(parts) in \(format2(max(receipt.duration.seconds, 0.001))) s, checked (size, ETag \(receipt.etag))")
     } catch {
@@ -197,7 +193,7 @@ struct SnapshotNow: AsyncParsableCommand {
       throw ExitCode(1)
     }
     do {
-      let pruned = try await uploader.applyRetention(now: Date(), cluster: cluster, protecting: [receipt.key])
+      let pruned = try await pipeline.applyRemoteRetention(with: uploader, cluster: cluster, protecting: [receipt.key])
       for deletion in pruned.deleted {
         print("remote retention: deleted \(deletion.key) (\(deletion.reason))")
       }

@@ -24,7 +24,7 @@ import VaultKeeper
 
   /// Feeds the bytes in uneven chunks, as a network stream would arrive.
   func verify(_ bytes: [UInt8], chunk: Int = 1000) throws -> SnapshotFacts {
-    let verifier = SnapshotStreamVerifier(decompressor: try GzipInflater())
+    let verifier = SnapshotGzipVerifier(decompressor: try GzipInflater())
     var offset = 0
     var size = chunk
     while offset < bytes.count {

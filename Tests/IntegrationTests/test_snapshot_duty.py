@@ -90,8 +90,10 @@ def test_scheduled_snapshots_with_retention_ledger_status_and_metrics(sims, daem
     assert "STALE" not in status
     state = d.wait_state(lambda st: st.get("snapshot", {}).get("last_success"))
     assert state["snapshot"]["phase"] in ("idle", "running")
-    m = h.wait_until(lambda: x if (x := _metrics(d)).get("vaultkeeper_snapshot_last_success_timestamp_seconds") else None, 6,
-                     what="snapshot metrics")
+    # The metrics file is rewritten after the journal entries: wait for one that counts both
+    # deletions the journal showed.
+    m = h.wait_until(lambda: x if (x := _metrics(d)).get("vaultkeeper_snapshot_retention_deleted_total", 0) >= 2 else None,
+                     h.WAIT_CEILING, what="snapshot metrics counting both deletions")
     assert abs(m["vaultkeeper_snapshot_last_success_timestamp_seconds"] - time.time()) < 30
     assert m["vaultkeeper_snapshot_last_size_bytes"] > 0
     assert m['vaultkeeper_snapshot_failures_total{reason="auth"}'] == 0

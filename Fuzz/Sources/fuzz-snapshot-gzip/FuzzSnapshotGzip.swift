@@ -5,9 +5,9 @@ import VaultKeeper
 
 /// A snapshot as it arrives from Vault or is read from disk: gzip (zlib, `GzipInflater`) in
 /// front of the tar checks. Two production paths are compared on every input:
-/// - `snapshot verify` / `restore`: `SnapshotFileVerifier` (which also tells age files apart;
-///   with no identity an encrypted file is refused) over `SnapshotStreamVerifier`;
-/// - the daemon's download: `PipelinedVerifier` (verification on its own thread, a bounded
+/// - `snapshot verify` / `restore`: `SnapshotDecryptingVerifier` (which also tells age files apart;
+///   with no identity an encrypted file is refused) over `SnapshotGzipVerifier`;
+/// - the daemon's download: `SnapshotVerifierThread` (verification on its own thread, a bounded
 ///   queue of buffers; small buffers here so the queue fills and wraps), fed in pieces.
 ///
 /// Property: both reach the same verdict (and the same facts), whatever the cuts.
@@ -28,14 +28,14 @@ public func fuzzSnapshotGzip(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int3
   return 0
 }
 
-private func streamVerifier() -> SnapshotStreamVerifier? {
+private func streamVerifier() -> SnapshotGzipVerifier? {
   guard let inflater = try? GzipInflater() else { return nil }
-  return SnapshotStreamVerifier(decompressor: inflater)
+  return SnapshotGzipVerifier(decompressor: inflater)
 }
 
 private func fileVerifier(_ bytes: [UInt8], pieces: [Range<Int>]) -> Result<SnapshotFacts, SnapshotVerificationError> {
   guard let stream = streamVerifier() else { violated("zlib did not initialise") }
-  let verifier = SnapshotFileVerifier(verifier: stream, identities: nil)
+  let verifier = SnapshotDecryptingVerifier(verifier: stream, identities: nil)
   do throws(SnapshotVerificationError) {
     try Chunks.feed(bytes, pieces) { (piece) throws(SnapshotVerificationError) in try verifier.feed(piece) }
     return .success(try verifier.finish())
@@ -46,7 +46,7 @@ private func fileVerifier(_ bytes: [UInt8], pieces: [Range<Int>]) -> Result<Snap
 
 private func pipelinedVerifier(_ bytes: [UInt8], pieces: [Range<Int>], bufferSize: Int) -> Result<SnapshotFacts, SnapshotVerificationError> {
   guard let stream = streamVerifier() else { violated("zlib did not initialise") }
-  let verifier = PipelinedVerifier(verifier: stream, bufferSize: bufferSize, depth: 2)
+  let verifier = SnapshotVerifierThread(verifier: stream, bufferSize: bufferSize, depth: 2)
   do throws(SnapshotVerificationError) {
     try Chunks.feed(bytes, pieces) { (piece) throws(SnapshotVerificationError) in try verifier.feed(piece) }
   } catch {
@@ -66,6 +66,6 @@ private func pipelinedVerifier(_ bytes: [UInt8], pieces: [Range<Int>], bufferSiz
 /// Hands the verifier to the task that awaits `finish` (its owner from then on; the feeding
 /// thread no longer touches it, as in the daemon).
 private final class VerifierBox: @unchecked Sendable {
-  let verifier: PipelinedVerifier
-  init(_ verifier: PipelinedVerifier) { self.verifier = verifier }
+  let verifier: SnapshotVerifierThread
+  init(_ verifier: SnapshotVerifierThread) { self.verifier = verifier }
 }

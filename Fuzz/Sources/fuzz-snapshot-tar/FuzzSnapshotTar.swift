@@ -3,7 +3,7 @@ import FuzzSupport
 import VaultKeeper
 
 /// The decompressed snapshot: the tar stream (`meta.json`, `state.bin`, `SHA256SUMS`,
-/// `SHA256SUMS.sealed`) that `SnapshotArchiveVerifier` checks as it streams past, with its
+/// `SHA256SUMS.sealed`) that `SnapshotTarVerifier` checks as it streams past, with its
 /// SHA256SUMS lines and `meta.json`. Fed without gzip so the fuzzer works on the tar headers
 /// themselves; fuzz-snapshot-gzip covers the gzip layer in front of it.
 ///
@@ -27,7 +27,7 @@ public func fuzzSnapshotTar(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32
 }
 
 private func verify(_ bytes: [UInt8], pieces: [Range<Int>]) -> Result<SnapshotFacts, SnapshotVerificationError> {
-  var verifier = SnapshotArchiveVerifier()
+  var verifier = SnapshotTarVerifier()
   do throws(SnapshotVerificationError) {
     try Chunks.feed(bytes, pieces) { (piece) throws(SnapshotVerificationError) in try verifier.consume(piece) }
     return .success(try verifier.finish())

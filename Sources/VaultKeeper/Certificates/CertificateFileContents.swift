@@ -71,7 +71,7 @@ public struct CertificateFingerprint: Sendable, Hashable, CustomStringConvertibl
     key.withUnsafeBytes { add(2, $0) }
     if let chain { chain.withUnsafeBytes { add(3, $0) } }
     if let ca { ca.withUnsafeBytes { add(4, $0) } }
-    hex = SnapshotArchiveVerifier.hex(hasher.finalize())
+    hex = SnapshotTarVerifier.hex(hasher.finalize())
   }
 
   public var description: String { hex }

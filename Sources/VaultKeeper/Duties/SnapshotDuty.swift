@@ -9,17 +9,22 @@ import Logging
 /// The scheduled snapshot duty of `vaultkeeper run`: takes the cluster's Raft snapshot when it
 /// is due and this node is the active one, applies retention after each success, remembers the
 /// last good snapshot in the state directory, and reports freshness (STATUS, state file,
-/// metrics, journal). The decisions are `SnapshotSchedule`, `SnapshotPlan`, `RetentionPolicy`,
-/// `SnapshotFreshness`, `TransferDeadline` and `TokenLifetime`; this type only sequences them
-/// with the I/O.
+/// metrics, journal). The decisions are values fed with the time from `context.clock`:
+/// `SnapshotScheduler` (due, catch-up, retries, waiting, token refresh; over `SnapshotSchedule`,
+/// `SnapshotPlan` and `SnapshotLedger`), `SnapshotFreshness`, `RetentionPolicy`,
+/// `TransferDeadline` and `TokenLifetime`. This type only performs what they answer; the
+/// snapshot itself goes through `SnapshotPipeline`, as `snapshot now`'s does.
 ///
-/// Three tasks, so that no transfer can hold up the others:
+/// Three tasks:
 /// - the schedule: downloads, verifies and commits local snapshots, then local retention;
 /// - the uploads (`SnapshotUploads`, with `[snapshot.s3]`): rung after each local snapshot,
-///   they upload what the bucket lacks and apply remote retention; a slow or hanging peer
-///   delays only them, never the next local snapshot;
+///   they upload what the bucket lacks and apply remote retention;
 /// - the freshness timer: judges staleness every second (`SnapshotFreshness`), so the stale
 ///   alert fires while a transfer hangs.
+///
+/// A snapshot and an upload pass each hold `context.workLock` shared, beside each other (a slow
+/// bucket never delays the next local snapshot); a restore drill holds it exclusive, so it never
+/// runs beside either, and a snapshot due during a drill waits for it (at most its timeout).
 ///
 /// Transfers run on transports of their own (a thread and connection per attempt), so a
 /// multi-gigabyte download never delays the node's health checks or the watchdog. Every transfer
@@ -41,11 +46,16 @@ public final class SnapshotDuty: Sendable {
     /// The signed-HTTP transport for `[snapshot.s3]` (libcurl, in the Curl adapter).
     public var makeObjectTransport: @Sendable (S3Config, S3Credentials) -> any ObjectTransport
     public var ledgerPath: String
+    /// One piece of snapshot work at a time: a snapshot, an upload pass, or a restore drill.
+    public var workLock: SnapshotWorkLock
+    /// Wall time for names and the ledger, monotonic time for waits and staleness.
+    public var clock: any NodeClock
 
     public init(config: SnapshotConfig, node: NodeConfig, board: StatusBoard, heartbeats: Heartbeats, logger: Logger, environment: [String: String],
       makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
       makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor,
-      makeObjectTransport: @escaping @Sendable (S3Config, S3Credentials) -> any ObjectTransport, ledgerPath: String)
+      makeObjectTransport: @escaping @Sendable (S3Config, S3Credentials) -> any ObjectTransport, ledgerPath: String,
+      workLock: SnapshotWorkLock = SnapshotWorkLock(), clock: any NodeClock = SystemNodeClock())
     {
       self.config = config
       self.node = node
@@ -57,16 +67,21 @@ public final class SnapshotDuty: Sendable {
       self.makeDecompressor = makeDecompressor
       self.makeObjectTransport = makeObjectTransport
       self.ledgerPath = ledgerPath
+      self.workLock = workLock
+      self.clock = clock
+    }
+
+    /// The take → retain → upload pipeline, shared with `snapshot now`.
+    var pipeline: SnapshotPipeline {
+      SnapshotPipeline(config: config, node: node, peers: peers, makeTransport: makeTransport, makeDecompressor: makeDecompressor, clock: clock)
     }
   }
 
   static let heartbeat = "snapshot"
-  /// How often the role (active/standby) is looked at while nothing is due.
-  static let recheck = Duration.seconds(5)
-  /// How often a due snapshot that cannot be taken yet (sealed, standby) is looked at again.
-  static let waitingRecheck = Duration.seconds(1)
   /// How often staleness is judged, whatever the schedule or a transfer is doing.
   static let freshnessTick = Duration.seconds(1)
+  /// What STATUS says while a due snapshot waits for the work lock.
+  static let lockBusy = "a restore drill is running"
 
   public let context: Context
 
@@ -84,71 +99,77 @@ public final class SnapshotDuty: Sendable {
     // The role comes from the node's health: wait for the first answer before judging anything.
     await context.board.waitForFirstResults()
     await reportFutureFiles(status)
-    let uploads = context.config.s3.map { SnapshotUploads(context: context, s3: $0, status: status) }
+    let uploads = makeUploads(status)
     await withTaskGroup(of: Void.self) { group in
-      group.addTask { await self.watchFreshness(status) }
+      group.addTask {
+        while !Task.isCancelled {
+          await self.judgeFreshness(status)
+          try? await Task.sleep(for: Self.freshnessTick)
+        }
+      }
       if let uploads { group.addTask { await uploads.run() } }
-      await self.schedule(&state, uploads: uploads)
+      while !Task.isCancelled {
+        if case .waited(let wait) = await self.pass(&state, uploads: uploads) {
+          try? await Task.sleep(for: wait.delay)
+        }
+      }
       group.cancelAll()
     }
   }
 
-  struct State {
+  func makeUploads(_ status: SnapshotDutyStatus) -> SnapshotUploads? {
+    context.config.s3.map { SnapshotUploads(context: context, s3: $0, status: status) }
+  }
+
+  struct State: Sendable {
     var ledger: SnapshotLedger
     var tokens: TokenKeeper
-    var due: Date
+    var scheduler: SnapshotScheduler
     var ledgerProblem = false
     let status: SnapshotDutyStatus
   }
 
-  private func schedule(_ state: inout State, uploads: SnapshotUploads?) async {
-    while !Task.isCancelled {
-      let now = Date()
-      let role = SnapshotPlan.role(localState: await context.board.state(of: context.node.name))
-      if let refresh = await state.tokens.refreshDue, refresh <= .now {
-        // A renewal, then perhaps a login: each bounded by the node's timeouts.
+  /// How one turn of the schedule ended.
+  enum Pass: Sendable, Equatable {
+    /// A snapshot was attempted (committed or not); the next turn follows at once.
+    case attempted(committed: Bool)
+    /// Nothing to do now: the loop sleeps `delay` (the heartbeat is promised for it).
+    case waited(SnapshotScheduler.Wait)
+  }
+
+  /// One turn of the schedule: ask the board for the node's role, feed the scheduler, and
+  /// perform its answer (renew the token, take a snapshot, or publish and promise the wait).
+  func pass(_ state: inout State, uploads: SnapshotUploads?) async -> Pass {
+    let role = SnapshotPlan.role(localState: await context.board.state(of: context.node.name))
+    var renewed = false
+    while true {
+      let now = context.clock.now()
+      switch state.scheduler.tick(at: now, role: role, tokenRefreshDue: await state.tokens.refreshDue, mayRenew: !renewed) {
+      case .renewToken:
+        // A renewal, then perhaps a login: each bounded by the node's timeouts. At most one per
+        // turn, so a renewal that did not move the refresh time cannot spin here.
         context.heartbeats.promise(Self.heartbeat, within: (context.node.connectTimeout + context.node.timeout) * 2 + .seconds(30))
         await state.tokens.maintain()
-      }
-      if now >= state.due, case .take = role {
-        if await takeSnapshot(&state) { uploads?.ring() }
-        continue
-      }
-      var nap = Self.recheck
-      let due = state.due
-      state.status.update { s in
-        s.phaseKnown = true
-        switch role {
-        case .take:
-          s.report.phase = .idle
-          s.report.waitingFor = nil
-          s.report.nextDue = due.timeIntervalSince1970
-        case .standby:
-          s.report.phase = .standby
-          s.report.waitingFor = nil
-          s.report.nextDue = nil
-        case .unavailable(let why):
-          let overdue = now >= due
-          s.report.phase = overdue ? .waiting : .idle
-          s.report.waitingFor = overdue ? why : nil
-          s.report.nextDue = due.timeIntervalSince1970
+        renewed = true
+      case .take:
+        let committed = await takeSnapshot(&state)
+        if committed { uploads?.ring() }
+        return .attempted(committed: committed)
+      case .wait(let wait):
+        state.status.update { s in
+          s.phaseKnown = true
+          s.report.phase = wait.phase
+          s.report.waitingFor = wait.waitingFor
+          s.report.nextDue = wait.nextDue
         }
+        await state.status.publish()
+        context.heartbeats.promise(Self.heartbeat, within: wait.delay + .seconds(30))
+        return .waited(wait)
       }
-      switch role {
-      case .take: break
-      case .standby: nap = Self.waitingRecheck  // take over soon after leadership moves here
-      case .unavailable: if now >= due { nap = Self.waitingRecheck }
-      }
-      await state.status.publish()
-      let untilDue = state.due.timeIntervalSince(now)
-      if untilDue > 0 { nap = min(nap, .milliseconds(Int64(untilDue * 1000) + 1)) }
-      if let refresh = await state.tokens.refreshDue { nap = min(nap, max(ContinuousClock.now.duration(to: refresh), .milliseconds(1))) }
-      context.heartbeats.promise(Self.heartbeat, within: nap + .seconds(30))
-      try? await Task.sleep(for: nap)
     }
   }
 
-  private func start() async -> State {
+  func start() async -> State {
     let config = context.config
     let directory = config.directory
     let leftovers = await OffPool.run { SnapshotDirectory.removeLeftovers(directory) }
@@ -156,34 +177,28 @@ public final class SnapshotDuty: Sendable {
       context.logger.notice("removed \(leftovers.count) unfinished snapshot file\(leftovers.count == 1 ? "" : "s") left by an interrupted run in \(directory)")
     }
     let path = context.ledgerPath
-    let now = Date()
-    let nowInstant = ContinuousClock.now
     let loaded = await OffPool.run { SnapshotLedger.load(path: path) }
-    var ledger = loaded ?? SnapshotLedger(trackingSince: now.timeIntervalSince1970)
-    // Staleness and the schedule go by the ledger only: a file name is no evidence of when a
-    // snapshot was taken (a clock that was ahead, or anyone who may write the directory, can
-    // put any time in it). A record dated in the future is not believed either.
-    if ledger.recordsFutureSuccess(now: now), let recorded = ledger.lastSuccess {
+    let previous = await context.board.snapshot().snapshot  // counters survive a reload
+    let begun = SnapshotScheduler.start(
+      ledger: loaded, settings: SnapshotScheduler.Settings(schedule: config.schedule), consecutiveFailures: previous?.consecutiveFailures ?? 0,
+      at: context.clock.now(), random: Double.random(in: 0...1))
+    if let recorded = begun.futureRecord {
       context.logger.warning(
         "the snapshot state in \(path) records a snapshot dated in the future (\(SnapshotName.stamp(Date(timeIntervalSince1970: recorded.time)))): was the clock ahead? It is not believed; a snapshot is due now",
         metadata: ["message_id": "\(MessageID.snapshotFutureDated.rawValue)", "snapshot.file": "\(recorded.file)"])
     }
-    let trackingSince = ledger.believedTrackingSince(now: now)
-    let trackingReset = trackingSince.timeIntervalSince1970 != ledger.trackingSince
-    ledger.trackingSince = trackingSince.timeIntervalSince1970
-    let lastSuccess = ledger.believedLastSuccess(now: now)
-
+    let ledger = begun.ledger
     var report = SnapshotReport(phase: .idle, staleAfterSeconds: config.staleAfter.seconds)
-    if let previous = await context.board.snapshot().snapshot {  // counters survive a reload
+    if let previous {
       report.failures = previous.failures
       report.retentionDeleted = previous.retentionDeleted
       report.uploadFailures = previous.uploadFailures
       report.consecutiveFailures = previous.consecutiveFailures
       report.lastUpload = previous.lastUpload
     }
-    report.lastSuccess = lastSuccess?.timeIntervalSince1970
+    report.lastSuccess = begun.lastSuccess?.timeIntervalSince1970
     report.trackingSince = ledger.trackingSince
-    if let recorded = ledger.lastSuccess, lastSuccess != nil {
+    if let recorded = ledger.lastSuccess, begun.lastSuccess != nil {
       report.lastFile = recorded.file
       report.lastRaftIndex = recorded.raftIndex
       report.lastBytes = recorded.bytes
@@ -191,9 +206,8 @@ public final class SnapshotDuty: Sendable {
     }
     report.lastFailure = ledger.lastFailure?.time
     report.lastFailureReason = ledger.lastFailure?.reason
-    let reference = SnapshotFreshness.instant(of: lastSuccess ?? trackingSince, now: now, nowInstant: nowInstant)
     let status = SnapshotDutyStatus(
-      report: report, freshness: SnapshotFreshness(staleAfter: config.staleAfter, reference: reference), board: context.board)
+      report: report, freshness: SnapshotFreshness(staleAfter: config.staleAfter, reference: begun.freshnessReference), board: context.board)
 
     let logger = context.logger
     let tokens = TokenKeeper(
@@ -204,88 +218,37 @@ public final class SnapshotDuty: Sendable {
         case .renewed(let ttl): logger.debug("snapshot token renewed (TTL \(DurationParsing.format(ttl)))")
         case .renewalFailed(let why): logger.warning("could not renew the snapshot token (\(why)); logging in again")
         }
-      })
-    let due = config.schedule.nextDue(lastSuccess: lastSuccess, now: now, random: Double.random(in: 0...1))
-    if due <= now.addingTimeInterval(config.schedule.randomizedDelay.seconds), lastSuccess != nil {
+      }, clock: context.clock)
+    if begun.catchUp {
       logger.info("the last good snapshot is older than the schedule allows (downtime?): taking one now")
     }
-    var state = State(ledger: ledger, tokens: tokens, due: due, status: status)
-    // Record when waiting began at once: otherwise every restart or reload before the first
-    // success would restart the staleness clock, and a never-active or sealed node would
-    // never be reported stale.
-    if loaded == nil || trackingReset { await saveLedger(&state) }
+    var state = State(ledger: ledger, tokens: tokens, scheduler: begun.scheduler, status: status)
+    if begun.saveLedger { await saveLedger(&state) }
     return state
   }
 
-  /// Snapshot files of any cluster whose names are dated in the future: a clock that was ahead
-  /// when they were written. They count for nothing and are never deleted; say so once.
-  private func reportFutureFiles(_ status: SnapshotDutyStatus) async {
-    let directory = context.config.directory
-    let now = Date()
-    let future = await OffPool.run { SnapshotDirectory.list(directory).filter { RetentionPolicy.isFuture($0.name.time, now: now) }.map(\.name.fileName) }
-    reportFuture(local: future, status)
-  }
-
-  /// Logs the future-dated local names not reported yet, and keeps the count for the metric.
-  func reportFuture(local names: [String], _ status: SnapshotDutyStatus) {
-    let directory = context.config.directory
-    let fresh = status.update { s -> [String] in
-      let new = names.filter { !s.futureLocal.contains($0) }
-      s.futureLocal = Set(names)
-      s.report.futureDated = s.futureLocal.count + s.futureRemote.count
-      return new
-    }
-    for name in fresh {
-      context.logger.warning(
-        "\(directory)/\(name) is dated in the future (was the clock ahead?): it does not count as the newest snapshot, for retention or for staleness, and is never deleted; remove it by hand once you have checked it",
-        metadata: ["message_id": "\(MessageID.snapshotFutureDated.rawValue)", "snapshot.file": "\(directory)/\(name)"])
-    }
-  }
-
-  /// Judges staleness every second from the shared freshness state, whatever the schedule and
-  /// the uploads are doing (a hung transfer cannot hold the alert back).
-  private func watchFreshness(_ status: SnapshotDutyStatus) async {
-    while !Task.isCancelled {
-      let role = SnapshotPlan.role(localState: await context.board.state(of: context.node.name))
-      var judged = true
-      if case .standby = role { judged = false }  // the active node's vaultkeeper judges it
-      let now = ContinuousClock.now
-      let (verdict, report, age) = status.update { s -> (SnapshotFreshness.Verdict, SnapshotReport, Duration) in
-        let verdict = s.freshness.judge(now: now, judged: judged)
-        if case .stale = verdict { s.report.stale = true } else { s.report.stale = false }
-        return (verdict, s.report, s.freshness.age(at: now))
-      }
-      if case .stale(announce: true) = verdict { announceStale(report, age: age) }
-      await status.publish()
-      try? await Task.sleep(for: Self.freshnessTick)
-    }
-  }
-
-  private func announceStale(_ report: SnapshotReport, age: Duration) {
-    let limit = DurationParsing.format(context.config.staleAfter)
-    var metadata: Logger.Metadata = ["message_id": "\(MessageID.snapshotsStale.rawValue)", "snapshot.stale_after": "\(limit)"]
-    let message: String
-    if report.lastSuccess != nil {
-      let shown = DurationParsing.humanize(age)
-      metadata["snapshot.age"] = "\(shown)"
-      message = "backups are stale: the last good snapshot is \(shown) old (stale_after \(limit))"
-    } else {
-      message = "backups are stale: no good snapshot for \(limit) since vaultkeeper started watching"
-    }
-    var detail = message
-    if let reason = report.lastFailureReason, report.consecutiveFailures > 0 {
-      detail += "; last attempt failed (\(reason))"
-    } else if let waiting = report.waitingFor {
-      detail += "; waiting: \(waiting)"
-    } else if report.phase == .running {
-      detail += "; a snapshot download is still running"
-    }
-    context.logger.error("\(detail)", metadata: metadata)
-  }
-
-  /// Returns whether a snapshot was committed.
+  /// Takes one snapshot under the work lock. Returns whether a snapshot was committed.
+  ///
+  /// While a restore drill holds the lock, the schedule's heartbeat is retired rather than
+  /// promised: the drill keeps its own promise for exactly its own budget (up to its timeout),
+  /// so the watchdog still catches a drill that hangs, and a guess at its length here could only
+  /// be too short (a false restart) or too long (a hang hidden). Once the lock is ours the
+  /// promise is re-armed.
   private func takeSnapshot(_ state: inout State) async -> Bool {
-    let config = context.config
+    if context.workLock.isHeldExclusively {
+      state.status.update { s in
+        s.phaseKnown = true
+        s.report.phase = .waiting
+        s.report.waitingFor = Self.lockBusy
+      }
+      await state.status.publish()
+    }
+    context.heartbeats.retire(Self.heartbeat)
+    let committed = await context.workLock.shared { await self.takeLocked(&state) }
+    return committed ?? false  // nil: cancelled while waiting (stopping or reloading)
+  }
+
+  private func takeLocked(_ state: inout State) async -> Bool {
     let heartbeats = context.heartbeats
     state.status.update { s in
       s.phaseKnown = true
@@ -298,12 +261,11 @@ public final class SnapshotDuty: Sendable {
     // by the transfer deadline (checked as the bytes arrive).
     let stall = DownloadLimits().lowSpeedWindow + .seconds(30)
     heartbeats.promise(Self.heartbeat, within: context.node.connectTimeout + context.node.timeout * 3 + stall)
-    var taker = SnapshotTaker(config: config, node: context.node, makeTransport: context.makeTransport, makeDecompressor: context.makeDecompressor)
-    taker.peers = context.peers
     let cluster = await context.board.clusterName(of: context.node.name)
-    let result: Result<SnapshotTaker.Outcome, SnapshotError>
+    let result: Result<SnapshotPipeline.Taken, SnapshotError>
     do {
-      result = .success(try await taker.take(clusterName: cluster, tokens: state.tokens, progress: { _ in heartbeats.promise(Self.heartbeat, within: stall) }))
+      result = .success(
+        try await context.pipeline.take(clusterName: cluster, tokens: state.tokens, progress: { _ in heartbeats.promise(Self.heartbeat, within: stall) }))
     } catch {
       result = .failure(error)
     }
@@ -315,8 +277,8 @@ public final class SnapshotDuty: Sendable {
     }
     let committed: Bool
     switch result {
-    case .success(let outcome):
-      await succeeded(outcome, cluster: cluster, &state)
+    case .success(let taken):
+      await succeeded(taken, &state)
       committed = true
     case .failure(let error):
       await failed(error, &state)
@@ -326,22 +288,18 @@ public final class SnapshotDuty: Sendable {
     return committed
   }
 
-  private func succeeded(_ outcome: SnapshotTaker.Outcome, cluster: String?, _ state: inout State) async {
-    let config = context.config
-    let now = Date()
-    let fileName = String(outcome.path.split(separator: "/").last ?? Substring(outcome.path))
-    // The time in the file's name, so the ledger and the directory agree after a restart.
-    let taken = SnapshotName(fileName: fileName)?.time ?? now
+  private func succeeded(_ taken: SnapshotPipeline.Taken, _ state: inout State) async {
+    let outcome = taken.outcome
     state.ledger.lastSuccess = SnapshotLedger.Success(
-      time: taken.timeIntervalSince1970, file: fileName, raftIndex: outcome.facts.index, bytes: outcome.bytes,
+      time: taken.time.timeIntervalSince1970, file: taken.fileName, raftIndex: outcome.facts.index, bytes: outcome.bytes,
       durationSeconds: outcome.duration.seconds)
     await saveLedger(&state)
-    let instant = ContinuousClock.now
+    let now = context.clock.now()
     let wasStale = state.status.update { s -> Bool in
       let wasStale = s.report.stale
-      s.freshness.succeeded(at: instant)
-      s.report.lastSuccess = taken.timeIntervalSince1970
-      s.report.lastFile = fileName
+      s.freshness.succeeded(at: now.monotonic)
+      s.report.lastSuccess = taken.time.timeIntervalSince1970
+      s.report.lastFile = taken.fileName
       s.report.lastRaftIndex = outcome.facts.index
       s.report.lastBytes = outcome.bytes
       s.report.lastDurationSeconds = outcome.duration.seconds
@@ -357,15 +315,8 @@ public final class SnapshotDuty: Sendable {
         "message_id": "\(MessageID.snapshotTaken.rawValue)", "snapshot.file": "\(outcome.path)", "snapshot.bytes": "\(outcome.bytes)",
         "snapshot.raft_index": "\(outcome.facts.index)", "snapshot.duration_ms": "\(outcome.duration.milliseconds)",
       ])
-
-    // Only this cluster's files count; the one just written is kept whatever the policy says.
-    let directory = config.directory
-    let policy = config.retention
-    let clusterName = cluster ?? "vault"
-    let retention = await OffPool.run {
-      SnapshotDirectory.applyRetention(policy, directory: directory, now: now, cluster: clusterName, justWritten: fileName)
-    }
-    for deletion in retention.deletions {
+    let directory = context.config.directory
+    for deletion in taken.retention.deletions {
       if let error = deletion.error {
         context.logger.warning("retention could not delete \(directory)/\(deletion.fileName): \(error)")
       } else {
@@ -375,23 +326,21 @@ public final class SnapshotDuty: Sendable {
           metadata: ["message_id": "\(MessageID.snapshotRetentionDeleted.rawValue)", "snapshot.file": "\(directory)/\(deletion.fileName)"])
       }
     }
-    reportFuture(local: retention.future, state.status)
-    state.due = config.schedule.nextDue(lastSuccess: taken, now: Date(), random: Double.random(in: 0...1))
+    reportFuture(local: taken.retention.future, state.status)
+    state.scheduler.succeeded(taken: taken.time, at: context.clock.now(), random: Double.random(in: 0...1))
   }
 
   private func failed(_ error: SnapshotError, _ state: inout State) async {
-    let now = Date()
-    let failures = state.status.update { s -> Int in
-      s.report.consecutiveFailures += 1
+    let now = context.clock.now()
+    let retry = state.scheduler.failed(at: now)
+    state.status.update { s in
+      s.report.consecutiveFailures = retry.consecutiveFailures
       s.report.failures[error.reason.rawValue, default: 0] += 1
-      s.report.lastFailure = now.timeIntervalSince1970
+      s.report.lastFailure = now.wall
       s.report.lastFailureReason = error.reason.rawValue
-      return s.report.consecutiveFailures
     }
-    state.ledger.lastFailure = SnapshotLedger.Failure(time: now.timeIntervalSince1970, reason: error.reason.rawValue, message: error.message)
+    state.ledger.lastFailure = SnapshotLedger.Failure(time: now.wall, reason: error.reason.rawValue, message: error.message)
     await saveLedger(&state)
-    let delay = SnapshotPlan.retryDelay(failures: failures, cadence: context.config.schedule.cadence)
-    state.due = now.addingTimeInterval(delay.seconds)
     let id: MessageID
     switch error.reason {
     case .verification: id = .snapshotVerificationFailed
@@ -399,7 +348,7 @@ public final class SnapshotDuty: Sendable {
     default: id = .snapshotFailed
     }
     context.logger.error(
-      "snapshot failed (\(error.reason.rawValue)): \(error.message); next attempt in \(DurationParsing.humanize(delay))",
+      "snapshot failed (\(error.reason.rawValue)): \(error.message); next attempt in \(DurationParsing.humanize(retry.delay))",
       metadata: ["message_id": "\(id.rawValue)", "snapshot.reason": "\(error.reason.rawValue)"])
   }
 

@@ -7,8 +7,9 @@ import Foundation
 import Logging
 
 /// The upload half of the snapshot duty (`[snapshot.s3]`), beside the schedule rather than
-/// after each snapshot: a slow or hanging peer delays only the uploads, never the next local
-/// snapshot.
+/// after each snapshot. A pass holds the duty's work lock (`SnapshotWorkLock`) shared, like a
+/// snapshot: the two run beside each other, so a slow peer never delays the next local snapshot
+/// or the freshness judgement, and neither runs beside a restore drill.
 ///
 /// A run compares the bucket with the directory and uploads, newest first, every verified local
 /// snapshot of this cluster that the bucket lacks (`RemoteSnapshots.missing`), then applies
@@ -46,7 +47,9 @@ final class SnapshotUploads: Sendable {
         await doorbell.wait(for: Self.waitingRecheck)
         continue
       }
-      await runOnce()
+      // Retired while waiting for the lock: its holder (a drill) keeps its own promise.
+      context.heartbeats.retire(Self.heartbeat)
+      _ = await context.workLock.shared { await self.runOnce() }
       context.heartbeats.retire(Self.heartbeat)
       await doorbell.wait(for: Self.catchUpInterval)
     }
@@ -77,8 +80,9 @@ final class SnapshotUploads: Sendable {
     let heartbeats = context.heartbeats
     let beat = Self.beat(heartbeats, timeout: s3.timeout)
     let uploader = SnapshotUploader(config: s3, environment: context.environment, makeTransport: context.makeObjectTransport)
+    let pipeline = context.pipeline
     let directory = context.config.directory
-    let now = Date()
+    let now = Date(timeIntervalSince1970: context.clock.now().wall)
     let local = await OffPool.run { SnapshotDirectory.list(directory) }
       .filter { $0.name.cluster == cluster.name && !RetentionPolicy.isFuture($0.name.time, now: now) }
     guard let newest = local.max(by: { $0.name < $1.name }) else { return }
@@ -114,7 +118,7 @@ final class SnapshotUploads: Sendable {
       await status.publish()
       let result: Result<UploadReceipt, SnapshotError>
       do throws(SnapshotError) {
-        result = .success(try await uploader.upload(source, fileName: entry.name.fileName, cluster: cluster))
+        result = .success(try await pipeline.upload(source, fileName: entry.name.fileName, with: uploader, cluster: cluster))
       } catch {
         result = .failure(error)
       }
@@ -126,7 +130,7 @@ final class SnapshotUploads: Sendable {
       switch result {
       case .success(let receipt):
         uploaded.insert(receipt.key)
-        status.update { $0.report.lastUpload = Date().timeIntervalSince1970 }
+        status.update { [wall = context.clock.now().wall] in $0.report.lastUpload = wall }
         let late = entry.name != newest.name ? "; it was missing from the bucket" : ""
         logger.info(
           "snapshot uploaded to \(receipt.location) (\(receipt.bytes) bytes\(receipt.parts > 0 ? " in \(receipt.parts) parts" : ""), checked)\(late)",
@@ -141,7 +145,7 @@ final class SnapshotUploads: Sendable {
     }
     let pruned: Result<SnapshotUploader.RetentionOutcome, SnapshotError>
     do throws(SnapshotError) {
-      pruned = .success(try await uploader.applyRetention(now: Date(), cluster: cluster, protecting: uploaded, beforeRequest: beat))
+      pruned = .success(try await pipeline.applyRemoteRetention(with: uploader, cluster: cluster, protecting: uploaded, beforeRequest: beat))
     } catch {
       pruned = .failure(error)
     }

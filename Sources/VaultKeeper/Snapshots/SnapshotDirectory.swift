@@ -54,8 +54,8 @@ extension SnapshotDirectory {
   /// a name dated in the future counts for nothing and stays (`RetentionPolicy`). Every file
   /// we named was verified before it got its name, so each counts as verified.
   /// - Parameters:
-  ///   - cluster: this cluster's name; nil counts every cluster's files (`snapshot now`, which
-  ///     does not know it).
+  ///   - cluster: this cluster's name (`vault` when Vault names none, as in the file names);
+  ///     nil counts every cluster's files.
   ///   - justWritten: the file just committed: kept whatever the policy says.
   public static func plan(_ entries: [Entry], policy: RetentionPolicy, cluster: String?, justWritten: String?, now: Date) -> Plan {
     let mine = cluster.map(SnapshotName.sanitize)

@@ -48,6 +48,8 @@ public struct SnapshotTaker: Sendable {
   public var peers: [NodeConfig] = []
   public var makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
   public var makeDecompressor: @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor
+  /// Where the file name's time is read (a manual clock in tests).
+  public var clock: any NodeClock = SystemNodeClock()
 
   public init(config: SnapshotConfig, node: NodeConfig, makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
     makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor)
@@ -111,7 +113,7 @@ public struct SnapshotTaker: Sendable {
           attempt.writer.abort()
           throw SnapshotError(.verification, "snapshot failed verification: \(error.reason)")
         }
-        let name = SnapshotName(cluster: clusterName ?? "vault", time: Date(), raftIndex: facts.index, encrypted: attempt.encryptor != nil)
+        let name = SnapshotName(cluster: clusterName ?? "vault", time: Date(timeIntervalSince1970: clock.now().wall), raftIndex: facts.index, encrypted: attempt.encryptor != nil)
         // fsync of a multi-gigabyte file can take seconds: never on the cooperative pool.
         let fileName = name.fileName
         let committed: Result<String, SnapshotFileWriter.Failure> = await OffPool.run {
@@ -136,7 +138,7 @@ public struct SnapshotTaker: Sendable {
 
 /// One download: the sink that writes and verifies, confined to the transfer thread (then
 /// handed, once the transfer has returned, to the task that finishes and commits it).
-/// Verification (inflate, tar, SHA-256) runs on a thread of its own (`PipelinedVerifier`), so the
+/// Verification (inflate, tar, SHA-256) runs on a thread of its own (`SnapshotVerifierThread`), so the
 /// transfer thread only receives, encrypts and writes; a verification failure there stops the
 /// transfer at the next piece. The verifier thread ends with the attempt whichever way it ends:
 /// `finish()`, a failure, or the attempt being dropped (cancellation, transport errors, redirects).
@@ -144,7 +146,7 @@ public struct SnapshotTaker: Sendable {
 /// only ciphertext: plaintext never touches the disk.
 private final class Attempt: @unchecked Sendable {
   let writer: SnapshotFileWriter
-  let verifier: PipelinedVerifier
+  let verifier: SnapshotVerifierThread
   let encryptor: AgeEncryptor?
   let directory: String
   let minFree: Int64
@@ -165,7 +167,7 @@ private final class Attempt: @unchecked Sendable {
     } catch {
       throw SnapshotError(.disk, error.message)
     }
-    verifier = PipelinedVerifier(verifier: SnapshotStreamVerifier(decompressor: decompressor))
+    verifier = SnapshotVerifierThread(verifier: SnapshotGzipVerifier(decompressor: decompressor))
     do {
       encryptor = try config.encryption.map { (encryption) throws(AgeError) in try AgeEncryptor(recipients: encryption.recipients) }
     } catch {

@@ -22,11 +22,15 @@ public actor TokenKeeper {
   private let environment: [String: String]
   private let makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
   private let onEvent: @Sendable (Event) -> Void
+  /// Where the token's age is read (a manual clock in tests: renewal at ⅔ of the TTL in virtual time).
+  private let clock: any NodeClock
   private var current: (token: SecretBytes, lifetime: TokenLifetime)?
 
   public init(auth: SnapshotConfig.Auth, node: NodeConfig, environment: [String: String],
-    makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport, onEvent: @escaping @Sendable (Event) -> Void = { _ in })
+    makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport, onEvent: @escaping @Sendable (Event) -> Void = { _ in },
+    clock: any NodeClock = SystemNodeClock())
   {
+    self.clock = clock
     self.auth = auth
     self.node = node
     self.environment = environment
@@ -36,7 +40,7 @@ public actor TokenKeeper {
 
   /// A token that is valid now: the held one, renewed or replaced as `TokenLifetime` says.
   public func token() async throws(SnapshotError) -> SecretBytes {
-    try await refresh(now: .now)
+    try await refresh(now: clock.now().monotonic)
     guard let current else { throw SnapshotError(.auth, "no Vault token") }
     return current.token
   }
@@ -45,7 +49,7 @@ public actor TokenKeeper {
   /// duty calls this at `refreshDue` so the token outlives the gaps between snapshots.
   public func maintain() async {
     guard current != nil else { return }
-    try? await refresh(now: .now)
+    try? await refresh(now: clock.now().monotonic)
   }
 
   /// When the held token next needs attention (nil: no token held, or it never expires).
@@ -70,7 +74,7 @@ public actor TokenKeeper {
         defer { transport.shutdown() }
         do {
           let renewed = try await VaultClient(transport: transport, timeout: node.timeout).renewSelf(held.token)
-          current = (held.token, held.lifetime.renewed(at: .now, newTTL: renewed.ttl, renewable: renewed.renewable))
+          current = (held.token, held.lifetime.renewed(at: clock.now().monotonic, newTTL: renewed.ttl, renewable: renewed.renewable))
           onEvent(.renewed(ttl: renewed.ttl))
           return
         } catch {
@@ -82,7 +86,7 @@ public actor TokenKeeper {
       }
     }
     let token = try await obtain()
-    current = (token.token, TokenLifetime(issued: .now, ttl: token.ttl, renewable: token.renewable))
+    current = (token.token, TokenLifetime(issued: clock.now().monotonic, ttl: token.ttl, renewable: token.renewable))
     if case .appRole = auth { onEvent(.loggedIn(ttl: token.ttl)) }
   }
 

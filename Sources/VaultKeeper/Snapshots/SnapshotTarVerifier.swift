@@ -29,7 +29,8 @@ public struct SnapshotVerificationError: Error, Sendable, Equatable, CustomStrin
   public var description: String { reason }
 }
 
-/// Checks a Raft snapshot archive while it streams past, in constant memory, the way Vault's own
+/// Checks the tar layer of a Raft snapshot (the archive inside the gzip) while it streams past,
+/// in constant memory, the way Vault's own
 /// restore code does (hashicorp/raft-snapshot `archive.go`, vault-api.md §6):
 ///
 /// - only the entries Vault writes: `meta.json`, `state.bin`, `SHA256SUMS`, `SHA256SUMS.sealed`,
@@ -42,7 +43,7 @@ public struct SnapshotVerificationError: Error, Sendable, Equatable, CustomStrin
 ///
 /// It is fed the *decompressed* tar stream (gzip is undone by a `StreamDecompressor` adapter over
 /// zlib) and never holds more than one 512-byte header and the two small files.
-public struct SnapshotArchiveVerifier {
+public struct SnapshotTarVerifier {
   static let smallFileLimit = 8192
   static let expected: Set<String> = ["meta.json", "state.bin", "SHA256SUMS", "SHA256SUMS.sealed"]
 
@@ -231,36 +232,5 @@ extension String {
     while let f = s.first, set.contains(f) { s = s.dropFirst() }
     while let l = s.last, set.contains(l) { s = s.dropLast() }
     return String(s)
-  }
-}
-
-/// Undoes a compression layer as bytes stream in (gzip over zlib in the `Compression` target).
-public protocol StreamDecompressor: AnyObject {
-  /// Feeds compressed bytes; decompressed output goes to `sink` in pieces.
-  func decompress(_ input: UnsafeRawBufferPointer, into sink: (UnsafeRawBufferPointer) throws(SnapshotVerificationError) -> Void)
-    throws(SnapshotVerificationError)
-  /// The input is over: the compressed stream must have ended properly.
-  func finish() throws(SnapshotVerificationError)
-}
-
-/// A snapshot as it arrives (gzip of a tar): decompress, check the archive, hash the files.
-public final class SnapshotStreamVerifier {
-  private let decompressor: any StreamDecompressor
-  private var archive = SnapshotArchiveVerifier()
-  public private(set) var compressedBytes: Int64 = 0
-
-  public init(decompressor: any StreamDecompressor) {
-    self.decompressor = decompressor
-  }
-
-  public func feed(_ bytes: UnsafeRawBufferPointer) throws(SnapshotVerificationError) {
-    compressedBytes += Int64(bytes.count)
-    try decompressor.decompress(bytes) { (chunk) throws(SnapshotVerificationError) in try archive.consume(chunk) }
-  }
-
-  public func finish() throws(SnapshotVerificationError) -> SnapshotFacts {
-    guard compressedBytes > 0 else { throw SnapshotVerificationError("empty snapshot") }
-    try decompressor.finish()
-    return try archive.finish()
   }
 }

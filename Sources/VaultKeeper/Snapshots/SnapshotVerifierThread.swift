@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Synchronization
 
-/// Runs a `SnapshotStreamVerifier` (inflate, tar checks, SHA-256) on a thread of its own, so the
+/// Runs a `SnapshotGzipVerifier` (inflate, tar checks, SHA-256) on a thread of its own, so the
 /// thread that receives a snapshot only copies the bytes aside and goes on receiving and writing.
 ///
 /// The receiving ("producer") side batches the pieces it is fed (libcurl hands out ≤ 16 KiB)
@@ -20,7 +20,7 @@ import Synchronization
 /// `DedicatedThread`), never on Swift's cooperative pool. `feed` and `finish` belong to one
 /// owner at a time (the transfer thread, then the task that awaits the result); `cancel` may
 /// be called from anywhere. If no thread can be started, it verifies inline in `feed` instead.
-public final class PipelinedVerifier {
+public final class SnapshotVerifierThread {
   public static let defaultBufferSize = 256 << 10
   public static let defaultDepth = 4
 
@@ -45,7 +45,7 @@ public final class PipelinedVerifier {
   ///   - onWorkerPark: called on the worker thread each time it waits for data, with the number
   ///     of buffers verified so far (tests wait on it instead of on the clock).
   public init(
-    verifier: SnapshotStreamVerifier, bufferSize: Int = PipelinedVerifier.defaultBufferSize, depth: Int = PipelinedVerifier.defaultDepth,
+    verifier: SnapshotGzipVerifier, bufferSize: Int = SnapshotVerifierThread.defaultBufferSize, depth: Int = SnapshotVerifierThread.defaultDepth,
     onWorkerExit: (@Sendable () -> Void)? = nil, onWorkerPark: (@Sendable (Int) -> Void)? = nil
   ) {
     core = Core(verifier: verifier, bufferSize: max(bufferSize, 1), depth: max(depth, 1), onExit: onWorkerExit, onPark: onWorkerPark)
@@ -113,7 +113,7 @@ public final class PipelinedVerifier {
   public func cancel() { core.cancel() }
 }
 
-extension PipelinedVerifier {
+extension SnapshotVerifierThread {
   /// What the owner and the worker share.
   ///
   /// @unchecked Sendable, because the compiler cannot see the confinement that makes it safe:
@@ -149,7 +149,7 @@ extension PipelinedVerifier {
       var waiter: CheckedContinuation<Result<SnapshotFacts, SnapshotVerificationError>, Never>?
     }
 
-    let verifier: SnapshotStreamVerifier
+    let verifier: SnapshotGzipVerifier
     let bufferSize: Int
     let depth: Int
     private let storage: UnsafeMutableRawBufferPointer
@@ -163,7 +163,7 @@ extension PipelinedVerifier {
 
     static let cancelled = SnapshotVerificationError("snapshot verification cancelled")
 
-    init(verifier: SnapshotStreamVerifier, bufferSize: Int, depth: Int, onExit: (@Sendable () -> Void)?, onPark: (@Sendable (Int) -> Void)?) {
+    init(verifier: SnapshotGzipVerifier, bufferSize: Int, depth: Int, onExit: (@Sendable () -> Void)?, onPark: (@Sendable (Int) -> Void)?) {
       self.verifier = verifier
       self.bufferSize = bufferSize
       self.depth = depth

@@ -2,14 +2,14 @@
 /// Verifies a snapshot file as it is read, plain or age-encrypted: an age file (recognised by
 /// its first bytes) is decrypted on the way with the given identities and the plaintext goes
 /// to the archive verifier, so neither needs the whole file in memory or on disk.
-public final class SnapshotFileVerifier {
-  private let verifier: SnapshotStreamVerifier
+public final class SnapshotDecryptingVerifier {
+  private let verifier: SnapshotGzipVerifier
   private let identities: [AgeIdentity]?
   private var decryptor: AgeDecryptor?
   private var decided = false
 
   /// - Parameter identities: nil when none were given; an encrypted file is then refused.
-  public init(verifier: SnapshotStreamVerifier, identities: [AgeIdentity]?) {
+  public init(verifier: SnapshotGzipVerifier, identities: [AgeIdentity]?) {
     self.verifier = verifier
     self.identities = identities
   }

@@ -5,15 +5,15 @@ import Synchronization
 import Testing
 import VaultKeeper
 
-/// The verifier on its own thread (`PipelinedVerifier`) against the serial one
-/// (`SnapshotStreamVerifier` fed directly): the same facts for intact archives whatever the
+/// The verifier on its own thread (`SnapshotVerifierThread`) against the serial one
+/// (`SnapshotGzipVerifier` fed directly): the same facts for intact archives whatever the
 /// buffer layout, the same verdict for damaged ones, failures reported to the feeding side
 /// while the stream is still coming, and a worker thread that always ends.
 ///
 /// As in production the feeding side runs on a dedicated thread (it blocks when the queue is
 /// full), never on the cooperative pool. Time limits here are liveness checks (a hang fails the
 /// test instead of stalling the run), not performance assertions.
-@Suite struct PipelinedVerifierTests {
+@Suite struct SnapshotVerifierThreadTests {
   struct Hang: Error, CustomStringConvertible {
     var description: String
   }
@@ -23,7 +23,7 @@ import VaultKeeper
   /// it), then moved back through a continuation: never in use by two threads at once, and each
   /// move is ordered (thread start, continuation resume).
   struct Fed: @unchecked Sendable {
-    var verifier: PipelinedVerifier
+    var verifier: SnapshotVerifierThread
     /// Bytes handed to `feed` before it threw, if it did.
     var bytesBeforeFailure: Int? = nil
     var failure: SnapshotVerificationError? = nil
@@ -64,7 +64,7 @@ import VaultKeeper
 
   static func serial(_ bytes: [UInt8]) -> Result<SnapshotFacts, SnapshotVerificationError> {
     do throws(SnapshotVerificationError) {
-      let verifier = SnapshotStreamVerifier(decompressor: try GzipInflater())
+      let verifier = SnapshotGzipVerifier(decompressor: try GzipInflater())
       for range in Self.pieces(bytes.count) {
         try withBytes(bytes[range]) { (raw) throws(SnapshotVerificationError) in try verifier.feed(raw) }
       }
@@ -106,13 +106,13 @@ import VaultKeeper
   /// Feeds `bytes` (up to `limit`) on a dedicated thread, as curl's transfer thread would; the
   /// verifier is made here, sent to that thread, and comes back with the result.
   static func feed(
-    _ bytes: [UInt8], limit: Int? = nil, bufferSize: Int = PipelinedVerifier.defaultBufferSize, depth: Int = PipelinedVerifier.defaultDepth,
+    _ bytes: [UInt8], limit: Int? = nil, bufferSize: Int = SnapshotVerifierThread.defaultBufferSize, depth: Int = SnapshotVerifierThread.defaultDepth,
     decompressor: any StreamDecompressor, onWorkerExit: (@Sendable () -> Void)? = nil, onWorkerPark: (@Sendable (Int) -> Void)? = nil
   ) async -> Fed {
     let end = min(limit ?? bytes.count, bytes.count)
     let made = Fed(
-      verifier: PipelinedVerifier(
-        verifier: SnapshotStreamVerifier(decompressor: decompressor), bufferSize: bufferSize, depth: depth, onWorkerExit: onWorkerExit,
+      verifier: SnapshotVerifierThread(
+        verifier: SnapshotGzipVerifier(decompressor: decompressor), bufferSize: bufferSize, depth: depth, onWorkerExit: onWorkerExit,
         onWorkerPark: onWorkerPark))
     return await withCheckedContinuation { (continuation: CheckedContinuation<Fed, Never>) in
       let started = DedicatedThread.start {
@@ -134,7 +134,7 @@ import VaultKeeper
   }
 
   /// The pipelined verdict: the feeding failure, else `finish()`'s (within a time limit).
-  static func pipelined(_ bytes: [UInt8], bufferSize: Int = PipelinedVerifier.defaultBufferSize, depth: Int = PipelinedVerifier.defaultDepth)
+  static func pipelined(_ bytes: [UInt8], bufferSize: Int = SnapshotVerifierThread.defaultBufferSize, depth: Int = SnapshotVerifierThread.defaultDepth)
     async throws -> Result<SnapshotFacts, SnapshotVerificationError>
   {
     try await within(Self.hangCeiling, "pipelined verification") {
@@ -173,7 +173,7 @@ import VaultKeeper
     let exactly = Self.smallestDivisor(count)
     let plusOne = Self.smallestDivisor(count - 1)
     let layouts: [(what: String, bufferSize: Int, depth: Int)] = [
-      ("defaults", PipelinedVerifier.defaultBufferSize, PipelinedVerifier.defaultDepth),
+      ("defaults", SnapshotVerifierThread.defaultBufferSize, SnapshotVerifierThread.defaultDepth),
       ("smaller than one buffer", count + 1, 4),
       ("exactly one buffer", count, 4),
       ("exactly \(exactly) buffers", count / exactly, 4),
