@@ -43,7 +43,7 @@ struct Check: AsyncParsableCommand {
   @Option(help: ArgumentHelp("With [snapshot]: age above which it is CRITICAL (default: twice the warning age).", valueName: "duration"))
   var snapshotCritical: String?
 
-  @Option(help: ArgumentHelp("The running daemon's state file, read for the snapshot age (default as for `vaultkeeper status`).", valueName: "path"))
+  @Option(help: ArgumentHelp("The running daemon's state file, read for the snapshot age and the restore drill (default as for `vaultkeeper status`).", valueName: "path"))
   var stateFile: String?
 
   func run() async throws {
@@ -83,13 +83,17 @@ struct Check: AsyncParsableCommand {
       snapshotResult = SnapshotCheck.evaluate(
         snapshotKnowledge(snapshot), localState: local.1.state, now: Date(), warnAfter: warn, critAfter: crit)
     }
+    var drillResult: DrillCheck.Result?
+    if let snapshot = loaded.snapshot, snapshot.enabled, let drill = snapshot.drill, drill.enabled, let local = results.first {
+      drillResult = DrillCheck.evaluate(drillKnowledge(snapshot, drill), localState: local.1.state, now: Date().timeIntervalSince1970, staleAfter: drill.staleAfter)
+    }
     var certificateOutcome: CheckVerdict.Outcome?
     if let certificate = loaded.certificate, certificate.enabled {
       certificateOutcome = await CertCheck.outcome(loaded, certificate)
     }
     let outcome = CheckVerdict.evaluate(
       results.map { ($0.0.name, $0.1) }, ok: ok, warning: warning, warnLatency: warnLatency, critLatency: critLatency, snapshot: snapshotResult,
-      certificate: certificateOutcome)
+      certificate: certificateOutcome, drill: drillResult)
     print(outcome.text)
     throw ExitCode(Int32(outcome.code))
   }
@@ -112,5 +116,19 @@ struct Check: AsyncParsableCommand {
     }
     let newest = SnapshotDirectory.newest(SnapshotDirectory.list(config.directory), cluster: nil, now: now)?.name.time
     return .known(lastSuccess: newest, trackingSince: nil)
+  }
+
+  /// The running daemon's drill report first (world-readable), else the drill ledger in the
+  /// state directory (root or the vaultkeeper user).
+  func drillKnowledge(_ snapshot: SnapshotConfig, _ drill: SnapshotDrillConfig) -> DrillCheck.Knowledge {
+    if let live = Status.liveReport(stateFile)?.drill { return .known(live) }
+    let path = DrillLedger.path(snapshotLedgerPath: SnapshotLedger.path(config: snapshot, environment: ProcessEnvironment.current()))
+    guard let ledger = DrillLedger.load(path: path) else {
+      if access(path, F_OK) == 0 { return .unreadable("cannot read \(path) (run the check as root or as the vaultkeeper user)") }
+      return .unreadable("no restore drill state in \(path): is vaultkeeper running with [snapshot.drill] enabled?")
+    }
+    var report = DrillDutyReport(phase: .idle, trackingSince: ledger.trackingSince, staleAfterSeconds: drill.staleAfter.seconds)
+    report.apply(ledger)
+    return .known(report)
   }
 }

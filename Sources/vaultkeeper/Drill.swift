@@ -69,7 +69,7 @@ struct SnapshotDrill: AsyncParsableCommand {
       print("no snapshot in \(snapshot.directory) to drill")
       throw ExitCode(1)
     }
-    let stateDirectory = String(SnapshotLedger.path(config: snapshot, environment: environment).split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
+    let stateDirectory = DrillLedger.directory(of: SnapshotLedger.path(config: snapshot, environment: environment))
     print("restore drill of \(path)")
 
     let outcome: Result<DrillReport, DrillFailure>
@@ -78,9 +78,10 @@ struct SnapshotDrill: AsyncParsableCommand {
       outcome = .failure(failure)
     case .success(let binary):
       let drill = RestoreDrill(
-        binary: binary, stateDirectory: stateDirectory.isEmpty ? "/" : stateDirectory, timeout: drillConfig.timeout, shares: shares,
+        binary: binary, stateDirectory: stateDirectory, timeout: drillConfig.timeout, shares: shares,
         login: login, makeTransport: { CurlTransport(settings: .init(node: $0, bodyLimit: 1 << 20), name: "drill") })
-      let snapshotSource = VerifyingSnapshotSource(path: path, identityFile: identity)
+      let snapshotSource = VerifiedSnapshotCopy(
+        path: path, identityFile: identity, makeDecompressor: { () throws(SnapshotVerificationError) in try GzipInflater() })
       // SIGTERM or Ctrl-C stop the drill like its timeout: the server is killed and the
       // directory removed before we exit. Trapped before the server can exist.
       let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
@@ -94,23 +95,12 @@ struct SnapshotDrill: AsyncParsableCommand {
       outcome = await run.value
       watcher.cancel()
     }
+    DrillJournal.log(DrillJournal.entry(path: path, outcome: outcome), to: logger)
     switch outcome {
     case .success(let report):
-      let login = report.loggedIn ? ", AppRole login ok" : ""
-      let line = "restore drill passed: \(path) restored (raft index \(report.facts.index), applied \(report.appliedIndex)) and unsealed with "
-        + "\(report.sharesUsed) of the shares vaultkeeper holds\(login), in \(DurationParsing.format(.seconds(Int64(report.duration.seconds.rounded(.up)))))"
-      print(line)
-      logger.notice(
-        "\(line)", metadata: ["message_id": "\(MessageID.snapshotDrillPassed.rawValue)", "snapshot.file": "\(path)", "snapshot.index": "\(report.facts.index)"])
+      print(DrillJournal.passedLine(path: path, report: report))
     case .failure(let failure):
-      let line = "restore drill FAILED at \(failure.stage.rawValue): \(failure.reason.message)"
-      print(line)
-      logger.error(
-        "restore drill of \(path) failed at \(failure.stage.rawValue): \(failure.reason.message)",
-        metadata: [
-          "message_id": "\(MessageID.snapshotDrillFailed.rawValue)", "snapshot.file": "\(path)", "drill.stage": "\(failure.stage.rawValue)",
-          "drill.reason": "\(failure.reason.name)",
-        ])
+      print("restore drill FAILED at \(failure.stage.rawValue): \(failure.reason.message)")
       throw ExitCode(1)
     }
   }
@@ -133,40 +123,5 @@ struct SnapshotDrill: AsyncParsableCommand {
       printError("vaultkeeper snapshot drill: \(error.message)")
       throw error.reason == .credentials ? Exit.noPermission : ExitCode(1)
     }
-  }
-}
-
-/// Verifies a snapshot file like `snapshot verify` and writes the verified plain archive into
-/// the drill's directory (decrypting a `.snap.age` on the way): the drill restores exactly the
-/// bytes that were verified, whatever happens to the file meanwhile.
-struct VerifyingSnapshotSource: DrillSnapshotSource {
-  var path: String
-  var identityFile: String?
-
-  func writeVerified(to destination: String, isCancelled: @escaping @Sendable () -> Bool) -> Result<SnapshotFacts, SnapshotVerificationError> {
-    var identities: [AgeIdentity]?
-    if let identityFile {
-      do {
-        identities = try AgeIdentityFile.load(path: identityFile)
-      } catch {
-        return .failure(SnapshotVerificationError("\(identityFile): \(error)"))
-      }
-    }
-    let out = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-    guard out >= 0 else { return .failure(SnapshotVerificationError("cannot create \(destination): \(String(cString: strerror(errno)))")) }
-    defer { close(out) }
-    let tee: (UnsafeRawBufferPointer) throws(SnapshotVerificationError) -> Void = { bytes throws(SnapshotVerificationError) in
-      if isCancelled() { throw SnapshotVerificationError("cancelled") }
-      var offset = 0
-      while offset < bytes.count {
-        let written = write(out, bytes.baseAddress! + offset, bytes.count - offset)
-        if written < 0 {
-          if errno == EINTR { continue }
-          throw SnapshotVerificationError("cannot write \(destination): \(String(cString: strerror(errno)))")
-        }
-        offset += written
-      }
-    }
-    return SnapshotVerify.verify(path: path, identities: identities, tee: tee)
   }
 }

@@ -9,7 +9,7 @@ import time
 
 import vk_harness as h
 
-SAMPLE = re.compile(r'^([a-z_]+)\{([^}]*)\} (\S+)$')
+SAMPLE = re.compile(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$')
 
 
 def parse(text: str) -> dict[tuple[str, frozenset], float]:
@@ -24,7 +24,7 @@ def parse(text: str) -> dict[tuple[str, frozenset], float]:
             continue
         m = SAMPLE.match(line)
         assert m, f"not a sample line: {line!r}"
-        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2)))
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
         assert m.group(1) in types, f"{m.group(1)} has no # TYPE"
         out[(m.group(1), labels)] = float(m.group(3))
     return out
@@ -62,6 +62,9 @@ def test_metrics_after_unseal(sim, daemons, config, keyfile, tmp_path):
     states = {dict(k[1])["state"]: v for k, v in s.items() if k[0] == "vaultkeeper_vault_health_status"}
     assert states["active"] == 1 and sum(states.values()) == 1
     assert "# TYPE vaultkeeper_unseal_attempts_total counter" in text
+    # Nothing was dropped on the way to systemd (the notify socket is read here).
+    assert metric(s, "vaultkeeper_notify_datagrams_dropped_total") == 0
+    assert "# TYPE vaultkeeper_notify_datagrams_dropped_total counter" in text
 
     # A restart shows up as more successful submissions.
     sim.restart(down_ms=200)

@@ -32,7 +32,14 @@ def test_sighup_with_a_good_config_adds_a_peer(sims, daemons, config, keyfile, t
     d.signal(signal.SIGHUP)
     entry = d.wait_entry("config_reloaded")[0]
     assert entry.level == "notice" and "2 nodes" in entry.text
-    notes = _reload_notes(d, mark)
+
+    # Datagrams to systemd go through their own queue (they never hold up a duty), so they may
+    # arrive after the journal entry: wait for RELOADING=1 and a READY=1 after it.
+    def reload_then_ready():
+        notes = _reload_notes(d, mark)
+        starts = [t for t, f in notes if f.get("RELOADING") == "1"]
+        return notes if starts and any(f.get("READY") == "1" and t >= starts[0] for t, f in notes) else None
+    notes = h.wait_until(reload_then_ready, h.WAIT_CEILING, what="RELOADING=1, then READY=1")
     reloading = [(t, f) for t, f in notes if f.get("RELOADING") == "1"]
     assert len(reloading) == 1, notes
     t_reload, f_reload = reloading[0]

@@ -70,7 +70,7 @@ import Testing
     #expect(error("[snapshot.drill]\nbinary = \"bao\"\n")?.message.contains("absolute path") == true)
     #expect(error("[snapshot.drill]\nbinary = \"/nonexistent/bao\"\n")?.message.contains("does not exist") == true)
     let plain = NSTemporaryDirectory() + "vk-drill-plain-\(UUID().uuidString)"
-    FileManager.default.createFile(atPath: plain, contents: Data(), attributes: [.posixPermissions: 0o644])
+    #expect(FileManager.default.createFile(atPath: plain, contents: Data(), attributes: [.posixPermissions: 0o644]))
     defer { try? FileManager.default.removeItem(atPath: plain) }
     #expect(error("[snapshot.drill]\nbinary = \"\(plain)\"\n")?.message.contains("not executable") == true)
     #expect(error("[snapshot.drill]\nbinary = \"/tmp\"\n")?.message.contains("not a regular file") == true)
@@ -83,9 +83,9 @@ import Testing
     let config = SnapshotDrillConfig()
     #expect(config.resolveBinary(path: directory) == .failure(DrillFailure(.start, .binary(
       "neither bao nor vault is on PATH (\(directory)); set [snapshot.drill] binary"))))
-    FileManager.default.createFile(atPath: "\(directory)/vault", contents: Data(), attributes: [.posixPermissions: 0o755])
+    #expect(FileManager.default.createFile(atPath: "\(directory)/vault", contents: Data(), attributes: [.posixPermissions: 0o755]))
     #expect(config.resolveBinary(path: "relative:\(directory)") == .success("\(directory)/vault"))
-    FileManager.default.createFile(atPath: "\(directory)/bao", contents: Data(), attributes: [.posixPermissions: 0o644])
+    #expect(FileManager.default.createFile(atPath: "\(directory)/bao", contents: Data(), attributes: [.posixPermissions: 0o644]))
     #expect(config.resolveBinary(path: directory) == .success("\(directory)/vault"), "a bao that is not executable is skipped")
   }
 }
@@ -146,7 +146,7 @@ import Testing
     defer { try? FileManager.default.removeItem(atPath: state) }
     let leftover = DrillWorkspace.path(stateDirectory: state) + "/raft"
     try FileManager.default.createDirectory(atPath: leftover, withIntermediateDirectories: true)
-    FileManager.default.createFile(atPath: leftover + "/junk", contents: Data("x".utf8))
+    #expect(FileManager.default.createFile(atPath: leftover + "/junk", contents: Data("x".utf8)))
     let workspace = try DrillWorkspace(stateDirectory: state)
     #expect(!FileManager.default.fileExists(atPath: leftover))
     let mode = try #require(try FileManager.default.attributesOfItem(atPath: workspace.path)[.posixPermissions] as? Int)

@@ -88,6 +88,17 @@ import Testing
   @Test func escapesLabels() {
     #expect(MetricsText.escape("a\"b\\c\nd") == "a\\\"b\\\\c\\nd")
   }
+
+  /// The notify queue's drops (systemd not reading the socket) are a counter once a queue counts
+  /// them, and absent where none does (a report read back from an older state file).
+  @Test func rendersDroppedNotifyDatagrams() {
+    var report = DaemonReport(pid: 1, startedAt: 0, updatedAt: 0, configPath: "/c", nodes: [])
+    #expect(!MetricsText.render(report).contains("vaultkeeper_notify_datagrams_dropped_total"))
+    report.notifyDatagramsDropped = 0
+    #expect(MetricsText.render(report).contains("# TYPE vaultkeeper_notify_datagrams_dropped_total counter\nvaultkeeper_notify_datagrams_dropped_total 0\n"))
+    report.notifyDatagramsDropped = 7
+    #expect(MetricsText.render(report).contains("\nvaultkeeper_notify_datagrams_dropped_total 7\n"))
+  }
 }
 
 @Suite struct CheckVerdictTests {

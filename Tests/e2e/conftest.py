@@ -70,6 +70,12 @@ def preflight() -> None:
         pytest.fail("e2e: THIS MACHINE CANNOT RUN THE END-TO-END SUITE:\n  " + "\n  ".join(problems), pytrace=False)
 
 
+def pytest_collection_modifyitems(items):
+    """test_systemd.py first (it installs the package and initialises OpenBao, in file order),
+    then the other files, which build on that state in the same container."""
+    items.sort(key=lambda item: item.path.name != "test_systemd.py")  # stable: file order kept
+
+
 @pytest.fixture(scope="session")
 def deb() -> str:
     return find_deb()

@@ -69,8 +69,9 @@ public struct Generation: Sendable {
   }
 }
 
-/// The `vaultkeeper run` service: runs one `NodeSupervisor` per node, reloads on SIGHUP,
-/// pings the watchdog while duties make progress, and speaks sd_notify throughout.
+/// The `vaultkeeper run` service: runs a generation of duties (one `NodeDuty` per node, the
+/// snapshot and certificate duties when enabled), reloads on SIGHUP, pings the watchdog while
+/// duties make progress, speaks sd_notify throughout, and stops within `StopBounds`.
 public final class Daemon: Service, Sendable {
   let configPath: String
   let initial: Generation
@@ -79,12 +80,22 @@ public final class Daemon: Service, Sendable {
   let board: StatusBoard
   let heartbeats = Heartbeats()
   let reloadBell = Doorbell()
+  /// One piece of snapshot work at a time in this daemon, across reloads: a snapshot, an
+  /// upload pass or a restore drill.
+  let workLock = SnapshotWorkLock()
+  let bounds: StopBounds
+  /// What the stop bounds are measured on (tests: virtual time).
+  let clock: any DutyClock
 
   /// Every datagram to systemd goes through this queue: a notify socket nobody reads blocks
   /// only the queue's own thread, never a duty.
   let notifier: QueuedNotifier
 
-  public init(configPath: String, initial: Generation, environment: DaemonEnvironment, logger: Logger) {
+  public convenience init(configPath: String, initial: Generation, environment: DaemonEnvironment, logger: Logger) {
+    self.init(configPath: configPath, initial: initial, environment: environment, logger: logger, bounds: .unit, clock: SystemNodeClock())
+  }
+
+  init(configPath: String, initial: Generation, environment: DaemonEnvironment, logger: Logger, bounds: StopBounds, clock: any DutyClock) {
     self.configPath = configPath
     self.initial = initial
     var env = environment
@@ -93,6 +104,8 @@ public final class Daemon: Service, Sendable {
     self.notifier = notifier
     self.env = env
     self.logger = logger
+    self.bounds = bounds
+    self.clock = clock
     self.board = StatusBoard(
       configPath: configPath, notifier: notifier, stateFile: environment.stateFile,
       metricsDirectory: initial.config.metrics.textfileDirectory, logger: logger)
@@ -101,25 +114,24 @@ public final class Daemon: Service, Sendable {
   public func run() async throws {
     announceKeys(initial)
     await withGracefulShutdownHandler {
-      await cancelWhenGracefulShutdown {
-        // The duties run until cancelled; the helpers (signals, watchdog) may end early
-        // (no watchdog configured), so wait for the duties specifically.
-        await withTaskGroup(of: Bool.self) { group in
-          group.addTask { await self.forwardReloadSignals(); return false }
-          group.addTask { await self.runWatchdog(); return false }
-          group.addTask { await self.runGenerations(); return true }
-          while let dutiesEnded = await group.next(), !dutiesEnded {}
-          group.cancelAll()
-        }
+      // The generations end on graceful shutdown (their duties stopped within the bounds) or
+      // cancellation; the helpers (signals, watchdog) may end early (no watchdog configured),
+      // so wait for the generations specifically.
+      await withTaskGroup(of: Bool.self) { group in
+        group.addTask { await self.forwardReloadSignals(); return false }
+        group.addTask { await self.runWatchdog(); return false }
+        group.addTask { await self.runGenerations(); return true }
+        while let generationsEnded = await group.next(), !generationsEnded {}
+        group.cancelAll()
       }
     } onGracefulShutdown: {
       self.env.notifier.send(["STOPPING=1", "STATUS=stopping"])
       self.logger.notice("stopping on request", metadata: ["message_id": "\(MessageID.stopping.rawValue)"])
     }
-    // The last state (stopping) on disk and STOPPING=1 delivered, each within a bound well
-    // inside the unit's TimeoutStopSec=30s: a stuck disk or socket must not hold the stop.
-    _ = await board.flushFiles(within: .seconds(5))
-    _ = await notifier.drain(within: .seconds(2))
+    // The last state (stopping) on disk and STOPPING=1 delivered, each within its bound: a
+    // stuck disk or socket must not hold the stop past the unit's TimeoutStopSec.
+    _ = await board.flushFiles(within: bounds.stateFile)
+    _ = await notifier.drain(within: bounds.notify)
   }
 
   private func forwardReloadSignals() async {
@@ -127,13 +139,38 @@ public final class Daemon: Service, Sendable {
     for await _ in signals { reloadBell.ring() }
   }
 
+  /// How a generation ended.
+  enum GenerationEnd: Sendable {
+    /// SIGHUP brought a configuration that loads.
+    case replaced(Generation)
+    /// Graceful shutdown (SIGTERM, SIGINT).
+    case stopping
+    case cancelled
+  }
+
   private func runGenerations() async {
     var generation = initial
     var first = true
-    while !Task.isCancelled {
-      guard let next = await run(generation, announceReady: first) else { return }
+    while true {
+      let (duties, transports) = await duties(for: generation)
+      let group = DutyGroup(duties: duties, logger: logger, clock: clock)
+      group.start()
+      let end = await waitForEnd(of: generation, announceReady: first)
+      switch end {
+      case .replaced: await group.stop(.cancel, bounds: bounds)
+      case .stopping: await group.stop(.graceful, bounds: bounds)
+      // Our own task is cancelled: no bound can be waited for any more.
+      case .cancelled: group.cancel()
+      }
+      // Aborts what a duty left behind may still be doing with them; frees their threads.
+      for transport in transports { transport.shutdown() }
+      guard case .replaced(let next) = end else { return }
       first = false
       generation = next
+      // RELOADING=1 and READY=1 delivered before the entry that says the reload is done, so
+      // systemd's view and the journal agree on the order (bounded: a blocked socket must not
+      // hold the new generation).
+      _ = await notifier.drain(within: bounds.notify)
       let nodes = next.config.nodes.count
       logger.notice(
         "configuration reloaded from \(configPath): \(nodes) node\(nodes == 1 ? "" : "s")",
@@ -165,67 +202,62 @@ public final class Daemon: Service, Sendable {
     }
   }
 
-  /// Runs one generation until SIGHUP brings a valid new configuration (returned) or the task
-  /// is cancelled (nil).
-  private func run(_ generation: Generation, announceReady: Bool) async -> Generation? {
+  /// The duties of one generation, each by the name its stop is logged under, and the node
+  /// transports to shut down after them. A new duty is one more block here.
+  private func duties(for generation: Generation) async -> ([NamedDuty], [any HTTPTransport]) {
     let config = generation.config
     await board.configure(addresses: config.nodes.map(\.name), configPath: configPath, metricsDirectory: config.metrics.textfileDirectory)
-    var supervisors: [(NodeSupervisor, any HTTPTransport, UnitView)] = []
+    var duties: [NamedDuty] = []
+    var transports: [any HTTPTransport] = []
     for node in config.nodes {
       let transport = env.makeTransport(node)
+      transports.append(transport)
       let unitView = UnitView()
       let context = NodeSupervisor.Context(
         node: node, health: config.health, unseal: config.unseal, keys: generation.keys,
         client: VaultClient(transport: transport, timeout: node.timeout), board: board, heartbeats: heartbeats, doorbell: Doorbell(),
         unitView: unitView, logger: logger)
-      supervisors.append((NodeSupervisor(context: context, memory: await board.memory(for: node.name)), transport, unitView))
+      let supervisor = NodeSupervisor(context: context, memory: await board.memory(for: node.name))
+      duties.append(
+        NamedDuty("node \(node.name)", NodeDuty(supervisor: supervisor, transport: transport, unitView: unitView, unitWatcher: env.unitWatcher, logger: logger)))
     }
-    defer { for (_, transport, _) in supervisors { transport.shutdown() } }
+    if let snapshot = config.snapshot, snapshot.enabled {
+      var context = SnapshotDuty.Context(
+        config: snapshot, node: config.vault, board: board, heartbeats: heartbeats, logger: logger, environment: env.environment,
+        makeTransport: env.makeTransport, makeDecompressor: env.makeDecompressor, makeObjectTransport: env.makeObjectTransport,
+        ledgerPath: SnapshotLedger.path(config: snapshot, environment: env.environment), workLock: workLock)
+      context.peers = config.peers
+      // No graceful stop of its own yet: cancelled when the stop begins, as before.
+      duties.append(NamedDuty("snapshot", SnapshotDuty(context: context), onStop: .cancelAtOnce))
+      // The restore drill (issue #12): after the snapshots, under the same work lock.
+      if let drill = DrillDuty.forGeneration(
+        snapshot: snapshot, node: config.vault, keys: generation.keys, board: board, heartbeats: heartbeats, logger: logger, lock: workLock,
+        environment: env.environment, makeTransport: env.makeTransport, makeDecompressor: env.makeDecompressor)
+      {
+        duties.append(NamedDuty("drill", drill, onStop: .cancelAtOnce))
+      } else {
+        await board.post(drill: nil)
+      }
+    } else {
+      await board.post(snapshot: nil)
+      await board.post(drill: nil)
+    }
+    if let certificate = config.certificate, certificate.enabled {
+      let context = CertificateDuty.Context(
+        config: certificate, node: config.vault, board: board, heartbeats: heartbeats, logger: logger,
+        reloader: env.makeReloader(certificate), served: env.makeServedSource(config.vault))
+      duties.append(NamedDuty("certificate", CertificateDuty(context: context)))
+    } else {
+      await board.post(certificate: nil)
+    }
+    return (duties, transports)
+  }
 
-    return await withTaskGroup(of: Generation?.self) { group in
-      for (supervisor, transport, unitView) in supervisors {
-        group.addTask {
-          await supervisor.run()
-          return nil
-        }
-        group.addTask {
-          for await _ in transport.connectionClosedEvents() { supervisor.connectionLost() }
-          await Self.sleepUntilCancelled()
-          return nil
-        }
-        if let unit = supervisor.context.node.unit {
-          group.addTask {
-            await self.followUnit(unit, view: unitView, supervisor: supervisor)
-            return nil
-          }
-        }
-      }
-      if let snapshot = config.snapshot, snapshot.enabled {
-        var snapshotContext = SnapshotDuty.Context(
-          config: snapshot, node: config.vault, board: board, heartbeats: heartbeats, logger: logger, environment: env.environment,
-          makeTransport: env.makeTransport, makeDecompressor: env.makeDecompressor, makeObjectTransport: env.makeObjectTransport,
-          ledgerPath: SnapshotLedger.path(config: snapshot, environment: env.environment))
-        snapshotContext.peers = config.peers
-        let duty = SnapshotDuty(context: snapshotContext)
-        group.addTask {
-          await duty.run()
-          return nil
-        }
-      } else {
-        await board.post(snapshot: nil)
-      }
-      if let certificate = config.certificate, certificate.enabled {
-        let duty = CertificateDuty(
-          context: .init(
-            config: certificate, node: config.vault, board: board, heartbeats: heartbeats, logger: logger,
-            reloader: env.makeReloader(certificate), served: env.makeServedSource(config.vault)))
-        group.addTask {
-          await duty.run()
-          return nil
-        }
-      } else {
-        await board.post(certificate: nil)
-      }
+  /// Waits while a generation runs: for SIGHUP with a configuration that loads, for graceful
+  /// shutdown, or for cancellation. Announces READY=1 on the first generation.
+  private func waitForEnd(of generation: Generation, announceReady: Bool) async -> GenerationEnd {
+    let nodes = generation.config.nodes.map(\.name)
+    return await withTaskGroup(of: GenerationEnd?.self) { group in
       if announceReady {
         group.addTask {
           await self.board.waitForFirstResults()
@@ -233,27 +265,31 @@ public final class Daemon: Service, Sendable {
           let status = await self.board.statusLine()
           // Log first, so our "ready" entry precedes systemd's "Started" in the journal.
           self.logger.info(
-            "vaultkeeper \(VaultKeeperVersion.string) ready: watching \(config.nodes.map(\.name).joined(separator: ", "))",
+            "vaultkeeper \(VaultKeeperVersion.string) ready: watching \(nodes.joined(separator: ", "))",
             metadata: ["message_id": "\(MessageID.started.rawValue)"])
           self.env.notifier.send(["READY=1", "STATUS=\(status)"])
           return nil
         }
       }
-      group.addTask { await self.waitForReload() }
-      while let result = await group.next() {
-        if let next = result {
-          group.cancelAll()
-          return next
+      group.addTask { await self.waitForReload().map { .replaced($0) } ?? .cancelled }
+      group.addTask {
+        do {
+          try await gracefulShutdown()
+          return .stopping
+        } catch {
+          return .cancelled
         }
-        if Task.isCancelled { break }
+      }
+      var end = GenerationEnd.cancelled
+      while let result = await group.next() {
+        if let result {
+          end = result
+          break
+        }
       }
       group.cancelAll()
-      return nil
+      return end
     }
-  }
-
-  private static func sleepUntilCancelled() async {
-    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
   }
 
   /// Waits for SIGHUP and a configuration that loads; a bad one is logged and rejected while
@@ -284,34 +320,6 @@ public final class Daemon: Service, Sendable {
     return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
   }
 
-  /// Follows the Vault unit over D-Bus: a (re)start or a new main PID means "look now".
-  private func followUnit(_ unit: String, view: UnitView, supervisor: NodeSupervisor) async {
-    guard let watcher = env.unitWatcher else { return }
-    // Connecting and the first property reads block (bounded by the watcher's call timeout).
-    let result: Result<AsyncStream<UnitSnapshot>, UnitWatchUnavailable> = await OffPool.run {
-      do throws(UnitWatchUnavailable) { return .success(try watcher.watch(unit: unit)) } catch { return .failure(error) }
-    }
-    let stream: AsyncStream<UnitSnapshot>
-    switch result {
-    case .success(let watched):
-      stream = watched
-    case .failure(let error):
-      DaemonNotes.once("nobus") {
-        logger.info("cannot follow \(unit) over D-Bus (\(error)); detecting Vault restarts from its connection instead")
-      }
-      return
-    }
-    var last: UnitSnapshot?
-    for await snapshot in stream {
-      view.update(snapshot)
-      if let last, last.mainPID != snapshot.mainPID || last.activeState != snapshot.activeState {
-        if last.mainPID != snapshot.mainPID { supervisor.unitMainPIDChanged() } else { supervisor.context.doorbell.ring() }
-      }
-      last = snapshot
-    }
-    view.update(nil)
-  }
-
   /// Pings systemd's watchdog every half interval, but only while no duty is overdue.
   private func runWatchdog() async {
     guard let timeout = env.notifier.watchdogTimeout else { return }
@@ -329,6 +337,9 @@ public final class Daemon: Service, Sendable {
     }
   }
 }
+
+/// The snapshot duty runs under ServiceLifecycle like every duty (`NamedDuty`).
+extension SnapshotDuty: Service {}
 
 /// Process-wide "say it once" memory for notes such as "no system bus".
 enum DaemonNotes {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Watches one Vault node and unseals it: the health duty and the unseal duty for that node,
@@ -60,16 +61,23 @@ public final class NodeSupervisor: Sendable {
   private var heartbeatName: String { "node \(context.node.name)" }
   private static let slack = Duration.seconds(5)
 
+  /// Loops until cancelled or, under ServiceLifecycle, until graceful shutdown: then the pass
+  /// in hand finishes (an unseal is not left half-submitted) and the idle wait ends at once.
   public func run() async {
     let heartbeatName = heartbeatName
     defer { context.heartbeats.retire(heartbeatName) }
-    while !Task.isCancelled {
-      context.heartbeats.promise(heartbeatName, within: context.node.timeout * 2 + Self.slack)
-      guard let end = await cycle(jitter: Double.random(in: 0...1)) else { break }
-      guard case .report(let report, let memory, let delay) = end else { continue }
-      await context.board.post(report, memory: memory)
-      context.heartbeats.promise(heartbeatName, within: delay + Self.slack)
-      await context.doorbell.wait(for: delay)
+    await withGracefulShutdownHandler {
+      while !Task.isCancelled, !Task.isShuttingDownGracefully {
+        context.heartbeats.promise(heartbeatName, within: context.node.timeout * 2 + Self.slack)
+        guard let end = await cycle(jitter: Double.random(in: 0...1)) else { break }
+        guard case .report(let report, let memory, let delay) = end else { continue }
+        await context.board.post(report, memory: memory)
+        if Task.isShuttingDownGracefully { break }
+        context.heartbeats.promise(heartbeatName, within: delay + Self.slack)
+        await context.doorbell.wait(for: delay)
+      }
+    } onGracefulShutdown: { [doorbell = context.doorbell] in
+      doorbell.ring()
     }
   }
 

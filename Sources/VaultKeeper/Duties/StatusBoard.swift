@@ -28,6 +28,7 @@ public actor StatusBoard {
   private var lastWrittenShape: [ReportShape] = []
   private var lastWrittenSnapshot: SnapshotReport?
   private var lastWrittenCertificate: CertificateReport?
+  private var lastWrittenDrill: DrillDutyReport?
   private var lastRender = 0.0
   private var expected: Set<String> = []
   private var readyWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
@@ -107,6 +108,12 @@ public actor StatusBoard {
     publish()
   }
 
+  /// The restore drill duty's report (nil removes it, when a reload disables the drill).
+  public func post(drill: DrillDutyReport?) {
+    report.drill = drill
+    publish()
+  }
+
   /// The last reported state of the node at `address` (`unknown` before its first check).
   public func state(of address: String) -> NodeState {
     report.nodes.first { $0.address == address }?.state ?? .unknown
@@ -128,6 +135,7 @@ public actor StatusBoard {
     // change or every 5 s. A fast poll must not turn into a render-and-write loop.
     let shape = report.nodes.map { ReportShape($0) }
     let changed = shape != lastWrittenShape || report.snapshot != lastWrittenSnapshot || report.certificate != lastWrittenCertificate
+      || report.drill != lastWrittenDrill
     if changed || now - lastRender >= 1 {
       lastRender = now
       let status = StatusLine.render(report, now: now)
@@ -140,13 +148,16 @@ public actor StatusBoard {
     lastWrittenShape = shape
     lastWrittenSnapshot = report.snapshot
     lastWrittenCertificate = report.certificate
+    lastWrittenDrill = report.drill
     lastWrite = now
     writeFiles()
   }
 
   /// Queues the state file and metrics for writing (also called at shutdown).
   public func writeFiles() {
-    fileWriter.write(ReportFiles(report: report, stateFile: stateFile, metricsFile: metricsFile))
+    var current = report
+    current.notifyDatagramsDropped = (notifier as? QueuedNotifier)?.droppedCount
+    fileWriter.write(ReportFiles(report: current, stateFile: stateFile, metricsFile: metricsFile))
   }
 
   /// Writes the latest report, waiting for at most `limit` (at shutdown: the last state file

@@ -14,7 +14,7 @@ public enum CheckVerdict {
   ///   raise the verdict to WARNING/CRITICAL; its UNKNOWN (unreadable state) only replaces an OK,
   ///   so it never hides a real problem.
   public static func evaluate(_ nodes: [(name: String, observation: HealthObservation)], ok: Set<String>, warning: Set<String>,
-    warnLatency: Double, critLatency: Double, snapshot: SnapshotCheck.Result? = nil, certificate: Outcome? = nil) -> Outcome
+    warnLatency: Double, critLatency: Double, snapshot: SnapshotCheck.Result? = nil, certificate: Outcome? = nil, drill: DrillCheck.Result? = nil) -> Outcome
   {
     guard !nodes.isEmpty else { return Outcome(code: 3, text: "VAULT UNKNOWN: no nodes configured") }
     var worst = 0
@@ -40,7 +40,7 @@ public enum CheckVerdict {
     let first = nodes[0].observation
     // UNKNOWN (state that cannot be read) only replaces an OK; it never hides a WARNING or
     // CRITICAL, whichever part reports it.
-    let extra = [snapshot?.code, certificate?.code].compactMap { $0 }
+    let extra = [snapshot?.code, certificate?.code, drill?.code].compactMap { $0 }
     worst = max(worst, extra.filter { $0 != 3 }.max() ?? 0)
     if worst == 0, extra.contains(3) { worst = 3 }
     var summary = "VAULT \(words[worst]): \(first.state.name)"
@@ -61,6 +61,11 @@ public enum CheckVerdict {
       if certificate.code != 0 { summary += ", certificate \(words[certificate.code].lowercased())" }
       lines.append("\(words[certificate.code]): certificate: " + (parts.first.map { String($0.drop { $0 != ":" }.dropFirst()).trimmingWhitespace() } ?? ""))
       if parts.count > 1 { perf.append(parts[1]) }
+    }
+    if let drill {
+      if drill.code != 0 { summary += ", restore drill " + ["ok", "stale or failed", "FAILED on the shares", "unknown"][drill.code] }
+      lines.append(drill.line)
+      if let age = drill.ageSeconds { perf.append("'drill_age'=\(formatSeconds(age.rounded()))s;\(formatSeconds(drill.staleSeconds));;0") }
     }
     return Outcome(code: worst, text: ([summary + " | " + perf.joined(separator: " ")] + lines).joined(separator: "\n"))
   }

@@ -28,8 +28,14 @@ public enum MetricsText {
       report.nodes.map { (label($0), format($0.lastUnsealTime ?? 0)) })
     family("vaultkeeper_unseal_held", "gauge", "1 while a sealed node is deliberately left sealed (operator seal, wrong key, too few shares).",
       report.nodes.map { (label($0), $0.hold == nil ? "0" : "1") })
+    if let dropped = report.notifyDatagramsDropped {
+      family("vaultkeeper_notify_datagrams_dropped_total", "counter",
+        "sd_notify datagrams dropped because systemd did not read the notify socket and the queue stayed full.",
+        [("", "\(dropped)")])
+    }
     if let snapshot = report.snapshot { renderSnapshot(snapshot, family) }
     if let certificate = report.certificate { renderCertificate(certificate, family) }
+    if let drill = report.drill { renderDrill(drill, family) }
     return out
   }
 
@@ -57,6 +63,22 @@ public enum MetricsText {
       [("", "\(s.futureDated ?? 0)")])
   }
 
+  /// Every stage is rendered, so `increase()` and alerts see a 0 before the first failure.
+  private static func renderDrill(_ d: DrillDutyReport, _ family: (String, String, String, [(labels: String, value: String)]) -> Void) {
+    family("vaultkeeper_snapshot_drill_last_success_timestamp_seconds", "gauge",
+      "Time the last restore drill passed: a snapshot restored into a throwaway server and unsealed with the shares vaultkeeper holds (0 = none yet).",
+      [("", format(d.lastPassed ?? 0))])
+    family("vaultkeeper_snapshot_drill_duration_seconds", "gauge", "Duration of the last finished restore drill, passed or failed.",
+      [("", format(d.lastDurationSeconds ?? 0))])
+    family("vaultkeeper_snapshot_drill_failures_total", "counter", "Failed restore drills since vaultkeeper started, by the stage that failed.",
+      DrillStage.allCases.map { ("stage=\"\($0.rawValue)\"", "\(d.failures[$0.rawValue] ?? 0)") })
+    family("vaultkeeper_snapshot_drill_last_failed_on_shares", "gauge",
+      "1 while the last restore drill failed because the shares vaultkeeper holds do not unseal the snapshot (rekeyed, or another cluster).",
+      [("", d.lastResult == .failed && d.lastFailureAboutShares == true ? "1" : "0")])
+    family("vaultkeeper_snapshot_drill_stale", "gauge",
+      "1 while no restore drill passed within [snapshot.drill] stale_after (counted from when drills began to be tracked).",
+      [("", d.stale ? "1" : "0")])
+  }
 
   private static func renderCertificate(_ c: CertificateReport, _ family: (String, String, String, [(labels: String, value: String)]) -> Void) {
     var expiry: [(labels: String, value: String)] = []

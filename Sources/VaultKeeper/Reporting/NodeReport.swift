@@ -50,9 +50,15 @@ public struct DaemonReport: Sendable, Equatable, Codable {
   public var snapshot: SnapshotReport?
   /// The certificate duty's report, when `[certificate]` is enabled.
   public var certificate: CertificateReport?
+  /// The scheduled restore drill's report, when `[snapshot.drill]` is enabled.
+  public var drill: DrillDutyReport?
+  /// sd_notify datagrams dropped because systemd did not read the notify socket and the queue
+  /// stayed full (`QueuedNotifier`); nil where no queue counts them.
+  public var notifyDatagramsDropped: Int?
 
   enum CodingKeys: String, CodingKey {
-    case pid, nodes, snapshot, certificate
+    case pid, nodes, snapshot, certificate, drill
+    case notifyDatagramsDropped = "notify_datagrams_dropped"
     case startedAt = "started_at"
     case updatedAt = "updated_at"
     case configPath = "config"

@@ -22,6 +22,7 @@ public enum StatusLine {
     parts.append(nodesPart)
     if let fragment = report.snapshot?.statusFragment(now: now) { parts.append(fragment) }
     if let fragment = report.certificate?.statusFragment(now: now) { parts.append(fragment) }
+    if let fragment = report.drill?.statusFragment(now: now) { parts.append(fragment) }
     return String(parts.joined(separator: " · ").prefix(400))
   }
 }
