@@ -20,4 +20,11 @@ static inline int clinux_set_not_dumpable(void) { return prctl(PR_SET_DUMPABLE, 
 
 static inline int clinux_limit_malloc_arenas(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
 
+// PR_SET_PDEATHSIG: the kernel sends `signal` to the calling process when the *thread* that
+// created it exits. It survives execve() (unless the new program is set-user-ID or has file
+// capabilities), so a helper sets it on itself and then execs the real child.
+static inline int clinux_set_parent_death_signal(int signal) {
+  return prctl(PR_SET_PDEATHSIG, (unsigned long) signal, 0UL, 0UL, 0UL);
+}
+
 #endif

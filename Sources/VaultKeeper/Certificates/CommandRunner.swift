@@ -131,8 +131,16 @@ public struct CommandRunner: Sendable {
   /// /dev/null, stdout and stderr on `output`, no other descriptor of ours, and default signal
   /// handling. Shared by every child the daemon starts (reload commands, the restore drill's
   /// server).
+  ///
+  /// With `parentDeathHelper` (the path of a vaultkeeper executable, normally
+  /// `ownExecutable`), the child is started through that binary's hidden
+  /// `parentDeathSubcommand`, which asks the kernel for SIGKILL when its parent goes away and
+  /// then execs `argv` (same pid, same group, same clean environment): the child dies with us
+  /// even when we are SIGKILLed or crash. posix_spawn has no way to set PR_SET_PDEATHSIG itself.
+  /// The kernel sends it when the *thread* that spawned the child exits, so a caller opting in
+  /// must call this from a thread that outlives the child (`DrillServerProcess` does).
   /// - Returns: the child's pid, or why it could not be started.
-  static func spawn(_ argv: [String], output: Int32) -> Swift.Result<pid_t, SpawnFailure> {
+  static func spawn(_ argv: [String], output: Int32, parentDeathHelper: String? = nil) -> Swift.Result<pid_t, SpawnFailure> {
     var actions = posix_spawn_file_actions_t()
     var attributes = posix_spawnattr_t()
     posix_spawn_file_actions_init(&actions)
@@ -163,16 +171,30 @@ public struct CommandRunner: Sendable {
     guard let program = argv[0].contains("/") ? argv[0] : Self.lookUp(argv[0]) else {
       return .failure(SpawnFailure(reason: "\(argv[0]): not found in \(environment[0])"))
     }
-    var arguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
+    var executable = program
+    var childArgv = argv
+    if let helper = parentDeathHelper {
+      executable = helper
+      childArgv = [helper, Self.parentDeathSubcommand, "\(getpid())", program, "--"] + argv
+    }
+    var arguments: [UnsafeMutablePointer<CChar>?] = childArgv.map { strdup($0) }
     arguments.append(nil)
     var variables: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) }
     variables.append(nil)
     defer { for pointer in arguments + variables { free(pointer) } }
     var pid: pid_t = 0
-    let result = posix_spawn(&pid, program, &actions, &attributes, arguments, variables)
+    let result = posix_spawn(&pid, executable, &actions, &attributes, arguments, variables)
     guard result == 0 else { return .failure(SpawnFailure(reason: String(cString: strerror(result)))) }
     return .success(pid)
   }
+
+  /// The hidden `vaultkeeper` subcommand that execs a child dying with its parent:
+  /// `vaultkeeper exec-dying-with-parent PARENT-PID PROGRAM -- ARGV…`.
+  public static let parentDeathSubcommand = "exec-dying-with-parent"
+
+  /// The running vaultkeeper binary, for `parentDeathHelper`. The kernel's link to our own
+  /// image: it works even after a package upgrade replaced or removed the file on disk.
+  public static let ownExecutable = "/proc/self/exe"
 
   /// The first executable regular file called `name` in the directories of `environment`'s PATH.
   static func lookUp(_ name: String) -> String? {

@@ -231,7 +231,7 @@ public struct RestoreDrill: Sendable {
 
   /// Starts the server and waits until its socket answers.
   private func startServer(_ workspace: DrillWorkspace, state: DrillState, client: VaultClient, stage: DrillStage) async throws(DrillFailure) {
-    switch DrillServerProcess.start(binary: binary, configPath: workspace.configPath, logPath: workspace.logPath) {
+    switch await DrillServerProcess.start(binary: binary, configPath: workspace.configPath, logPath: workspace.logPath) {
     case .failure(let reason): throw DrillFailure(stage, reason)
     case .success(let server):
       state.server = server
