@@ -99,26 +99,7 @@ struct SnapshotVerify: AsyncParsableCommand {
     do throws(SnapshotVerificationError) {
       let verifier = SnapshotDecryptingVerifier(verifier: SnapshotGzipVerifier(decompressor: try GzipInflater()), identities: identities)
       verifier.tee = tee
-      var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-      while true {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-          if errno == EINTR { continue }
-          return .failure(SnapshotVerificationError("read error: \(String(cString: strerror(errno)))"))
-        }
-        if n == 0 { break }
-        // withUnsafeBytes rethrows untyped errors: carry the typed one out by hand.
-        let fed: Result<Void, SnapshotVerificationError> = buffer.withUnsafeBytes { raw in
-          do throws(SnapshotVerificationError) {
-            try verifier.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
-            return .success(())
-          } catch {
-            return .failure(error)
-          }
-        }
-        try fed.get()
-      }
-      return .success(try verifier.finish())
+      return .success(try verifier.verify(descriptor: fd))
     } catch {
       return .failure(error)
     }

@@ -36,7 +36,7 @@ if str(SIM_DIR) not in sys.path:
     sys.path.insert(0, str(SIM_DIR))
 
 import testca  # noqa: E402  (the project's test PKI)
-from sim_process import SimProcess  # noqa: E402  (the one simulator launcher and client)
+from sim_process import SimProcess, wait_until  # noqa: E402  (the one simulator launcher and client; the polling wait)
 
 # MESSAGE_IDs (Sources/VaultKeeper/Reporting/MessageID.swift) - the alerting contract.
 MID = {
@@ -143,17 +143,6 @@ LEDGER = Ledger()
 # ceiling that turns a hang into a failure, never a speed requirement, so generous enough for a
 # full parallel run on two busy cores. Per-test deadlines (conftest.py) still bound each test.
 WAIT_CEILING = 30.0
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.02, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @contextlib.contextmanager

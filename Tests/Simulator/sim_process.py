@@ -25,8 +25,9 @@ VAULT_SIM = Path(__file__).resolve().parent / "vault_sim.py"
 START_CEILING = 15.0
 
 
-def poll(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Returns pred()'s first truthy value; AssertionError naming `what` once `timeout` passed."""
+def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.02, what: str = "condition") -> Any:
+    """Returns pred()'s first truthy value; AssertionError naming `what` once `timeout` passed.
+    The one polling wait of the Python test layers (vk_harness re-exports it)."""
     deadline = time.monotonic() + timeout
     while True:
         value = pred()
@@ -72,8 +73,8 @@ class SimProcess:
             self.cport = self._read_port(cport_file)
             self.port: Optional[int] = self._read_port(port_file) if listen else None
             if init:
-                poll(lambda: self.init_output.exists() and self.init_output.stat().st_size > 0, START_CEILING,
-                     str(self.init_output))
+                wait_until(lambda: self.init_output.exists() and self.init_output.stat().st_size > 0, START_CEILING,
+                           what=str(self.init_output))
         except BaseException:
             self.stop()
             raise
@@ -84,7 +85,7 @@ class SimProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"vault_sim exited early ({self.proc.returncode}): {self.stderr_text()}")
             return path.exists() and path.read_text().strip()
-        return int(poll(ready, START_CEILING, str(path)))
+        return int(wait_until(ready, START_CEILING, what=str(path)))
 
     # control channel -----------------------------------------------------
     def control(self, method: str, path: str, body: Optional[dict] = None) -> Any:
@@ -104,7 +105,7 @@ class SimProcess:
             last = self.state()
             return last if pred(last) else None
         try:
-            return poll(check, timeout, what)
+            return wait_until(check, timeout, what=what)
         except AssertionError as e:
             raise AssertionError(f"{e}; last state: {last}") from None
 

@@ -5,62 +5,6 @@ import Testing
 
 @testable import VaultKeeper
 
-/// A clock whose sleeps end only when the test moves it: the duty's loop runs in virtual time,
-/// and the test knows when the loop is idle (someone sleeps).
-final class SteppedDutyClock: DutyClock {
-  private struct Sleeper {
-    let id: UInt64
-    let deadline: ContinuousClock.Instant
-    let continuation: CheckedContinuation<Void, any Error>
-  }
-  private struct State {
-    var now: NodeTime
-    var sleepers: [Sleeper] = []
-    var nextID: UInt64 = 0
-  }
-  private let state: Mutex<State>
-
-  init(wall: Double = 1_800_000_000) { state = Mutex(State(now: NodeTime(monotonic: ContinuousClock.now, wall: wall))) }
-
-  func now() -> NodeTime { state.withLock { $0.now } }
-  var sleeping: Int { state.withLock { $0.sleepers.count } }
-
-  func sleep(for duration: Duration) async throws {
-    let id = state.withLock { s -> UInt64 in
-      s.nextID += 1
-      return s.nextID
-    }
-    try await withTaskCancellationHandler {
-      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-        let resumeNow = state.withLock { s -> Bool in
-          if Task.isCancelled { return true }
-          s.sleepers.append(Sleeper(id: id, deadline: s.now.monotonic.advanced(by: duration), continuation: continuation))
-          return false
-        }
-        if resumeNow { continuation.resume(throwing: CancellationError()) }
-      }
-    } onCancel: {
-      let sleeper = state.withLock { s -> Sleeper? in
-        guard let index = s.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
-        return s.sleepers.remove(at: index)
-      }
-      sleeper?.continuation.resume(throwing: CancellationError())
-    }
-  }
-
-  /// Moves both clocks on and wakes every sleeper whose time has come.
-  func advance(by duration: Duration) {
-    let due = state.withLock { s -> [Sleeper] in
-      s.now = s.now.advanced(by: duration)
-      let now = s.now.monotonic
-      let due = s.sleepers.filter { $0.deadline <= now }
-      s.sleepers.removeAll { $0.deadline <= now }
-      return due
-    }
-    for sleeper in due { sleeper.continuation.resume() }
-  }
-}
-
 /// A drill runner without a server: answers with what the test queued, and tells the test
 /// which files it was asked to drill.
 final class StubDrillRunner: DrillRunner {
@@ -111,7 +55,7 @@ func eventually(_ what: String, _ condition: () async -> Bool) async throws {
 }
 
 struct DrillRig {
-  let clock = SteppedDutyClock()
+  let clock = VirtualDutyClock(mode: .manual)
   let log = RecordingLog()
   let heartbeats = Heartbeats()
   let lock = SnapshotWorkLock()

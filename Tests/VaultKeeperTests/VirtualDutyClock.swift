@@ -37,6 +37,9 @@ final class VirtualDutyClock: DutyClock {
 
   func now() -> NodeTime { state.withLock { $0.now } }
 
+  /// How many tasks sleep on this clock now (manual mode): the loops under test are idle.
+  var sleeping: Int { state.withLock { $0.sleepers.count } }
+
   /// Virtual time since `start`.
   func elapsed(since start: NodeTime) -> Duration { start.monotonic.duration(to: now().monotonic) }
 

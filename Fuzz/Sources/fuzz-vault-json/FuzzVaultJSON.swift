@@ -1,4 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import FuzzSupport
 @testable import VaultKeeper
 
@@ -21,6 +26,12 @@ public func fuzzVaultJSON(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     // A state is only ever what the status code says, never what the body alone claims.
     if observation.state != .protocolError, observation.state.healthCode != status {
       violated("health state \(observation.state.name) from HTTP \(status)")
+    }
+    // The hand-written one-pass reader reads every body exactly as JSONDecoder does.
+    let fast = HealthBodyReader.read(Array(body))
+    let reference = try? JSONDecoder().decode(HealthBody.self, from: Data(body))
+    if fast != reference {
+      violated("HealthBodyReader read \(String(describing: fast)), JSONDecoder \(String(describing: reference))")
     }
   case 1:
     _ = runBlocking { await client(status, body).health() }

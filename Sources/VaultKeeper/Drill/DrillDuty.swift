@@ -153,22 +153,14 @@ public final class DrillDuty: Sendable {
     await context.board.post(drill: state.report)
   }
 
-  /// Durable (fsync), so off the cooperative pool.
+  /// Durable (fsync), so off the cooperative pool; a failing disk is reported once per run of failures.
   private func saveLedger(_ state: inout State) async {
-    let ledger = state.schedule.ledger
     let path = context.ledgerPath
-    let saved: Result<Void, FileAccess.Failure> = await OffPool.run {
-      do throws(FileAccess.Failure) { return .success(try ledger.save(path: path)) } catch { return .failure(error) }
+    var saver = LedgerSaver(path: path, failing: state.ledgerProblem)
+    if let error = await saver.save(state.schedule.ledger) {
+      context.logger.warning("cannot record the restore drill state in \(path): \(error); after a restart the last drill is not known, and one runs after the next snapshot")
     }
-    switch saved {
-    case .success:
-      state.ledgerProblem = false
-    case .failure(let error):
-      if !state.ledgerProblem {
-        context.logger.warning("cannot record the restore drill state in \(path): \(error); after a restart the last drill is not known, and one runs after the next snapshot")
-      }
-      state.ledgerProblem = true
-    }
+    state.ledgerProblem = saver.failing
   }
 }
 

@@ -12,7 +12,7 @@ import Glibc
 /// in the state directory (`drill-state.json`): the last passed drill (the next is due an
 /// `interval` after it), the last finished one (which snapshot it used, and why it failed), and
 /// since when drills have been tracked (the reference for "stale" before the first pass).
-public struct DrillLedger: Sendable, Equatable, Codable {
+public struct DrillLedger: DurableLedger, Equatable, Codable {
   /// One finished drill.
   public struct Run: Sendable, Equatable, Codable {
     /// When it finished (wall clock, seconds since the epoch).

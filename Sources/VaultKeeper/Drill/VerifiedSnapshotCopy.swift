@@ -58,26 +58,6 @@ public struct VerifiedSnapshotCopy: DrillSnapshotSource {
         offset += written
       }
     }
-    var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-    while true {
-      if isCancelled() { throw SnapshotVerificationError("cancelled") }
-      let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw SnapshotVerificationError("read error: \(String(cString: strerror(errno)))")
-      }
-      if n == 0 { break }
-      // withUnsafeBytes rethrows untyped errors: carry the typed one out by hand.
-      let fed: Result<Void, SnapshotVerificationError> = buffer.withUnsafeBytes { raw in
-        do throws(SnapshotVerificationError) {
-          try verifier.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
-          return .success(())
-        } catch {
-          return .failure(error)
-        }
-      }
-      try fed.get()
-    }
-    return try verifier.finish()
+    return try verifier.verify(descriptor: input, isCancelled: isCancelled)
   }
 }

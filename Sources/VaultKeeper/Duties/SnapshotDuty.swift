@@ -352,21 +352,13 @@ public final class SnapshotDuty: Sendable {
       metadata: ["message_id": "\(id.rawValue)", "snapshot.reason": "\(error.reason.rawValue)"])
   }
 
-  /// Durable (fsync), so off the cooperative pool.
+  /// Durable (fsync), so off the cooperative pool; a failing disk is reported once per run of failures.
   private func saveLedger(_ state: inout State) async {
-    let ledger = state.ledger
     let path = context.ledgerPath
-    let saved: Result<Void, FileAccess.Failure> = await OffPool.run {
-      do throws(FileAccess.Failure) { return .success(try ledger.save(path: path)) } catch { return .failure(error) }
+    var saver = LedgerSaver(path: path, failing: state.ledgerProblem)
+    if let error = await saver.save(state.ledger) {
+      context.logger.warning("cannot record the snapshot state in \(path): \(error); after a restart the last snapshot is not known, and one is taken at once")
     }
-    switch saved {
-    case .success:
-      state.ledgerProblem = false
-    case .failure(let error):
-      if !state.ledgerProblem {
-        context.logger.warning("cannot record the snapshot state in \(context.ledgerPath): \(error); after a restart the last snapshot is not known, and one is taken at once")
-      }
-      state.ledgerProblem = true
-    }
+    state.ledgerProblem = saver.failing
   }
 }

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Verifies a snapshot file as it is read, plain or age-encrypted: an age file (recognised by
 /// its first bytes) is decrypted on the way with the given identities and the plaintext goes
 /// to the archive verifier, so neither needs the whole file in memory or on disk.
@@ -63,5 +67,34 @@ public final class SnapshotDecryptingVerifier {
     } catch {
       throw AgeError(.consumer, error.reason)
     }
+  }
+}
+
+extension SnapshotDecryptingVerifier {
+  /// Reads the open file `fd` from its current offset to the end through the verifier and
+  /// returns the facts (`snapshot verify`, `snapshot restore`, the drill's verified copy).
+  /// Blocking: call it on a thread of its own, never on the cooperative pool.
+  public func verify(descriptor fd: Int32, isCancelled: () -> Bool = { false }) throws(SnapshotVerificationError) -> SnapshotFacts {
+    var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    while true {
+      if isCancelled() { throw SnapshotVerificationError("cancelled") }
+      let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw SnapshotVerificationError("read error: \(String(cString: strerror(errno)))")
+      }
+      if n == 0 { break }
+      // withUnsafeBytes rethrows untyped errors: carry the typed one out by hand.
+      let fed: Result<Void, SnapshotVerificationError> = buffer.withUnsafeBytes { raw in
+        do throws(SnapshotVerificationError) {
+          try feed(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
+          return .success(())
+        } catch {
+          return .failure(error)
+        }
+      }
+      try fed.get()
+    }
+    return try finish()
   }
 }

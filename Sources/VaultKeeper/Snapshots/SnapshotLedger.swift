@@ -12,7 +12,7 @@ import Glibc
 /// (`$STATE_DIRECTORY/snapshot-state.json`, or `[snapshot] state_file`): the last good snapshot,
 /// so a restart neither retakes one early nor forgets a missed one (catch-up), and since when
 /// the duty has been waiting for its first one (the reference for "stale" when none exists).
-public struct SnapshotLedger: Sendable, Equatable, Codable {
+public struct SnapshotLedger: DurableLedger, Equatable, Codable {
   public struct Success: Sendable, Equatable, Codable {
     public var time: Double
     public var file: String
