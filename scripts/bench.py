@@ -15,9 +15,12 @@ docs/benchmarks.md. Goals, not test assertions: the report says met / not met.
      RSS (VmRSS, RssAnon, RssFile and the largest mappings), growth over 100k health checks, exec →
      READY=1 p50/p95 over 20 starts, CPU per check vs one curl process's keep-alive request, and the
      cgroup's MemoryCurrent under systemd as the last `make e2e` left it in out/e2e-measurements/
+  7. restore drill (issue #12, scripts/bench_drill.py): a drill of ~100 MiB of Raft data, its
+     stages, its peak memory with the throwaway server, and the health-check and watchdog gaps
+     during a scheduled drill
 
 `--only snapshot` runs just (5) and writes only its section; `--snapshot-sizes 64M` for a quick run.
-`--only footprint` runs just (6).
+`--only footprint` runs just (6), `--only drill` just (7).
 """
 import argparse, datetime, json, os, platform, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
@@ -1147,10 +1150,11 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--checks", type=int, default=100_000, help="health checks between the two RSS readings (footprint)")
     ap.add_argument("--cpu-seconds", type=int, default=10)
-    ap.add_argument("--only", choices=("all", "core", "snapshot", "openbao", "footprint"), default="all",
+    ap.add_argument("--only", choices=("all", "core", "snapshot", "openbao", "footprint", "drill"), default="all",
                     help="core: restart/CPU against the simulator; snapshot: the snapshot benchmark; "
                          "openbao: the real-OpenBao section (and the simulator CPU figures it compares with); "
-                         "footprint: issue #11's goals against real OpenBao (RSS, growth, READY, CPU, MemoryCurrent); all: everything")
+                         "footprint: issue #11's goals against real OpenBao (RSS, growth, READY, CPU, MemoryCurrent); "
+                         "drill: issue #12's restore drill of ~100 MiB of Raft data (scripts/bench_drill.py); all: everything")
     ap.add_argument("--snapshot-sizes", default="1G,4G", type=lambda t: [parse_size(x) for x in t.split(",") if x.strip()],
                     help="comma-separated snapshot (state.bin) sizes, e.g. 64M,256M while developing")
     ap.add_argument("--snapshot-runs", type=int, default=2, help="downloads per client and size (alternating order)")
@@ -1198,6 +1202,12 @@ def run(args, work):
         result = bench_footprint(args.binary, work, pki, args.checks, args.runs, args.cpu_seconds, cpu=openbao_cpu)
         body = footprint_section(result, args.binary, (load0, os.getloadavg()[0]))
         write_section(args.output, "bench-footprint", body, title="# Benchmarks")
+        print(body)
+    if args.only in ("all", "drill"):
+        import bench_drill  # scripts/, beside this file
+        print("restore drill ...", file=sys.stderr)
+        body = bench_drill.run(args.binary, work, pki, note="release build")
+        write_section(args.output, "bench-drill", body, title="# Benchmarks")
         print(body)
 
 
