@@ -266,6 +266,39 @@ def test_sigterm_during_a_drill_leaves_nothing(bao, config, keyfile, tmp_path, s
     assert ss.kv_get(node, "secret/app", node.root_token) == {"password": value}
 
 
+def test_a_second_drill_while_one_runs_is_refused_and_touches_nothing(bao, config, keyfile, tmp_path, state):
+    """The drill's listeners cannot be taken from it (the API is a socket in its own fresh 0700
+    directory, the cluster port the kernel's pick), so the only thing that can be occupied is the
+    drill workspace itself: a second drill (the daemon's scheduled one while an operator runs one
+    by hand) must be refused at once and leave the running one alone."""
+    node, init = bao
+    value = _production(node, init)
+    pid, port = node.pid, node.api_port
+    snap = _save(node, tmp_path / "prod.snap")
+    cfg = _config(config, keyfile, tmp_path, node, init)
+    env = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)
+    env.update(_env(state))
+    p = subprocess.Popen([h.VK_BIN, "snapshot", "drill", "--config", str(cfg), str(snap)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        servers = h.wait_until(lambda: _drill_processes(state), 60, what="the first drill's server running")
+        second = _drill(cfg, state, str(snap))
+        _failed(second, "prepare", "another restore drill is running")
+        assert all(Path(f"/proc/{s}").exists() for s in servers), "the second drill touched the first one's server"
+        out, err = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    h.LEDGER.capture("drill stdout", out)
+    h.LEDGER.capture("drill stderr", err)
+    assert p.returncode == 0, (out, err)
+    assert b"restore drill passed" in out, (out, err)
+    _assert_nothing_left(state)
+    _untouched(node, value, pid, port)
+
+
 def test_leftover_of_a_crashed_drill_is_removed(bao, config, keyfile, tmp_path, state):
     node, init = bao
     _production(node, init)
