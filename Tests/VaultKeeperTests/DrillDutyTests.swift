@@ -246,6 +246,24 @@ struct DrillRig {
     #expect(restarted.runner.drilled == ["/snaps/a.snap"])
   }
 
+  /// A drill run by hand holds the workspace: the scheduled one is postponed, with no verdict
+  /// recorded (no failed entry, no failure count, no hour-long retry wait), and runs after a pause.
+  @Test func aDrillRunByHandPostponesTheScheduledOneWithoutAVerdict() async throws {
+    let rig = DrillRig()
+    defer { rig.remove() }
+    rig.runner.queue(.failure(DrillFailure(.prepare, .busy("another restore drill is running (x.lock is held)"))))
+    await rig.node(.active)
+    await rig.snapshot("a.snap")
+    let task = Task { await rig.duty().run() }
+    defer { task.cancel() }
+    try await eventually("the postponed attempt") { rig.runner.drilled.count == 1 }
+    try await rig.step(DrillDuty.recheck)
+    try await eventually("the drill after the pause") { await rig.drill?.lastResult == .passed }
+    #expect(rig.runner.drilled == ["/snaps/a.snap", "/snaps/a.snap"])
+    #expect(rig.log.with(.snapshotDrillFailed).isEmpty)
+    #expect(await rig.drill?.failures.values.reduce(0, +) == 0)
+  }
+
   @Test func neverBesideOtherSnapshotWork() async throws {
     let rig = DrillRig()
     defer { rig.remove() }

@@ -94,6 +94,19 @@ import Testing
     #expect(s.decide(now: t0 + 20, active: true) == .drill(mark("b.snap", t0 + 10)))
   }
 
+  /// A failure dated in the future must not hold every drill back until then, and a time no
+  /// clock can reach (a ledger edited by hand) must not trap anywhere.
+  @Test func aFailureDatedInTheFutureIsNotBelieved() {
+    let failure = DrillLedger.Failure(DrillFailure(.unseal, .sharesRejected))
+    for when in [t0 + 30 * 86400, 1e300] {
+      let future = DrillLedger.Run(time: when, file: "a.snap", snapshotTime: t0, durationSeconds: 1, failure: failure)
+      var s = schedule(ledger: DrillLedger(lastRun: future, trackingSince: t0))
+      #expect(s.earliest(now: t0 + 20) == t0 + 20)
+      s.snapshotCommitted(mark("b.snap", t0 + 10))
+      #expect(s.decide(now: t0 + 20, active: true) == .drill(mark("b.snap", t0 + 10)))
+    }
+  }
+
   @Test func theLedgerIsPrivateAndRoundTrips() throws {
     let directory = "/tmp/vk-dl-\(UUID().uuidString.prefix(8))"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

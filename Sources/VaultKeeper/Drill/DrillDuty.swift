@@ -74,7 +74,11 @@ public final class DrillDuty: Sendable {
         continue
       }
       var nap = Self.recheck
-      if case .wait(let until?) = decision { nap = min(nap, .milliseconds(Int64(max(until - now.wall, 0) * 1000) + 1)) }
+      if case .wait(let until?) = decision {
+        // Clamped as a Double first: a ledger edited by hand may hold any time at all.
+        let seconds = min(max(until - now.wall, 0), Self.recheck.seconds)
+        nap = .milliseconds(Int64(seconds * 1000) + 1)
+      }
       state.report.phase = decision == .standby ? .standby : .idle
       state.report.nextDue = decision == .standby ? nil : state.schedule.earliest(now: now.wall)
       state.report.stale = decision != .standby && state.report.isStale(now: now.wall)
@@ -129,6 +133,15 @@ public final class DrillDuty: Sendable {
     if case .failure(let failure) = outcome, failure.reason == .cancelled || Task.isCancelled {
       // A stop or reload is no verdict on the snapshot: nothing is recorded.
       context.logger.notice("restore drill of \(path) interrupted: vaultkeeper is stopping or reloading (its throwaway server and directory are removed)")
+      return
+    }
+    if case .failure(let failure) = outcome, case .busy(let detail) = failure.reason {
+      // A drill run by hand holds the workspace: no verdict either. Look again after a pause.
+      context.logger.notice("restore drill of \(path) postponed: \(detail); it runs once that one has ended")
+      state.report.phase = .idle
+      await context.board.post(drill: state.report)
+      context.heartbeats.promise(Self.heartbeat, within: Self.recheck + .seconds(30))
+      try? await context.clock.sleep(for: Self.recheck)
       return
     }
     let finished = context.clock.now()

@@ -66,6 +66,9 @@ public enum DrillFailureReason: Error, Sendable, Equatable {
   case timedOut(Duration)
   /// Stopped on request (SIGTERM, Ctrl-C, shutdown).
   case cancelled
+  /// Another restore drill holds the drill workspace (one run by hand beside the daemon's):
+  /// no verdict on the snapshot.
+  case busy(String)
 
   /// True when the failure is about the shares we hold: the one a real recovery would hit too.
   public var isAboutShares: Bool {
@@ -91,6 +94,7 @@ public enum DrillFailureReason: Error, Sendable, Equatable {
     case .workspace: "workspace"
     case .timedOut: "timeout"
     case .cancelled: "cancelled"
+    case .busy: "busy"
     }
   }
 
@@ -115,6 +119,7 @@ public enum DrillFailureReason: Error, Sendable, Equatable {
     case .workspace(let detail): "the drill's working directory: \(detail)"
     case .timedOut(let limit): "the drill took longer than \(DurationParsing.format(limit)) ([snapshot.drill] timeout)"
     case .cancelled: "the drill was stopped"
+    case .busy(let detail): detail
     }
   }
 }

@@ -77,11 +77,12 @@ public struct DrillSchedule: Sendable, Equatable {
   /// The earliest time the next drill may start, whatever snapshots exist.
   public func earliest(now: Double) -> Double {
     guard let last = ledger.lastRun else { return ledger.trackingSince }
+    // A drill recorded in the future (a clock that was ahead, a ledger edited by hand) is not
+    // believed, passed or failed: due now, or it would hold every drill back until then.
+    if RetentionPolicy.isFuture(Date(timeIntervalSince1970: last.time), now: Date(timeIntervalSince1970: now)) { return now }
     if last.failure != nil {
       return retryAtOnce ? last.time : last.time + retryDelay.seconds
     }
-    // A pass recorded in the future (a clock that was ahead) is not believed: due now.
-    if RetentionPolicy.isFuture(Date(timeIntervalSince1970: last.time), now: Date(timeIntervalSince1970: now)) { return now }
     return last.time + interval.seconds
   }
 

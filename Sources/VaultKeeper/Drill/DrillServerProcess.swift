@@ -15,7 +15,8 @@ import Glibc
 /// exec'ing the server. The kernel sends that signal when the *thread* that spawned the child
 /// exits, not the process, so the spawn happens on a dedicated thread that then waits for the
 /// server's exit and so lives exactly as long as the server does; no caller's short-lived
-/// thread (OffPool's) can take it down early. Nothing blocks the cooperative pool.
+/// thread (OffPool's) can take it down early. Waiting for it never blocks the cooperative pool
+/// (only the open(2) of its log file happens there).
 final class DrillServerProcess: Sendable {
   let pid: Int32
   private let logPath: String
@@ -102,8 +103,10 @@ final class DrillServerProcess: Sendable {
     }
   }
 
-  /// The end of its log (for a server that exited on its own), without anything that looks like
-  /// a secret (the server logs none; this only bounds what a surprise could leak).
+  /// The end of its log (for a server that exited on its own), bounded to its last lines. Nothing
+  /// is filtered: the server logs no key material (shares and tokens reach it over its API, never
+  /// through its command line or configuration), and the bound limits what a surprise could leak.
+  /// Blocking: call it off the cooperative pool.
   func logTail(maxBytes: Int = 2000) -> String {
     guard let bytes = try? FileAccess.readBytes(path: logPath, limit: 8 << 20) else { return "" }
     let tail = String(decoding: bytes.suffix(maxBytes), as: UTF8.self)

@@ -44,7 +44,7 @@ public final class DrillWorkspace: Sendable {
     guard lock >= 0 else { throw DrillFailure(.prepare, .workspace("cannot open \(path).lock: \(String(cString: strerror(errno)))")) }
     guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
       close(lock)
-      throw DrillFailure(.prepare, .workspace("another restore drill is running (\(path).lock is held)"))
+      throw DrillFailure(.prepare, .busy("another restore drill is running (\(path).lock is held)"))
     }
     self.path = path
     self.lockDescriptor = lock

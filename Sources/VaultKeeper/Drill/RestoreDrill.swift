@@ -62,11 +62,16 @@ public struct RestoreDrill: Sendable {
   public func run(_ source: some DrillSnapshotSource, progress: @escaping @Sendable (DrillStage) -> Void) async -> Result<DrillReport, DrillFailure> {
     let started = ContinuousClock.now
     progress(.prepare)
+    // Making the workspace may remove a crashed drill's leftover (a whole Raft tree): off the
+    // cooperative pool, like every other file operation of a drill the daemon runs.
+    let stateDirectory = self.stateDirectory
+    let made: Result<DrillWorkspace, DrillFailure> = await OffPool.run {
+      do throws(DrillFailure) { return .success(try DrillWorkspace(stateDirectory: stateDirectory)) } catch { return .failure(error) }
+    }
     let workspace: DrillWorkspace
-    do {
-      workspace = try DrillWorkspace(stateDirectory: stateDirectory)
-    } catch {
-      return .failure(error)
+    switch made {
+    case .success(let ready): workspace = ready
+    case .failure(let error): return .failure(error)
     }
     let state = DrillState()
     let timeout = self.timeout
@@ -95,11 +100,11 @@ public struct RestoreDrill: Sendable {
     // then our connection to it, then the directory.
     await state.server?.kill()
     if let transport = state.transport { await OffPool.run { transport.shutdown() } }
-    do {
-      try workspace.remove()
-    } catch {
-      if case .success = outcome { outcome = .failure(error) }
+    // The directory holds a copy of the snapshot and the restored Raft data: gigabytes to unlink.
+    let removed: Result<Void, DrillFailure> = await OffPool.run {
+      do throws(DrillFailure) { return .success(try workspace.remove()) } catch { return .failure(error) }
     }
+    if case .failure(let error) = removed, case .success = outcome { outcome = .failure(error) }
     if case .success(var report) = outcome {
       report.duration = ContinuousClock.now - started
       outcome = .success(report)
@@ -132,7 +137,10 @@ public struct RestoreDrill: Sendable {
     }
 
     try begin(.start)
-    try writeServerFiles(workspace)
+    let written: Result<Void, DrillFailure> = await OffPool.run { [self] in
+      do throws(DrillFailure) { return .success(try self.writeServerFiles(workspace)) } catch { return .failure(error) }
+    }
+    try written.get()
     let node = NodeConfig(
       address: VaultAddress(scheme: .unix, host: "", port: 0, socketPath: workspace.socketPath, display: "unix://\(workspace.socketPath)"),
       timeout: .seconds(30), connectTimeout: .seconds(2))
@@ -235,7 +243,7 @@ public struct RestoreDrill: Sendable {
     case .failure(let reason): throw DrillFailure(stage, reason)
     case .success(let server):
       state.server = server
-      workspace.recordServer(server.pid)
+      await OffPool.run { workspace.recordServer(server.pid) }
     }
     try await waitUntil(stage, state: state) { (try? await client.sealStatus()) != nil ? true : nil }
   }
@@ -280,7 +288,7 @@ public struct RestoreDrill: Sendable {
   }
 
   private func pause(_ stage: DrillStage, state: DrillState) async throws(DrillFailure) {
-    if let server = state.server, server.hasExited { throw DrillFailure(stage, .serverExited(server.logTail())) }
+    if let server = state.server, server.hasExited { throw DrillFailure(stage, .serverExited(await OffPool.run { server.logTail() })) }
     do {
       try await Task.sleep(for: .milliseconds(50))
     } catch {

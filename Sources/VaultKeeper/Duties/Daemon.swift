@@ -80,8 +80,8 @@ public final class Daemon: Service, Sendable {
   let board: StatusBoard
   let heartbeats = Heartbeats()
   let reloadBell = Doorbell()
-  /// One piece of snapshot work at a time in this daemon, across reloads: a snapshot, an
-  /// upload pass or a restore drill.
+  /// Keeps a restore drill away from snapshot work in this daemon, across reloads: snapshots
+  /// and upload passes hold it shared (beside each other), a drill exclusive.
   let workLock = SnapshotWorkLock()
   let bounds: StopBounds
   /// What the stop bounds are measured on (tests: virtual time).
@@ -162,8 +162,12 @@ public final class Daemon: Service, Sendable {
       // Our own task is cancelled: no bound can be waited for any more.
       case .cancelled: group.cancel()
       }
-      // Aborts what a duty left behind may still be doing with them; frees their threads.
-      for transport in transports { transport.shutdown() }
+      // Aborts what a duty left behind may still be doing with them; frees their threads. Each
+      // shutdown may wait up to 3 s for its thread: off the cooperative pool, all at once, so
+      // the stop stays inside TimeoutStopSec however many nodes are stuck.
+      await withTaskGroup(of: Void.self) { group in
+        for transport in transports { group.addTask { await OffPool.run { transport.shutdown() } } }
+      }
       guard case .replaced(let next) = end else { return }
       first = false
       generation = next

@@ -24,7 +24,8 @@ import Logging
 ///
 /// A snapshot and an upload pass each hold `context.workLock` shared, beside each other (a slow
 /// bucket never delays the next local snapshot); a restore drill holds it exclusive, so it never
-/// runs beside either, and a snapshot due during a drill waits for it (at most its timeout).
+/// runs beside either, and a snapshot due during a drill waits for it (at most the drill's
+/// timeout plus its clean-up).
 ///
 /// Transfers run on transports of their own (a thread and connection per attempt), so a
 /// multi-gigabyte download never delays the node's health checks or the watchdog. Every transfer
@@ -46,7 +47,7 @@ public final class SnapshotDuty: Sendable {
     /// The signed-HTTP transport for `[snapshot.s3]` (libcurl, in the Curl adapter).
     public var makeObjectTransport: @Sendable (S3Config, S3Credentials) -> any ObjectTransport
     public var ledgerPath: String
-    /// One piece of snapshot work at a time: a snapshot, an upload pass, or a restore drill.
+    /// Snapshots and upload passes hold it shared, a restore drill exclusive (`SnapshotWorkLock`).
     public var workLock: SnapshotWorkLock
     /// Wall time for names and the ledger, monotonic time for waits and staleness.
     public var clock: any NodeClock
