@@ -26,5 +26,6 @@ static inline char csystemd_bus_type_uint32(void) { return SD_BUS_TYPE_UINT32; }
 static inline char csystemd_bus_type_variant(void) { return SD_BUS_TYPE_VARIANT; }
 static inline char csystemd_bus_type_array(void) { return SD_BUS_TYPE_ARRAY; }
 static inline char csystemd_bus_type_dict_entry(void) { return SD_BUS_TYPE_DICT_ENTRY; }
+static inline char csystemd_bus_type_struct(void) { return SD_BUS_TYPE_STRUCT; }
 
 #endif

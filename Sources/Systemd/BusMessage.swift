@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 import CSystemd
+import VaultKeeper
 import Glibc
 
 /// Owns one `sd_bus_message *` and reads or appends basic values.
 ///
-/// Only the few D-Bus types this adapter needs are supported (strings, object paths, uint32
-/// and variants of those): every read and append goes through the non-variadic
+/// Only the few D-Bus types this adapter needs are supported (strings, object paths, uint32,
+/// variants of those, and the command lines of a service's `ExecStart`): every read and append goes through the non-variadic
 /// `sd_bus_message_read_basic`/`append_basic`, since Swift cannot call `sd_bus_message_read`.
 ///
 /// - Important: confined to the thread that owns its bus; deliberately not `Sendable`.
@@ -55,9 +56,51 @@ final class BusMessage {
     return value
   }
 
+  /// Reads a variant holding a service's `Exec*` property (`a(sasbttttuii)`, org.freedesktop.systemd1(5)):
+  /// each command's path and argv. The rest of each entry (ignore-failure flag, timestamps,
+  /// PID, exit code and status of its last run) is skipped.
+  func readVariantCommandLines(context: String) throws(BusError) -> [UnitCommandLine] {
+    try enterVariant(contents: "a(sasbttttuii)", context: context)
+    try enter(csystemd_bus_type_array(), contents: "(sasbttttuii)", context: context)
+    var commands: [UnitCommandLine] = []
+    // enter_container returns 0 at the end of the array.
+    while try enter(csystemd_bus_type_struct(), contents: "sasbttttuii", context: context, endAllowed: true) {
+      let path = try readString(context: context)
+      try enter(csystemd_bus_type_array(), contents: "s", context: context)
+      var arguments: [String] = []
+      while let argument = try readStringIfAny(context: context) { arguments.append(argument) }
+      try exitContainer(context: context)
+      try check(sd_bus_message_skip(raw, "bttttuii"), context: context)
+      try exitContainer(context: context)
+      commands.append(UnitCommandLine(path: path, arguments: arguments))
+    }
+    try exitContainer(context: context)
+    try exitContainer(context: context)
+    return commands
+  }
+
   private func enterVariant(contents: String, context: String) throws(BusError) {
-    let result = contents.withCString { sd_bus_message_enter_container(raw, csystemd_bus_type_variant(), $0) }
+    try enter(csystemd_bus_type_variant(), contents: contents, context: context)
+  }
+
+  /// Enters a container; with `endAllowed`, false (rather than an error) at the end of the
+  /// enclosing array.
+  @discardableResult
+  private func enter(_ type: CChar, contents: String, context: String, endAllowed: Bool = false) throws(BusError) -> Bool {
+    let result = contents.withCString { sd_bus_message_enter_container(raw, type, $0) }
+    if result == 0, endAllowed { return false }
     try check(result, context: context)
+    return true
+  }
+
+  /// The next string of an array, nil at its end.
+  private func readStringIfAny(context: String) throws(BusError) -> String? {
+    var pointer: UnsafePointer<CChar>? = nil
+    let result = sd_bus_message_read_basic(raw, csystemd_bus_type_string(), &pointer)
+    if result == 0 { return nil }
+    try check(result, context: context)
+    guard let pointer else { throw BusError(returnValue: -EBADMSG, context: context) }
+    return String(cString: pointer)
   }
 
   private func exitContainer(context: String) throws(BusError) {

@@ -82,4 +82,20 @@ public struct BusUnitWatcher: UnitWatcher {
       throw UnitWatchUnavailable(reason: error.description)
     }
   }
+
+  /// The unit's `ExecStart` command lines, on a connection opened for this one question (a
+  /// restore drill asks it to find the server binary). Blocking: call it off the cooperative pool.
+  ///
+  /// - Parameter unit: a service unit name, e.g. `openbao.service`.
+  /// - Throws: `UnitWatchUnavailable` with the reason, as `watch` does.
+  public func commandLines(unit: String) throws(UnitWatchUnavailable) -> [UnitCommandLine] {
+    do throws(BusError) {
+      let bus = try BusConnection.open(address: address)
+      defer { bus.close() }
+      let path = try bus.loadUnit(unit, timeout: callTimeout)
+      return try bus.execStart(unit: unit, path: path, timeout: callTimeout)
+    } catch {
+      throw UnitWatchUnavailable(reason: error.description)
+    }
+  }
 }

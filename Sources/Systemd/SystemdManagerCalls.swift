@@ -55,6 +55,13 @@ extension BusConnection {
     return Int(pid)
   }
 
+  /// `Service.ExecStart` (type `a(sasbttttuii)`): the unit's start commands; empty for a unit
+  /// that has none, or that systemd could not find (a not-found unit still has an object).
+  func execStart(unit: String, path: String, timeout: Duration) throws(BusError) -> [UnitCommandLine] {
+    try property(path: path, interface: Self.serviceInterface, name: "ExecStart", unit: unit, timeout: timeout)
+      .readVariantCommandLines(context: "reading ExecStart of \(unit) failed")
+  }
+
   private func property(
     path: String, interface: String, name: String, unit: String, timeout: Duration
   ) throws(BusError) -> BusMessage {

@@ -146,11 +146,24 @@ public struct UnitWatchUnavailable: Error, Sendable, CustomStringConvertible {
   public var description: String { reason }
 }
 
-/// Follows a systemd unit's state over the system bus.
+/// One of a service's start commands as systemd holds it: the program, and the argv it is
+/// given (argv[0] included).
+public struct UnitCommandLine: Sendable, Equatable {
+  public var path: String
+  public var arguments: [String]
+  public init(path: String, arguments: [String]) {
+    self.path = path
+    self.arguments = arguments
+  }
+}
+
+/// Follows a systemd unit's state over the system bus, and reads what the unit runs.
 public protocol UnitWatcher: Sendable {
   /// Yields the unit's current state first, then every change. Throws `UnitWatchUnavailable`
   /// when there is no system bus to ask.
   func watch(unit: String) throws(UnitWatchUnavailable) -> AsyncStream<UnitSnapshot>
+  /// The unit's `ExecStart` commands. Blocking (one D-Bus round trip): call it off the pool.
+  func commandLines(unit: String) throws(UnitWatchUnavailable) -> [UnitCommandLine]
 }
 
 /// How long a streamed download may take. A snapshot can be gigabytes, so there is no total

@@ -27,7 +27,7 @@ struct SnapshotDrill: AsyncParsableCommand {
     discussion: """
       FILE defaults to the newest snapshot in [snapshot] directory. The snapshot is verified (an age-encrypted one is \
       decrypted with --identity), then restored with snapshot-force into a throwaway server ([snapshot.drill] binary, \
-      else bao or vault on PATH) that listens on a Unix socket in a fresh 0700 directory under the state directory; \
+      else the binary [vault] unit's ExecStart runs as "... server", else bao or vault on PATH) that listens on a Unix socket in a fresh 0700 directory under the state directory; \
       that server is restarted and unsealed with the configured unseal key shares. The drill passes when it is then \
       active with a Raft applied index at least the snapshot's, and, with AppRole snapshot credentials, when they log in. \
       The server and its directory are removed however the drill ends ([snapshot.drill] timeout, SIGTERM, Ctrl-C). \
@@ -73,10 +73,12 @@ struct SnapshotDrill: AsyncParsableCommand {
     print("restore drill of \(path)")
 
     let outcome: Result<DrillReport, DrillFailure>
-    switch drillConfig.resolveBinary(path: environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin") {
+    let unit = DrillBinary.ask(BusUnitWatcher(), unit: loaded.vault.unit)
+    switch DrillBinary.resolve(configured: drillConfig.binary, unit: unit, searchPath: environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin") {
     case .failure(let failure):
       outcome = .failure(failure)
     case .success(let binary):
+      print("  server binary: \(binary.description)")
       let drill = RestoreDrill(
         binary: binary, stateDirectory: stateDirectory, timeout: drillConfig.timeout, shares: shares,
         login: login, makeTransport: { CurlTransport(settings: .init(node: $0, bodyLimit: 1 << 20), name: "drill") })

@@ -109,6 +109,27 @@ private func reason(_ body: () throws -> Void) -> String? {
     #expect(fake.systemd.gets.withLock { $0["MainPID"] } == nil)
   }
 
+  /// `ExecStart` as systemd sends it (`a(sasbttttuii)`): every command, its path and whole argv,
+  /// read past the fields we skip; a unit with none gives an empty list.
+  @Test
+  func readsTheExecStartCommandLines() throws {
+    var openbao = running
+    openbao.execStart = [
+      .init(path: "/usr/bin/env", argv: ["/usr/bin/env", "BAO_LOG=warn", "/usr/bin/bao", "server"]),
+      .init(path: "/usr/bin/bao", argv: ["bao", "server", "-config=/etc/openbao/openbao.hcl"]),
+      .init(path: "/bin/true", argv: []),
+    ]
+    let fake = try FakeSystemdBus(units: ["openbao.service": openbao, "vault.service": running])
+    defer { fake.close() }
+    #expect(try fake.watcher.commandLines(unit: "openbao.service") == [
+      UnitCommandLine(path: "/usr/bin/env", arguments: ["/usr/bin/env", "BAO_LOG=warn", "/usr/bin/bao", "server"]),
+      UnitCommandLine(path: "/usr/bin/bao", arguments: ["bao", "server", "-config=/etc/openbao/openbao.hcl"]),
+      UnitCommandLine(path: "/bin/true", arguments: []),
+    ])
+    #expect(try fake.watcher.commandLines(unit: "vault.service") == [])
+    #expect(reason { _ = try fake.watcher.commandLines(unit: "nomad.service") } == "LoadUnit(nomad.service) failed: org.freedesktop.systemd1.NoSuchUnit: Unit nomad.service not found.")
+  }
+
   @Test
   func mainPIDAsksOnce() throws {
     let fake = try FakeSystemdBus()

@@ -17,6 +17,13 @@ final class FakeSystemd: @unchecked Sendable {
     var activeState: String
     var subState: String
     var mainPID: UInt32
+    /// `Service.ExecStart`: each command's path and argv.
+    var execStart: [Command] = []
+  }
+
+  struct Command: Sendable, Equatable {
+    var path: String
+    var argv: [String]
   }
 
   static let unitPrefix = "/org/freedesktop/systemd1/unit"
@@ -184,6 +191,8 @@ final class FakeSystemd: @unchecked Sendable {
           else { return -EINVAL }
           return sd_bus_message_close_container(reply)
         }
+      case ("org.freedesktop.systemd1.Service", "ExecStart") where unit.hasSuffix(".service"):
+        return reply(message) { Self.appendExecStart($0, state.execStart) }
       default:
         return replyError(message, "org.freedesktop.DBus.Error.UnknownProperty", "Unknown property \(property).")
       }
@@ -259,6 +268,40 @@ final class FakeSystemd: @unchecked Sendable {
     guard sd_bus_message_open_container(message, csystemd_bus_type_variant(), "s") >= 0,
       value.withCString({ sd_bus_message_append_basic(message, csystemd_bus_type_string(), $0) }) >= 0
     else { return -EINVAL }
+    return sd_bus_message_close_container(message)
+  }
+
+  /// A variant of `a(sasbttttuii)` as systemd writes `ExecStart`: path, argv, ignore-failure,
+  /// start and exit timestamps (realtime, monotonic), PID, exit code and status of the last run.
+  private static func appendExecStart(_ message: OpaquePointer, _ commands: [Command]) -> Int32 {
+    guard sd_bus_message_open_container(message, csystemd_bus_type_variant(), "a(sasbttttuii)") >= 0,
+      sd_bus_message_open_container(message, csystemd_bus_type_array(), "(sasbttttuii)") >= 0
+    else { return -EINVAL }
+    for command in commands {
+      var ignoreFailure: Int32 = 0
+      var timestamp: UInt64 = 1_700_000_000_000_000
+      var pid: UInt32 = 4242
+      var code: Int32 = 0
+      guard sd_bus_message_open_container(message, csystemd_bus_type_struct(), "sasbttttuii") >= 0,
+        command.path.withCString({ sd_bus_message_append_basic(message, csystemd_bus_type_string(), $0) }) >= 0,
+        sd_bus_message_open_container(message, csystemd_bus_type_array(), "s") >= 0
+      else { return -EINVAL }
+      for argument in command.argv {
+        guard argument.withCString({ sd_bus_message_append_basic(message, csystemd_bus_type_string(), $0) }) >= 0 else { return -EINVAL }
+      }
+      guard sd_bus_message_close_container(message) >= 0,
+        sd_bus_message_append_basic(message, CChar(UInt8(ascii: "b")), &ignoreFailure) >= 0
+      else { return -EINVAL }
+      for _ in 0..<4 {
+        guard sd_bus_message_append_basic(message, CChar(UInt8(ascii: "t")), &timestamp) >= 0 else { return -EINVAL }
+      }
+      guard sd_bus_message_append_basic(message, csystemd_bus_type_uint32(), &pid) >= 0,
+        sd_bus_message_append_basic(message, CChar(UInt8(ascii: "i")), &code) >= 0,
+        sd_bus_message_append_basic(message, CChar(UInt8(ascii: "i")), &code) >= 0,
+        sd_bus_message_close_container(message) >= 0
+      else { return -EINVAL }
+    }
+    guard sd_bus_message_close_container(message) >= 0 else { return -EINVAL }
     return sd_bus_message_close_container(message)
   }
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Issue #12 under a real systemd: the packaged vaultkeeper.service, as the `vaultkeeper` user in
 the shipped unit's sandbox, takes a scheduled snapshot of the real OpenBao (openbao.service) and
-then drills it: a throwaway `bao server` (the installed /usr/bin/bao) started by the daemon in
+then drills it: a throwaway `bao server` (/usr/bin/bao, read from openbao.service's ExecStart) started by the daemon in
 `/var/lib/vaultkeeper/restore-drill`, the snapshot restored into it and unsealed with the shares
 of the encrypted `unseal-keys` credential. Reported in `journalctl -x` with its catalog text.
 A copy of bao carrying HashiCorp's vault package's file capability drills too. Then production is rekeyed with `bao operator rekey`, and the next scheduled drill fails on the
@@ -32,16 +32,17 @@ SET_CAP_IPC_LOCK = ("import os, struct, sys; "
                     "os.setxattr(sys.argv[1], 'security.capability', struct.pack('<5I', 0x02000001, 1 << 14, 0, 0, 0))")
 
 
-def drill_config(interval: str = "1m", binary: str = "/usr/bin/bao") -> str:
+def drill_config(interval: str = "1m", binary: str | None = None) -> str:
     """Snapshots every 10 s (the first one at once); a drill after a new snapshot once `interval`
-    has passed since the last passed drill (the first one after the first snapshot)."""
+    has passed since the last passed drill (the first one after the first snapshot). Without
+    `binary` the daemon asks systemd for openbao.service's ExecStart."""
+    binary_line = f'binary = "{binary}"\n' if binary else ""
     return base.config(extra=base.SNAPSHOT_TABLE + f"""interval = "10s"
 
 [snapshot.drill]
 enabled = true
 interval = "{interval}"
-binary = "{binary}"
-timeout = "2m"
+{binary_line}timeout = "2m"
 """)
 
 
@@ -162,6 +163,10 @@ def test_scheduled_drill_passes_under_the_units_sandbox(machine: Machine):
     assert passed["PRIORITY"] == "5" and passed["_UID"] == uid, passed
     assert f"restore drill passed: {passed['SNAPSHOT_FILE']} restored (raft index " in passed["MESSAGE"], passed["MESSAGE"]
     assert "unsealed with 3 of the shares vaultkeeper holds, AppRole login ok" in passed["MESSAGE"], passed["MESSAGE"]
+    # No `binary` configured: the one openbao.service runs, read from its ExecStart over the
+    # real system bus, from inside the sandbox.
+    assert passed["DRILL_BINARY"] == "/usr/bin/bao", passed
+    assert passed["MESSAGE"].endswith(", by /usr/bin/bao (openbao.service's ExecStart)"), passed["MESSAGE"]
     text = m.run(["journalctl", "-x", "--no-pager", "-u", UNIT, f"MESSAGE_ID={base.ID['snapshotDrillPassed']}"]).stdout
     assert "Subject: Restore drill passed: the snapshot restores and our shares unseal it" in text, text
     assert passed["SNAPSHOT_FILE"] in text and "What to do: nothing." in text and "@SNAPSHOT_" not in text, text

@@ -73,7 +73,7 @@ public enum EffectiveConfig {
 
   static func drillLines(_ d: SnapshotDrillConfig) -> [String] {
     var lines = ["", "[snapshot.drill]", "enabled = \(d.enabled)", "interval = \(quote(DurationParsing.format(d.interval)))"]
-    lines.append(d.binary.map { "binary = \(quote($0))" } ?? "# binary: bao, then vault, on PATH")
+    lines.append(d.binary.map { "binary = \(quote($0))" } ?? "# binary: the one [vault] unit's ExecStart runs, else bao, then vault, on PATH")
     lines += ["timeout = \(quote(DurationParsing.format(d.timeout)))", "stale_after = \(quote(DurationParsing.format(d.staleAfter)))"]
     return lines
   }

@@ -17,7 +17,8 @@ public struct SnapshotDrillConfig: Sendable, Equatable {
   public var enabled: Bool
   /// How long after the last passed drill the next one is due.
   public var interval: Duration
-  /// The Vault or OpenBao server binary as configured; nil: `bao`, then `vault`, on PATH.
+  /// The Vault or OpenBao server binary as configured; nil: the one the Vault unit's `ExecStart`
+  /// runs, else `bao`, then `vault`, on PATH (`DrillBinary.resolve`).
   public var binary: String?
   /// The whole drill, start to cleanup; the server's process group is killed when it runs out.
   public var timeout: Duration
@@ -36,23 +37,6 @@ public struct SnapshotDrillConfig: Sendable, Equatable {
     self.timeout = timeout
     // Two missed drills before the alert: one failed run or a busy week is no emergency.
     self.staleAfter = staleAfter ?? interval * 2 + timeout
-  }
-
-  /// The binary a drill runs: the configured one, else `bao`, then `vault`, in `path`'s directories.
-  public func resolveBinary(path: String) -> Result<String, DrillFailure> {
-    if let binary {
-      guard FileAccess.kind(path: binary) == .regular, access(binary, X_OK) == 0 else {
-        return .failure(DrillFailure(.start, .binary("\(binary) is not an executable file ([snapshot.drill] binary)")))
-      }
-      return .success(binary)
-    }
-    for name in ["bao", "vault"] {
-      for directory in path.split(separator: ":") where directory.hasPrefix("/") {
-        let candidate = "\(directory)/\(name)"
-        if FileAccess.kind(path: candidate) == .regular, access(candidate, X_OK) == 0 { return .success(candidate) }
-      }
-    }
-    return .failure(DrillFailure(.start, .binary("neither bao nor vault is on PATH (\(path)); set [snapshot.drill] binary")))
   }
 }
 

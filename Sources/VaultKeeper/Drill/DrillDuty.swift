@@ -182,14 +182,14 @@ extension DrillDuty {
   /// disabled. `lock` is the snapshot duty's work lock.
   public static func forGeneration(
     snapshot: SnapshotConfig, node: NodeConfig, keys: KeyShares?, board: StatusBoard, heartbeats: Heartbeats, logger: Logger,
-    lock: SnapshotWorkLock, environment: [String: String], makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
+    lock: SnapshotWorkLock, environment: [String: String], unitWatcher: (any UnitWatcher)?, makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
     makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor
   ) -> DrillDuty? {
     guard snapshot.enabled, let drill = snapshot.drill, drill.enabled else { return nil }
     let snapshotLedger = SnapshotLedger.path(config: snapshot, environment: environment)
     let runner = ServerDrillRunner(
       config: drill, auth: snapshot.auth, keys: keys, stateDirectory: DrillLedger.directory(of: snapshotLedger), environment: environment,
-      makeTransport: makeTransport, makeDecompressor: makeDecompressor)
+      serverUnit: node.unit, unitWatcher: unitWatcher, makeTransport: makeTransport, makeDecompressor: makeDecompressor)
     let context = Context(
       config: drill, snapshotDirectory: snapshot.directory, node: node, board: board, heartbeats: heartbeats, logger: logger, lock: lock,
       runner: runner, ledgerPath: DrillLedger.path(snapshotLedgerPath: snapshotLedger))

@@ -8,8 +8,9 @@ public enum DrillJournal {
   public static func passedLine(path: String, report: DrillReport) -> String {
     let login = report.loggedIn ? ", AppRole login ok" : ""
     let seconds = DurationParsing.format(.seconds(Int64(report.duration.seconds.rounded(.up))))
+    let server = report.server.map { ", by \($0.description)" } ?? ""
     return "restore drill passed: \(path) restored (raft index \(report.facts.index), applied \(report.appliedIndex)) and unsealed with "
-      + "\(report.sharesUsed) of the shares vaultkeeper holds\(login), in \(seconds)"
+      + "\(report.sharesUsed) of the shares vaultkeeper holds\(login), in \(seconds)\(server)"
   }
 
   public static func entry(path: String, outcome: Result<DrillReport, DrillFailure>) -> JournalEntry {
@@ -17,7 +18,8 @@ public enum DrillJournal {
     case .success(let report):
       return JournalEntry(
         level: .notice, message: passedLine(path: path, report: report), id: .snapshotDrillPassed,
-        fields: ["snapshot.file": path, "snapshot.index": "\(report.facts.index)"])
+        fields: ["snapshot.file": path, "snapshot.index": "\(report.facts.index)"].merging(
+          report.server.map { ["drill.binary": $0.path] } ?? [:], uniquingKeysWith: { first, _ in first }))
     case .failure(let failure):
       return JournalEntry(
         level: .error, message: "restore drill of \(path) failed at \(failure.stage.rawValue): \(failure.reason.message)", id: .snapshotDrillFailed,

@@ -147,8 +147,11 @@ public struct DrillReport: Sendable, Equatable {
   /// Whether the AppRole login was tried (and passed).
   public var loggedIn: Bool
   public var duration: Duration
+  /// The server binary the drill ran, and where it was found; set by whoever chose it.
+  public var server: DrillBinary?
 
-  public init(facts: SnapshotFacts, appliedIndex: UInt64, sharesUsed: Int, loggedIn: Bool, duration: Duration) {
+  public init(facts: SnapshotFacts, appliedIndex: UInt64, sharesUsed: Int, loggedIn: Bool, duration: Duration, server: DrillBinary? = nil) {
+    self.server = server
     self.facts = facts
     self.appliedIndex = appliedIndex
     self.sharesUsed = sharesUsed

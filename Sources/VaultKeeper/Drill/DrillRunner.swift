@@ -7,7 +7,8 @@ public protocol DrillRunner: Sendable {
   func drill(path: String) async -> Result<DrillReport, DrillFailure>
 }
 
-/// The real drill: a throwaway server of `[snapshot.drill] binary` (else `bao`/`vault` on PATH),
+/// The real drill: a throwaway server of `[snapshot.drill] binary` (else the Vault unit's
+/// `ExecStart` binary, else `bao`/`vault` on PATH),
 /// unsealed with the key shares of the running generation, and with AppRole snapshot
 /// credentials, a login against the restored data.
 public struct ServerDrillRunner: DrillRunner {
@@ -16,10 +17,15 @@ public struct ServerDrillRunner: DrillRunner {
   public var keys: KeyShares?
   public var stateDirectory: String
   public var environment: [String: String]
+  /// The Vault unit whose `ExecStart` names the server binary when none is configured, and who
+  /// to ask; nil: no unit (or no bus), so PATH decides.
+  public var serverUnit: String?
+  public var unitWatcher: (any UnitWatcher)?
   public var makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
   public var makeDecompressor: @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor
 
   public init(config: SnapshotDrillConfig, auth: SnapshotConfig.Auth, keys: KeyShares?, stateDirectory: String, environment: [String: String],
+    serverUnit: String? = nil, unitWatcher: (any UnitWatcher)? = nil,
     makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
     makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor)
   {
@@ -28,6 +34,8 @@ public struct ServerDrillRunner: DrillRunner {
     self.keys = keys
     self.stateDirectory = stateDirectory
     self.environment = environment
+    self.serverUnit = serverUnit
+    self.unitWatcher = unitWatcher
     self.makeTransport = makeTransport
     self.makeDecompressor = makeDecompressor
   }
@@ -36,8 +44,12 @@ public struct ServerDrillRunner: DrillRunner {
     guard let keys, !keys.shares.isEmpty else { return .failure(DrillFailure(.prepare, .noShares)) }
     let config = self.config
     let searchPath = environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
-    let binary: String
-    switch await OffPool.run({ config.resolveBinary(path: searchPath) }) {
+    let (unitWatcher, serverUnit) = (self.unitWatcher, self.serverUnit)
+    let binary: DrillBinary
+    // The D-Bus question and the file checks block: off the pool.
+    switch await OffPool.run({
+      DrillBinary.resolve(configured: config.binary, unit: DrillBinary.ask(unitWatcher, unit: serverUnit), searchPath: searchPath)
+    }) {
     case .success(let found): binary = found
     case .failure(let failure): return .failure(failure)
     }

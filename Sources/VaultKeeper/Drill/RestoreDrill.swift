@@ -39,14 +39,15 @@ public struct DrillLogin: Sendable {
 /// unseals it with the shares vaultkeeper holds (issue #12). Whatever happens, the server's
 /// process group is killed and the directory removed before `run` returns.
 public struct RestoreDrill: Sendable {
-  public var binary: String
+  /// The server binary, and where it was found (it goes into the report).
+  public var binary: DrillBinary
   public var stateDirectory: String
   public var timeout: Duration
   public var shares: KeyShares
   public var login: DrillLogin?
   public var makeTransport: @Sendable (NodeConfig) -> any HTTPTransport
 
-  public init(binary: String, stateDirectory: String, timeout: Duration, shares: KeyShares, login: DrillLogin? = nil,
+  public init(binary: DrillBinary, stateDirectory: String, timeout: Duration, shares: KeyShares, login: DrillLogin? = nil,
     makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport)
   {
     self.binary = binary
@@ -213,7 +214,7 @@ public struct RestoreDrill: Sendable {
         throw DrillFailure(.login, .loginFailed(error.description))
       }
     }
-    return DrillReport(facts: facts, appliedIndex: applied, sharesUsed: used, loggedIn: loggedIn, duration: ContinuousClock.now - started)
+    return DrillReport(facts: facts, appliedIndex: applied, sharesUsed: used, loggedIn: loggedIn, duration: ContinuousClock.now - started, server: binary)
   }
 
   /// The certificate, its key and the configuration, each a new 0600 file.
@@ -239,7 +240,7 @@ public struct RestoreDrill: Sendable {
 
   /// Starts the server and waits until its socket answers.
   private func startServer(_ workspace: DrillWorkspace, state: DrillState, client: VaultClient, stage: DrillStage) async throws(DrillFailure) {
-    switch await DrillServerProcess.start(binary: binary, configPath: workspace.configPath, logPath: workspace.logPath) {
+    switch await DrillServerProcess.start(binary: binary.path, configPath: workspace.configPath, logPath: workspace.logPath) {
     case .failure(let reason): throw DrillFailure(stage, reason)
     case .success(let server):
       state.server = server

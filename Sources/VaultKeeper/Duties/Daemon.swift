@@ -236,7 +236,7 @@ public final class Daemon: Service, Sendable {
       // The restore drill (issue #12): after the snapshots, under the same work lock.
       if let drill = DrillDuty.forGeneration(
         snapshot: snapshot, node: config.vault, keys: generation.keys, board: board, heartbeats: heartbeats, logger: logger, lock: workLock,
-        environment: env.environment, makeTransport: env.makeTransport, makeDecompressor: env.makeDecompressor)
+        environment: env.environment, unitWatcher: env.unitWatcher, makeTransport: env.makeTransport, makeDecompressor: env.makeDecompressor)
       {
         duties.append(NamedDuty("drill", drill, onStop: .cancelAtOnce))
       } else {
