@@ -73,14 +73,7 @@ public struct BusUnitWatcher: UnitWatcher {
   /// - Parameter unit: a service unit name, e.g. `vault.service`.
   /// - Throws: `UnitWatchUnavailable` with the reason, as `watch` does.
   public func mainPID(unit: String) throws(UnitWatchUnavailable) -> Int {
-    do throws(BusError) {
-      let bus = try BusConnection.open(address: address)
-      defer { bus.close() }
-      let path = try bus.loadUnit(unit, timeout: callTimeout)
-      return try bus.mainPID(unit: unit, path: path, timeout: callTimeout)
-    } catch {
-      throw UnitWatchUnavailable(reason: error.description)
-    }
+    try ask(unit) { bus, path throws(BusError) in try bus.mainPID(unit: unit, path: path, timeout: callTimeout) }
   }
 
   /// The unit's `ExecStart` command lines, on a connection opened for this one question (a
@@ -89,11 +82,15 @@ public struct BusUnitWatcher: UnitWatcher {
   /// - Parameter unit: a service unit name, e.g. `openbao.service`.
   /// - Throws: `UnitWatchUnavailable` with the reason, as `watch` does.
   public func commandLines(unit: String) throws(UnitWatchUnavailable) -> [UnitCommandLine] {
+    try ask(unit) { bus, path throws(BusError) in try bus.execStart(unit: unit, path: path, timeout: callTimeout) }
+  }
+
+  /// One question about `unit` on a connection of its own, closed again after the answer.
+  private func ask<T>(_ unit: String, _ question: (BusConnection, String) throws(BusError) -> T) throws(UnitWatchUnavailable) -> T {
     do throws(BusError) {
       let bus = try BusConnection.open(address: address)
       defer { bus.close() }
-      let path = try bus.loadUnit(unit, timeout: callTimeout)
-      return try bus.execStart(unit: unit, path: path, timeout: callTimeout)
+      return try question(bus, try bus.loadUnit(unit, timeout: callTimeout))
     } catch {
       throw UnitWatchUnavailable(reason: error.description)
     }

@@ -66,7 +66,8 @@ struct Run: AsyncParsableCommand {
           }
         },
         makeServedSource: { CurlServedCertificateSource(node: $0) },
-        unitWatcher: BusUnitWatcher(), environment: environment, stateFile: stateFilePath(environment)),
+        unitWatcher: BusUnitWatcher(), environment: environment, stateFile: stateFilePath(environment),
+        makeNotifySender: { [host = NotifySenders.hostName()] entry in NotifySenders.make(entry, host: host, environment: environment) }),
       logger: logger)
     let group = ServiceGroup(
       configuration: ServiceGroupConfiguration(

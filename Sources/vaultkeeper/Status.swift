@@ -53,6 +53,11 @@ struct Status: AsyncParsableCommand {
         if let problem = node.problem { line += " — \(problem)" }
         print(line)
       }
+      for target in report.notifications ?? [] {
+        var line = "  notify \(target.name): \(target.delivered) delivered, \(target.failed) failed, \(target.dropped) dropped"
+        if let last = target.lastFailure { line += ", last failure \(DurationParsing.humanize(.seconds(max(now - last, 0)))) ago" }
+        print(line)
+      }
     }
     if !running || stale { throw ExitCode(3) }
   }

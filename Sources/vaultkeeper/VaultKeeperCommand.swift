@@ -16,7 +16,7 @@ struct VaultKeeperCommand: AsyncParsableCommand {
       See docs/operations.md.
       """,
     version: VaultKeeperVersion.string,
-    subcommands: [Run.self, Check.self, Status.self, Unseal.self, SnapshotCommand.self, CertCommand.self, ConfigCommand.self, ExecDyingWithParent.self],
+    subcommands: [Run.self, Check.self, Status.self, Unseal.self, SnapshotCommand.self, CertCommand.self, NotifyCommand.self, ConfigCommand.self, ExecDyingWithParent.self],
     defaultSubcommand: Run.self
   )
 }

@@ -27,7 +27,22 @@ public struct CommandRunner: Sendable {
   /// counted, not kept.
   public var outputLimit: Int
 
-  public init(argv: [String], timeout: Duration, killGrace: Duration = .seconds(2), outputLimit: Int = 64 * 1024) {
+  /// Written to the child's stdin (then closed); nil: stdin is /dev/null. Kept small (a
+  /// notification's JSON): it is written before the child is waited for, into the pipe's
+  /// buffer, so it must fit there (`inputLimit`).
+  public var input: [UInt8]?
+  /// Variables added to the clean `environment` (`NAME=value`), e.g. `VAULTKEEPER_EVENT=…`.
+  public var extraEnvironment: [String]
+
+  /// What a pipe holds without a reader (Linux: 64 KiB); larger input is cut there.
+  public static let inputLimit = 60 * 1024
+
+  public init(
+    argv: [String], timeout: Duration, killGrace: Duration = .seconds(2), outputLimit: Int = 64 * 1024, input: [UInt8]? = nil,
+    extraEnvironment: [String] = []
+  ) {
+    self.input = input
+    self.extraEnvironment = extraEnvironment
     self.argv = argv
     self.timeout = timeout
     self.killGrace = killGrace
@@ -78,8 +93,30 @@ public struct CommandRunner: Sendable {
     _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
     _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
 
-    let spawned = Self.spawn(argv, output: writeEnd)
+    var inputRead: Int32?
+    if let input {
+      var inputEnds: [Int32] = [-1, -1]
+      guard pipe(&inputEnds) == 0 else {
+        close(writeEnd)
+        return finished(.couldNotStart("pipe: \(String(cString: strerror(errno)))"))
+      }
+      _ = fcntl(inputEnds[0], F_SETFD, FD_CLOEXEC)
+      _ = fcntl(inputEnds[1], F_SETFD, FD_CLOEXEC)
+      // Into the pipe's buffer before the child runs: it cannot block, the child reads at its pace.
+      let bytes = input.prefix(Self.inputLimit)
+      var offset = 0
+      while offset < bytes.count {
+        let written = bytes.withUnsafeBytes { raw in raw.baseAddress.map { write(inputEnds[1], $0 + offset, raw.count - offset) } ?? 0 }
+        if written < 0 && errno == EINTR { continue }
+        if written <= 0 { break }
+        offset += written
+      }
+      close(inputEnds[1])
+      inputRead = inputEnds[0]
+    }
+    let spawned = Self.spawn(argv, output: writeEnd, input: inputRead, environment: Self.environment + extraEnvironment)
     close(writeEnd)  // the child holds its own copy; EOF comes when every writer is gone
+    if let inputRead { close(inputRead) }
     let pid: pid_t
     switch spawned {
     case .failure(let failure): return finished(.couldNotStart(failure.reason))
@@ -140,7 +177,9 @@ public struct CommandRunner: Sendable {
   /// The kernel sends it when the *thread* that spawned the child exits, so a caller opting in
   /// must call this from a thread that outlives the child (`DrillServerProcess` does).
   /// - Returns: the child's pid, or why it could not be started.
-  static func spawn(_ argv: [String], output: Int32, parentDeathHelper: String? = nil) -> Swift.Result<pid_t, SpawnFailure> {
+  static func spawn(
+    _ argv: [String], output: Int32, input: Int32? = nil, environment: [String] = CommandRunner.environment, parentDeathHelper: String? = nil
+  ) -> Swift.Result<pid_t, SpawnFailure> {
     var actions = posix_spawn_file_actions_t()
     var attributes = posix_spawnattr_t()
     posix_spawn_file_actions_init(&actions)
@@ -149,7 +188,11 @@ public struct CommandRunner: Sendable {
       posix_spawn_file_actions_destroy(&actions)
       posix_spawnattr_destroy(&attributes)
     }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    if let input {
+      posix_spawn_file_actions_adddup2(&actions, input, 0)
+    } else {
+      posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    }
     posix_spawn_file_actions_adddup2(&actions, output, 1)
     posix_spawn_file_actions_adddup2(&actions, output, 2)
     if let closeFrom = Self.addCloseFrom {
@@ -169,7 +212,7 @@ public struct CommandRunner: Sendable {
     // A bare name (`systemctl`) is looked up in the child's PATH, as a shell would; not in the
     // daemon's (posix_spawnp would use ours).
     guard let program = argv[0].contains("/") ? argv[0] : Self.lookUp(argv[0]) else {
-      return .failure(SpawnFailure(reason: "\(argv[0]): not found in \(environment[0])"))
+      return .failure(SpawnFailure(reason: "\(argv[0]): not found in \(Self.environment[0])"))
     }
     var executable = program
     var childArgv = argv

@@ -15,6 +15,8 @@ public struct Config: Sendable, Equatable {
   public var snapshot: SnapshotConfig?
   /// `[certificate]`, when present.
   public var certificate: CertificateConfig? = nil
+  /// `[[notify]]`: webhooks and commands told about problems.
+  public var notify: [NotifyConfig] = []
 
   /// All nodes, the local one first.
   public var nodes: [NodeConfig] { [vault] + peers }

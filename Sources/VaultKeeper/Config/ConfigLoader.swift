@@ -49,7 +49,7 @@ public struct ConfigLoader: Sendable {
       throw ConfigError(file: path, key: nil, line: error.line, message: "TOML syntax error: \(error.message) (column \(error.column))")
     }
     let reader = TableReader(file: path, lines: TOMLKeyLines(root))
-    try reader.allowOnly(root, keys: ["vault", "peer", "health", "unseal", "metrics", "snapshot", "certificate"], at: nil)
+    try reader.allowOnly(root, keys: ["vault", "peer", "health", "unseal", "metrics", "snapshot", "certificate", "notify"], at: nil)
 
     guard let vaultTable = try reader.table(root, "vault", at: nil) else {
       throw ConfigError(file: path, key: "vault", line: nil, message: "the [vault] table is required (at least `address`)")
@@ -77,9 +77,10 @@ public struct ConfigLoader: Sendable {
     let metrics = try reader.metrics(try reader.table(root, "metrics", at: nil))
     let snapshot = try reader.snapshot(try reader.table(root, "snapshot", at: nil))
     let certificate = try reader.certificate(try reader.table(root, "certificate", at: nil), vault: vault)
+    let notify = try reader.notify(root["notify"])
     return Config(
       sourcePath: path, vault: vault, peers: peers, health: health, unseal: unseal, metrics: metrics, snapshot: snapshot,
-      certificate: certificate)
+      certificate: certificate, notify: notify)
   }
 }
 
@@ -447,7 +448,7 @@ struct TableReader {
     return SnapshotEncryption(listed: listed ?? [], recipientsFile: file, fileRecipients: fromFile)
   }
   /// A non-empty array of strings (`names`, `reload_command`).
-  private func strings(_ table: TOMLTable, _ key: String, at prefix: String) throws(ConfigError) -> [String]? {
+  func strings(_ table: TOMLTable, _ key: String, at prefix: String) throws(ConfigError) -> [String]? {
     guard let value = table[key] else { return nil }
     let full = path(prefix, key)
     guard let array = value.array else { throw error(full, "must be an array of strings, got \(value.typeName)") }

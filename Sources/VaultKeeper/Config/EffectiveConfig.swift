@@ -37,6 +37,7 @@ public enum EffectiveConfig {
     if let dir = config.metrics.textfileDirectory { lines += ["", "[metrics]", "textfile_dir = \(quote(dir))"] }
     if let snapshot = config.snapshot { lines += snapshotLines(snapshot) }
     if let certificate = config.certificate { lines += certificateLines(certificate) }
+    for entry in config.notify { lines += notifyLines(entry) }
     return lines.joined(separator: "\n")
   }
 
@@ -126,6 +127,25 @@ public enum EffectiveConfig {
       "reload_timeout = \(quote(DurationParsing.format(c.reloadTimeout)))",
       "check_interval = \(quote(DurationParsing.format(c.checkInterval)))",
       "verify_window = \(quote(DurationParsing.format(c.verifyWindow)))",
+    ]
+    return lines
+  }
+
+  static func notifyLines(_ n: NotifyConfig) -> [String] {
+    var lines = ["", "[[notify]]", "name = \(quote(n.name))"]
+    switch n.target {
+    case .webhook(let webhook):
+      lines += ["webhook = \(quote(webhook.url.text))", "format = \(quote(webhook.format.rawValue))"]
+      if let ca = webhook.caFile { lines.append("ca_file = \(quote(ca))") }
+      if let headers = webhook.headers { lines.append(credential(headers, "headers")) }
+    case .command(let argv):
+      lines.append("command = [\(argv.map(quote).joined(separator: ", "))]")
+    }
+    let events = AlertEvent.allCases.filter { n.policy.events.contains($0) }
+    lines += [
+      "events = [\(events.map { quote($0.rawValue) }.joined(separator: ", "))]", "min_severity = \(quote(n.policy.minSeverity.rawValue))",
+      "min_failures = \(n.policy.minFailures)", "min_duration = \(quote(DurationParsing.format(n.policy.minDuration)))",
+      "timeout = \(quote(DurationParsing.format(n.timeout)))", "queue_size = \(n.queueSize)",
     ]
     return lines
   }

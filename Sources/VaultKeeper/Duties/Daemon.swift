@@ -28,14 +28,17 @@ public struct DaemonEnvironment: Sendable {
   public var environment: [String: String]
   /// Where `vaultkeeper status` finds us (`$RUNTIME_DIRECTORY/state.json`).
   public var stateFile: String?
+  /// Delivers `[[notify]]` messages (a libcurl webhook or a command); nil: none are sent.
+  public var makeNotifySender: AlertDispatcher.MakeSender?
 
   public init(notifier: any ServiceManagerNotifier, makeTransport: @escaping @Sendable (NodeConfig) -> any HTTPTransport,
     makeDecompressor: @escaping @Sendable () throws(SnapshotVerificationError) -> any StreamDecompressor,
     makeObjectTransport: @escaping @Sendable (S3Config, S3Credentials) -> any ObjectTransport,
     makeReloader: @escaping @Sendable (CertificateConfig) -> any VaultReloader,
     makeServedSource: @escaping @Sendable (NodeConfig) -> any ServedCertificateSource,
-    unitWatcher: (any UnitWatcher)?, environment: [String: String], stateFile: String?)
+    unitWatcher: (any UnitWatcher)?, environment: [String: String], stateFile: String?, makeNotifySender: AlertDispatcher.MakeSender? = nil)
   {
+    self.makeNotifySender = makeNotifySender
     self.notifier = notifier
     self.makeTransport = makeTransport
     self.makeDecompressor = makeDecompressor
@@ -90,6 +93,8 @@ public final class Daemon: Service, Sendable {
   /// Every datagram to systemd goes through this queue: a notify socket nobody reads blocks
   /// only the queue's own thread, never a duty.
   let notifier: QueuedNotifier
+  /// `[[notify]]`: fed by the board with every report it publishes.
+  let alerts: AlertDispatcher?
 
   public convenience init(configPath: String, initial: Generation, environment: DaemonEnvironment, logger: Logger) {
     self.init(configPath: configPath, initial: initial, environment: environment, logger: logger, bounds: .unit, clock: SystemNodeClock())
@@ -106,13 +111,18 @@ public final class Daemon: Service, Sendable {
     self.logger = logger
     self.bounds = bounds
     self.clock = clock
+    let alerts = environment.makeNotifySender.map { AlertDispatcher(logger: logger, clock: clock, makeSender: $0) }
+    self.alerts = alerts
     self.board = StatusBoard(
       configPath: configPath, notifier: notifier, stateFile: environment.stateFile,
-      metricsDirectory: initial.config.metrics.textfileDirectory, logger: logger)
+      metricsDirectory: initial.config.metrics.textfileDirectory, logger: logger, alerts: alerts)
   }
 
   public func run() async throws {
     announceKeys(initial)
+    alerts?.configure(initial.config.notify, unsealEnabled: Self.unsealing(initial))
+    let marker = UncleanStopMarker.path(environment: env.environment).map(UncleanStopMarker.init(path:))
+    if let marker { await noteUncleanStop(marker) }
     await withGracefulShutdownHandler {
       // The generations end on graceful shutdown (their duties stopped within the bounds) or
       // cancellation; the helpers (signals, watchdog) may end early (no watchdog configured),
@@ -132,6 +142,26 @@ public final class Daemon: Service, Sendable {
     // stuck disk or socket must not hold the stop past the unit's TimeoutStopSec.
     _ = await board.flushFiles(within: bounds.stateFile)
     _ = await notifier.drain(within: bounds.notify)
+    alerts?.shutdown()
+    if let marker { await OffPool.run { marker.end() } }
+  }
+
+  /// Whether vaultkeeper unseals with this generation: without keys a sealed node is a problem.
+  static func unsealing(_ generation: Generation) -> Bool {
+    generation.config.unseal.enabled && generation.keys != nil
+  }
+
+  /// Journals (and notifies) that the previous run did not stop cleanly, and marks this one.
+  private func noteUncleanStop(_ marker: UncleanStopMarker) async {
+    let pid = getpid()
+    let (previous, error) = await OffPool.run { marker.begin(pid: pid) }
+    if let error {
+      logger.warning("cannot write \(marker.path) (\(error)): the next start cannot tell whether this run stopped cleanly")
+    }
+    guard let previous else { return }
+    let summary = "vaultkeeper started after an unclean stop: the previous run (\(previous.text)) crashed, was killed, or the machine went down"
+    logger.warning("\(summary)", metadata: ["message_id": "\(MessageID.uncleanStop.rawValue)", "previous.pid": "\(previous.text)"])
+    alerts?.announce(.info(.crashed, severity: .warning, summary: summary, time: clock.now().wall))
   }
 
   private func forwardReloadSignals() async {
@@ -210,6 +240,7 @@ public final class Daemon: Service, Sendable {
   /// transports to shut down after them. A new duty is one more block here.
   private func duties(for generation: Generation) async -> ([NamedDuty], [any HTTPTransport]) {
     let config = generation.config
+    alerts?.configure(config.notify, unsealEnabled: Self.unsealing(generation))
     await board.configure(addresses: config.nodes.map(\.name), configPath: configPath, metricsDirectory: config.metrics.textfileDirectory)
     var duties: [NamedDuty] = []
     var transports: [any HTTPTransport] = []

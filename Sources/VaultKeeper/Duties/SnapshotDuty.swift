@@ -196,6 +196,8 @@ public final class SnapshotDuty: Sendable {
       report.uploadFailures = previous.uploadFailures
       report.consecutiveFailures = previous.consecutiveFailures
       report.lastUpload = previous.lastUpload
+      report.lastUploadFailure = previous.lastUploadFailure
+      report.lastUploadFailureReason = previous.lastUploadFailureReason
     }
     report.lastSuccess = begun.lastSuccess?.timeIntervalSince1970
     report.trackingSince = ledger.trackingSince

@@ -166,8 +166,10 @@ final class SnapshotUploads: Sendable {
   }
 
   private func failed(_ error: SnapshotError, path: String) {
-    status.update { s in
+    status.update { [wall = context.clock.now().wall] s in
       s.report.uploadFailures += 1
+      s.report.lastUploadFailure = wall
+      s.report.lastUploadFailureReason = error.message
       s.report.failures[SnapshotError.Reason.upload.rawValue, default: 0] += 1
     }
     logger.error(

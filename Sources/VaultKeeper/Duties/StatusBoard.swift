@@ -35,8 +35,14 @@ public actor StatusBoard {
   private var nextWaiter: UInt64 = 0
   /// What each node's duty must remember across a reload (keyed by address).
   private var memories: [String: NodeMemory] = [:]
+  /// Told every report, to notify `[[notify]]` targets of problems (never waits for them).
+  private let alerts: AlertDispatcher?
 
-  public init(configPath: String, notifier: any ServiceManagerNotifier, stateFile: String?, metricsDirectory: String?, logger: Logger) {
+  public init(
+    configPath: String, notifier: any ServiceManagerNotifier, stateFile: String?, metricsDirectory: String?, logger: Logger,
+    alerts: AlertDispatcher? = nil
+  ) {
+    self.alerts = alerts
     let now = Date().timeIntervalSince1970
     self.report = DaemonReport(pid: getpid(), startedAt: now, updatedAt: now, configPath: configPath, nodes: [])
     self.notifier = notifier
@@ -130,6 +136,7 @@ public actor StatusBoard {
   private func publish() {
     let now = Date().timeIntervalSince1970
     report.updatedAt = now
+    alerts?.observe(report, now: now)
     // What an operator sees changes only with these fields (and, for "unsealed 3m ago", with
     // time): re-render STATUS when they change or once a second, rewrite the files when they
     // change or every 5 s. A fast poll must not turn into a render-and-write loop.
@@ -157,6 +164,7 @@ public actor StatusBoard {
   public func writeFiles() {
     var current = report
     current.notifyDatagramsDropped = (notifier as? QueuedNotifier)?.droppedCount
+    current.notifications = alerts.map(\.stats).flatMap { $0.isEmpty ? nil : $0 }
     fileWriter.write(ReportFiles(report: current, stateFile: stateFile, metricsFile: metricsFile))
   }
 

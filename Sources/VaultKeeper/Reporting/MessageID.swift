@@ -37,6 +37,8 @@ public enum MessageID: String, Sendable, CaseIterable {
   case certificateProbeFailed = "0cb4110e53b245fc8f6c63787b814977"
   case snapshotDrillPassed = "fddd9c15a3224033b808525ad28f3ceb"
   case snapshotDrillFailed = "af4a31646dba43a0b69f965e4b8aec2b"
+  case notifyFailed = "a46b0515328b471480516c5b0986ca73"
+  case uncleanStop = "3f58c4c71ecf43e49b8cfd4499202f80"
 
   /// A short name used in docs and the catalog.
   public var name: String {
@@ -75,6 +77,8 @@ public enum MessageID: String, Sendable, CaseIterable {
     case .certificateProbeFailed: "certificate-probe-failed"
     case .snapshotDrillPassed: "snapshot-drill-passed"
     case .snapshotDrillFailed: "snapshot-drill-failed"
+    case .notifyFailed: "notify-failed"
+    case .uncleanStop: "unclean-stop"
     }
   }
 }

@@ -36,6 +36,15 @@ public enum MetricsText {
     if let snapshot = report.snapshot { renderSnapshot(snapshot, family) }
     if let certificate = report.certificate { renderCertificate(certificate, family) }
     if let drill = report.drill { renderDrill(drill, family) }
+    if let targets = report.notifications, !targets.isEmpty {
+      family("vaultkeeper_notifications_total", "counter",
+        "[[notify]] messages since start, by target and result (delivered; failed: given up after retries or refused; dropped: queue full).",
+        targets.flatMap { t in
+          [("delivered", t.delivered), ("failed", t.failed), ("dropped", t.dropped)].map {
+            ("target=\"\(escape(t.name))\",result=\"\($0.0)\"", "\($0.1)")
+          }
+        })
+    }
     return out
   }
 

@@ -55,9 +55,11 @@ public struct DaemonReport: Sendable, Equatable, Codable {
   /// sd_notify datagrams dropped because systemd did not read the notify socket and the queue
   /// stayed full (`QueuedNotifier`); nil where no queue counts them.
   public var notifyDatagramsDropped: Int?
+  /// Each `[[notify]]` target's deliveries; nil without `[[notify]]`.
+  public var notifications: [NotifyTargetStats]?
 
   enum CodingKeys: String, CodingKey {
-    case pid, nodes, snapshot, certificate, drill
+    case pid, nodes, snapshot, certificate, drill, notifications
     case notifyDatagramsDropped = "notify_datagrams_dropped"
     case startedAt = "started_at"
     case updatedAt = "updated_at"

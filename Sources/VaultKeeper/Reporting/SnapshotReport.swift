@@ -20,6 +20,9 @@ public struct SnapshotReport: Sendable, Equatable, Codable {
   public var retentionDeleted: Int
   public var lastUpload: Double?
   public var uploadFailures: Int
+  /// The last failed upload, and why (cleared as a problem by a later `lastUpload`).
+  public var lastUploadFailure: Double?
+  public var lastUploadFailureReason: String?
   /// Since when the duty has been waiting for its first good snapshot (the ledger's).
   public var trackingSince: Double?
   /// Snapshot names dated in the future seen by the last look at the directory and the bucket
@@ -54,6 +57,8 @@ public struct SnapshotReport: Sendable, Equatable, Codable {
     case retentionDeleted = "retention_deleted"
     case lastUpload = "last_upload"
     case uploadFailures = "upload_failures"
+    case lastUploadFailure = "last_upload_failure"
+    case lastUploadFailureReason = "last_upload_failure_reason"
     case trackingSince = "tracking_since"
     case futureDated = "future_dated"
     case uploading

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+import Logging
+import Synchronization
+
+/// Turns the daemon's report into notifications for every `[[notify]]` target.
+///
+/// The status board hands it each report it publishes (`observe`). Reading the problems out of
+/// it (`AlertConditions`) and passing them through each target's `AlertGate` is a little pure
+/// work under a lock; delivery is the targets' outboxes' business, so `observe` never waits for
+/// a receiver.
+///
+/// It outlives configuration reloads: a target that keeps its name keeps its gate, so a reload
+/// neither repeats a reported problem nor forgets to resolve it.
+public final class AlertDispatcher: Sendable {
+  /// Makes the sender for a target (the daemon's: a libcurl webhook or a command).
+  public typealias MakeSender = @Sendable (NotifyConfig) -> any NotifySender
+
+  private struct Target {
+    var config: NotifyConfig
+    var gate: AlertGate
+    var outbox: NotifyOutbox
+  }
+
+  private struct State {
+    var conditions: AlertConditions
+    var targets: [Target] = []
+  }
+
+  private let state: Mutex<State>
+  private let logger: Logger
+  private let clock: any DutyClock
+  private let makeSender: MakeSender
+  private let backoff: DeliveryBackoff
+
+  public init(logger: Logger, clock: any DutyClock, backoff: DeliveryBackoff = .standard, makeSender: @escaping MakeSender) {
+    self.state = Mutex(State(conditions: AlertConditions(unsealEnabled: true)))
+    self.logger = logger
+    self.clock = clock
+    self.backoff = backoff
+    self.makeSender = makeSender
+  }
+
+  /// How a target is named in the journal: its name and where it goes, never a webhook's path
+  /// (often its secret).
+  public static func describe(_ config: NotifyConfig) -> String {
+    switch config.target {
+    case .webhook(let webhook): "\(webhook.url.display)"
+    case .command(let argv): argv.first ?? "the command"
+    }
+  }
+
+  /// Sets the targets of a (new) configuration. A target whose settings did not change keeps its
+  /// outbox; one that keeps its name keeps its gate (what it reported stays reported).
+  public func configure(_ entries: [NotifyConfig], unsealEnabled: Bool) {
+    let retired = state.withLock { s -> [NotifyOutbox] in
+      s.conditions.unsealEnabled = unsealEnabled
+      var old = Dictionary(s.targets.map { ($0.config.name, $0) }, uniquingKeysWith: { first, _ in first })
+      var retired: [NotifyOutbox] = []
+      var next: [Target] = []
+      for entry in entries {
+        guard var kept = old.removeValue(forKey: entry.name) else {
+          next.append(Target(config: entry, gate: AlertGate(policy: entry.policy), outbox: makeOutbox(entry)))
+          continue
+        }
+        kept.gate.policy = entry.policy
+        if kept.config != entry {
+          retired.append(kept.outbox)
+          kept.outbox = makeOutbox(entry)
+          kept.config = entry
+        }
+        next.append(kept)
+      }
+      s.targets = next
+      return retired + old.values.map(\.outbox)
+    }
+    for outbox in retired { outbox.shutdown() }
+  }
+
+  private func makeOutbox(_ entry: NotifyConfig) -> NotifyOutbox {
+    NotifyOutbox(
+      name: entry.name, sender: makeSender(entry), capacity: entry.queueSize, logger: logger, clock: clock, backoff: backoff,
+      describe: Self.describe(entry))
+  }
+
+  /// Looks at a report (the board calls this on each publish) and queues what it is worth.
+  public func observe(_ report: DaemonReport, now: Double) {
+    // Decided under the lock, queued after it: a queue that overflows logs, and nothing that
+    // may block (the journal socket) runs while the lock is held.
+    let queued = state.withLock { s -> [(NotifyOutbox, AlertMessage)] in
+      guard !s.targets.isEmpty else { return [] }
+      let look = s.conditions.look(at: report, now: now)
+      var queued: [(NotifyOutbox, AlertMessage)] = []
+      for index in s.targets.indices {
+        for message in s.targets[index].gate.pass(look, now: now) { queued.append((s.targets[index].outbox, message)) }
+      }
+      return queued
+    }
+    for (outbox, message) in queued { outbox.enqueue(message) }
+  }
+
+  /// Sends a single event (`crashed`) to every target subscribed to it.
+  public func announce(_ message: AlertMessage) {
+    let outboxes = state.withLock { s in s.targets.filter { $0.config.policy.events.contains(message.event) }.map(\.outbox) }
+    for outbox in outboxes { outbox.enqueue(message) }
+  }
+
+  public var stats: [NotifyTargetStats] { state.withLock { $0.targets.map(\.outbox.stats) } }
+
+  /// Stops every outbox (at the daemon's stop): what is queued is not sent; the journal has it.
+  public func shutdown() {
+    let outboxes = state.withLock { s -> [NotifyOutbox] in
+      defer { s.targets = [] }
+      return s.targets.map(\.outbox)
+    }
+    for outbox in outboxes { outbox.shutdown() }
+  }
+}

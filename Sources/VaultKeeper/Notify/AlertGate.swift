@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Alert hygiene for one `[[notify]]` target: decides which messages the problems it is shown
+/// are worth. Pure: the time comes in with each look, so it is tested in virtual time.
+///
+/// - A problem is reported once it has lasted `minDuration` and, for a node, shown in
+///   `minFailures` health checks: a Vault restart that vaultkeeper unseals in 100 ms, or a
+///   network blip, sends nothing.
+/// - After that, one message per change of severity, and a reminder every `reminder` while it
+///   lasts (the journal's interval for its own reminders).
+/// - One `resolved` when a reported problem clears. A problem that clears before it was
+///   reported is forgotten without a word.
+/// - Single events (`unsealed`, `crashed`) go out at once when the target subscribes to them.
+public struct AlertGate: Sendable {
+  public struct Policy: Sendable, Equatable {
+    public var events: Set<AlertEvent>
+    /// Problems below this are not reported (single events are chosen by `events` alone).
+    public var minSeverity: AlertSeverity
+    public var minFailures: Int
+    public var minDuration: Duration
+    public var reminder: Duration
+
+    public static let defaultMinFailures = 3
+    public static let defaultMinDuration: Duration = .seconds(60)
+    /// The journal repeats a standing problem (stale backups, an expiring certificate) daily.
+    public static let defaultReminder: Duration = .seconds(86400)
+
+    public init(
+      events: Set<AlertEvent> = AlertEvent.defaultSubscription, minSeverity: AlertSeverity = .warning, minFailures: Int = defaultMinFailures,
+      minDuration: Duration = defaultMinDuration, reminder: Duration = defaultReminder
+    ) {
+      self.events = events
+      self.minSeverity = minSeverity
+      self.minFailures = minFailures
+      self.minDuration = minDuration
+      self.reminder = reminder
+    }
+  }
+
+  private struct Track: Sendable {
+    var firstSeen: Double
+    var checks: Int
+    var lastOccurrence: Double?
+    var condition: AlertCondition
+    /// The severity last reported, and when; nil while it waits for its thresholds.
+    var reported: AlertSeverity?
+    var reportedAt: Double
+  }
+
+  public var policy: Policy
+  private var tracks: [String: Track] = [:]
+
+  public init(policy: Policy) {
+    self.policy = policy
+  }
+
+  /// Problems this gate has reported and not yet resolved.
+  public var openProblems: [String] { tracks.filter { $0.value.reported != nil }.keys.sorted() }
+
+  /// The messages `look` is worth now.
+  public mutating func pass(_ look: AlertConditions.Look, now: Double) -> [AlertMessage] {
+    var messages = look.events.filter { policy.events.contains($0.event) }
+    let wanted = look.problems.filter { policy.events.contains($0.event) && $0.severity >= policy.minSeverity }
+    let present = Set(wanted.map(\.key))
+    for key in tracks.keys.sorted() where !present.contains(key) {
+      guard let track = tracks.removeValue(forKey: key), track.reported != nil else { continue }
+      messages.append(
+        AlertMessage(
+          key: key, event: track.condition.event, status: .resolved, severity: track.condition.severity, summary: track.condition.summary,
+          node: track.condition.node, since: track.firstSeen, time: now))
+    }
+    for condition in wanted {
+      var track =
+        tracks[condition.key]
+        ?? Track(firstSeen: now, checks: 0, lastOccurrence: nil, condition: condition, reported: nil, reportedAt: now)
+      if condition.occurrence == nil || condition.occurrence != track.lastOccurrence || track.checks == 0 {
+        track.checks += 1
+        track.lastOccurrence = condition.occurrence
+      }
+      track.condition = condition
+      let status: AlertStatus?
+      if let reported = track.reported {
+        if reported != condition.severity {
+          status = .problem
+        } else if now - track.reportedAt >= policy.reminder.seconds {
+          status = .reminder
+        } else {
+          status = nil
+        }
+      } else {
+        let enoughChecks = condition.occurrence == nil || track.checks >= policy.minFailures
+        status = enoughChecks && now - track.firstSeen >= policy.minDuration.seconds ? .problem : nil
+      }
+      if let status {
+        track.reported = condition.severity
+        track.reportedAt = now
+        messages.append(
+          AlertMessage(
+            key: condition.key, event: condition.event, status: status, severity: condition.severity, summary: condition.summary,
+            node: condition.node, since: track.firstSeen, time: now))
+      }
+      tracks[condition.key] = track
+    }
+    return messages
+  }
+}

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import VaultKeeper
+
+/// A sender that answers from a script of outcomes and records what it was given; `hang` makes
+/// each attempt wait until released (a receiver that accepts and never answers).
+final class ScriptedSender: NotifySender {
+  private let state = Mutex<(outcomes: [DeliveryOutcome], sent: [AlertMessage], shutdown: Bool)>(([], [], false))
+  private let gate = Mutex<[CheckedContinuation<Void, Never>]>([])
+  let hang: Bool
+
+  init(_ outcomes: [DeliveryOutcome] = [], hang: Bool = false) {
+    state.withLock { $0.outcomes = outcomes }
+    self.hang = hang
+  }
+
+  var sent: [AlertMessage] { state.withLock { $0.sent } }
+  var wasShutDown: Bool { state.withLock { $0.shutdown } }
+
+  /// Lets every hanging attempt finish (delivered).
+  func release() {
+    for waiter in gate.withLock({ w in defer { w = [] }; return w }) { waiter.resume() }
+  }
+
+  func send(_ message: AlertMessage) async -> DeliveryOutcome {
+    state.withLock { $0.sent.append(message) }
+    if hang { await withCheckedContinuation { continuation in gate.withLock { $0.append(continuation) } } }
+    return state.withLock { s in s.outcomes.isEmpty ? .delivered("HTTP 200") : s.outcomes.removeFirst() }
+  }
+
+  func shutdown() { state.withLock { $0.shutdown = true } }
+}
+
+/// Collects log lines, to check what the journal would say.
+final class LogLines: @unchecked Sendable {
+  let lines = Mutex<[String]>([])
+  var all: [String] { lines.withLock { $0 } }
+}
+
+struct CollectingLogHandler: LogHandler {
+  let sink: LogLines
+  var metadata: Logger.Metadata = [:]
+  var logLevel: Logger.Level = .trace
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { metadata[key] }
+    set { metadata[key] = newValue }
+  }
+  func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+    let id = metadata?["message_id"].map { " [\($0)]" } ?? ""
+    sink.lines.withLock { $0.append("\(level): \(message)\(id)") }
+  }
+}
+
+@Suite struct NotifyOutboxTests {
+  static func message(_ key: String, status: AlertStatus = .problem) -> AlertMessage {
+    AlertMessage(key: key, event: .unreachable, status: status, severity: .critical, summary: "vault \(key) is unreachable", since: 1, time: 2)
+  }
+
+  static func logger(_ sink: LogLines) -> Logger { Logger(label: "test") { _ in CollectingLogHandler(sink: sink) } }
+
+  @Test func backoffTable() {
+    let backoff = DeliveryBackoff.standard
+    let delays = (1...8).map { backoff.delay(afterFailures: $0, spent: .zero) }
+    #expect(delays == [.seconds(5), .seconds(15), .seconds(30), .seconds(60), .seconds(120), .seconds(300), .seconds(300), .seconds(300)])
+    #expect(backoff.delay(afterFailures: 6, spent: .seconds(299)) == .seconds(300))
+    #expect(backoff.delay(afterFailures: 6, spent: .seconds(301)) == nil, "the wait would pass 10 minutes")
+    #expect(backoff.delay(afterFailures: 0, spent: .zero) == nil)
+  }
+
+  /// The receiver is down for three attempts and then takes the message: retried at 5, 15 and
+  /// 30 s (virtual), delivered once, each failure in the journal.
+  @Test func retriesWithBackoffUntilDelivered() async {
+    let clock = VirtualDutyClock(mode: .jumping)
+    let start = clock.now()
+    let sender = ScriptedSender([
+      .failed("connect: refused", retry: true), .failed("HTTP 503", retry: true), .failed("timeout: 10s", retry: true),
+    ])
+    let logs = LogLines()
+    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 10, logger: Self.logger(logs), clock: clock, describe: "https://h/…")
+    outbox.enqueue(Self.message("a"))
+    await outbox.finish()
+    #expect(sender.sent.map(\.key) == ["a", "a", "a", "a"])
+    #expect(clock.elapsed(since: start) == .seconds(50))
+    #expect(outbox.stats.delivered == 1 && outbox.stats.failed == 0)
+    #expect(logs.all.filter { $0.hasPrefix("warning: notify hook: delivering problem a to https://h/… failed") }.count == 3)
+    #expect(logs.all.contains { $0.contains("trying again in 15s") })
+    #expect(logs.all.last == "info: notify hook: delivered problem a to https://h/… (HTTP 200) after 3 failed attempts")
+  }
+
+  @Test func givesUpAfterTheBudgetAndSaysSo() async {
+    let clock = VirtualDutyClock(mode: .jumping)
+    let start = clock.now()
+    let sender = ScriptedSender(Array(repeating: .failed("HTTP 502", retry: true), count: 50))
+    let logs = LogLines()
+    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 10, logger: Self.logger(logs), clock: clock, describe: "https://h/…")
+    outbox.enqueue(Self.message("a"))
+    outbox.enqueue(Self.message("b"))
+    await outbox.finish()
+    // 5+15+30+60+120+300 = 530 s, then 830 > 600: given up after 7 attempts; then b the same way.
+    #expect(sender.sent.map(\.key) == Array(repeating: "a", count: 7) + Array(repeating: "b", count: 7))
+    #expect(clock.elapsed(since: start) == .seconds(1060))
+    #expect(outbox.stats.failed == 2 && outbox.stats.delivered == 0)
+    let error = logs.all.first { $0.hasPrefix("error:") }
+    #expect(error == "error: notify hook: could not deliver problem a to https://h/…: HTTP 502 (gave up after 7 attempts in 8m); the journal has the event itself [\(MessageID.notifyFailed.rawValue)]")
+  }
+
+  @Test func aRefusalIsNotRetried() async {
+    let clock = VirtualDutyClock(mode: .jumping)
+    let sender = ScriptedSender([.failed("HTTP 404: no such hook", retry: false)])
+    let logs = LogLines()
+    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 10, logger: Self.logger(logs), clock: clock, describe: "https://h/…")
+    outbox.enqueue(Self.message("a"))
+    await outbox.finish()
+    #expect(sender.sent.count == 1 && outbox.stats.failed == 1)
+    #expect(logs.all.contains { $0.contains("HTTP 404: no such hook (not retried)") })
+  }
+
+  /// A receiver that hangs: `enqueue` still returns at once, the queue keeps the newest
+  /// `capacity` messages, and the next one delivered says how many were dropped.
+  @Test func aFullQueueDropsTheOldestAndSaysHowMany() async {
+    let clock = VirtualDutyClock(mode: .jumping)
+    let sender = ScriptedSender(hang: true)
+    let logs = LogLines()
+    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 2, logger: Self.logger(logs), clock: clock, describe: "https://h/…")
+    outbox.enqueue(Self.message("first"))
+    try? await eventually("the first message in flight") { sender.sent.count == 1 }
+    for key in ["b", "c", "d", "e"] { outbox.enqueue(Self.message(key)) }  // never waits on the hanging receiver
+    #expect(outbox.stats.dropped == 2)
+    sender.release()
+    try? await eventually("the queue drained") {
+      sender.release()
+      return outbox.stats.delivered == 3
+    }
+    #expect(sender.sent.map(\.key) == ["first", "d", "e"])
+    #expect(sender.sent.map(\.droppedBefore) == [0, 2, 0])
+    #expect(logs.all.filter { $0.contains("its queue is full") }.count == 1, "said once per overflow")
+    outbox.shutdown()
+    #expect(sender.wasShutDown)
+  }
+}
+
+@Suite struct AlertDispatcherTests {
+  /// A reload that keeps a target's name keeps what it reported: no second problem message,
+  /// and the resolution still comes. A target whose settings change gets a new sender.
+  @Test func aReloadKeepsTheGate() async {
+    let clock = VirtualDutyClock(mode: .jumping)
+    let senders = Mutex<[String: [ScriptedSender]]>([:])
+    let dispatcher = AlertDispatcher(logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, clock: clock) { entry in
+      let sender = ScriptedSender()
+      senders.withLock { $0[entry.name, default: []].append(sender) }
+      return sender
+    }
+    let policy = AlertGate.Policy(minFailures: 1, minDuration: .zero)
+    let hook = NotifyConfig(name: "hook", target: .command(["/bin/true"]), policy: policy)
+    dispatcher.configure([hook], unsealEnabled: true)
+    dispatcher.observe(AlertGateTests.report(.unreachable, check: 10), now: 10)
+    try? await eventually("the problem delivered") { senders.withLock { $0["hook"]?.first?.sent.count } == 1 }
+
+    var changed = hook
+    changed.timeout = .seconds(3)
+    dispatcher.configure([changed], unsealEnabled: true)
+    #expect(senders.withLock { $0["hook"]?.count } == 2, "new settings, new sender")
+    #expect(senders.withLock { $0["hook"]?.first?.wasShutDown } == true)
+    dispatcher.observe(AlertGateTests.report(.unreachable, check: 11), now: 11)
+    dispatcher.observe(AlertGateTests.report(.active, check: 12), now: 12)
+    try? await eventually("the resolution delivered") { senders.withLock { $0["hook"]?.last?.sent.count } == 1 }
+    #expect(senders.withLock { $0["hook"]?.last?.sent.map(\.status) } == [.resolved])
+
+    // Crashed goes to the targets that subscribe to it.
+    let pager = NotifyConfig(name: "pager", target: .command(["/bin/true"]), policy: .init(events: [.crashed]))
+    dispatcher.configure([changed, pager], unsealEnabled: true)
+    dispatcher.announce(.info(.crashed, severity: .warning, summary: "unclean stop", time: 20))
+    try? await eventually("crashed delivered") { senders.withLock { $0["pager"]?.first?.sent.count } == 1 }
+    #expect(senders.withLock { $0["hook"]?.last?.sent.count } == 2, "hook subscribes to crashed by default")
+    #expect(dispatcher.stats.map(\.name) == ["hook", "pager"])
+    dispatcher.shutdown()
+  }
+}
+
+@Suite struct CommandNotifySenderTests {
+  static let message = AlertMessage(
+    key: "sealed https://127.0.0.1:8200", event: .sealed, status: .problem, severity: .critical, summary: "vault is sealed",
+    node: "https://127.0.0.1:8200", since: 1_800_000_000, time: 1_800_000_060)
+
+  /// The JSON on stdin, the variables, and nothing else of ours in the environment.
+  @Test func getsTheJSONOnStdinAndACleanEnvironment() async throws {
+    let directory = try ScratchDirectory()
+    defer { directory.remove() }
+    let script = "cat > \(directory.path)/stdin; env > \(directory.path)/env; echo paged"
+    let sender = CommandNotifySender(argv: ["/bin/sh", "-c", script], timeout: .seconds(60), host: "vault1")
+    #expect(await sender.send(Self.message) == .delivered("exit 0: paged"))
+    let stdin = try Data(contentsOf: URL(fileURLWithPath: "\(directory.path)/stdin"))
+    let json = try #require(JSONSerialization.jsonObject(with: stdin) as? [String: Any])
+    #expect(json["event"] as? String == "sealed" && json["host"] as? String == "vault1" && json["status"] as? String == "problem")
+    let env = try String(contentsOfFile: "\(directory.path)/env", encoding: .utf8).split(separator: "\n").map(String.init)
+    #expect(env.contains("VAULTKEEPER_EVENT=sealed") && env.contains("VAULTKEEPER_NODE=https://127.0.0.1:8200"))
+    #expect(env.contains("PATH=/usr/sbin:/usr/bin:/sbin:/bin"))
+    let names = Set(env.compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) })
+    let allowed: Set = [
+      "PATH", "LANG", "PWD", "SHLVL", "_", "VAULTKEEPER_EVENT", "VAULTKEEPER_STATUS", "VAULTKEEPER_SEVERITY", "VAULTKEEPER_KEY",
+      "VAULTKEEPER_TITLE", "VAULTKEEPER_NODE",
+    ]
+    #expect(names.subtracting(allowed).isEmpty, "\(names.subtracting(allowed))")
+  }
+
+  @Test func failuresAreRetriedWithTheirOutput() async {
+    let failing = CommandNotifySender(argv: ["/bin/sh", "-c", "echo no route to pager >&2; exit 3"], timeout: .seconds(60), host: "h")
+    #expect(await failing.send(Self.message) == .failed("exit 3: no route to pager", retry: true))
+    let missing = CommandNotifySender(argv: ["/nonexistent/page-me"], timeout: .seconds(60), host: "h")
+    #expect(await missing.send(Self.message) == .failed("cannot start /nonexistent/page-me: No such file or directory", retry: false))
+  }
+
+  /// A command that outlives its timeout is killed with its process group (virtual time cannot
+  /// stand in for a real child process: the bound is what is tested, not the speed).
+  @Test func aHangingCommandIsKilled() async {
+    let hanging = CommandNotifySender(argv: ["/bin/sh", "-c", "sleep 600"], timeout: .milliseconds(200), host: "h")
+    #expect(await hanging.send(Self.message) == .failed("still running after 200ms, killed", retry: true))
+  }
+}
+
+@Suite struct UncleanStopMarkerTests {
+  @Test func aRunThatDidNotEndIsNoticed() throws {
+    let directory = try ScratchDirectory()
+    defer { directory.remove() }
+    let marker = UncleanStopMarker(path: "\(directory.path)/running")
+    let first = marker.begin(pid: 100)
+    #expect(first.previous == nil && first.error == nil, "a first start")
+    let second = marker.begin(pid: 200)
+    #expect(second.previous == UncleanStopMarker.Previous(text: "pid 100"), "100 never stopped cleanly")
+    marker.end()
+    #expect(marker.begin(pid: 300).previous == nil, "200 stopped cleanly")
+    #expect(UncleanStopMarker.path(environment: ["STATE_DIRECTORY": "/var/lib/vaultkeeper:/other"]) == "/var/lib/vaultkeeper/running")
+    let unwritable = UncleanStopMarker(path: "/nonexistent/dir/running").begin(pid: 1)
+    #expect(unwritable.previous == nil && unwritable.error != nil)
+  }
+}
+
+/// A fresh directory for one test, removed with `remove()`.
+struct ScratchDirectory {
+  let path = NSTemporaryDirectory() + "vk-notify-\(UUID().uuidString)"
+
+  init() throws {
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  }
+
+  func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
