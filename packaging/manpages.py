@@ -22,6 +22,7 @@ import sys
 DOC_LINKS = {
     # Where files named by docs/ links end up on an installed system.
     "deploy/vaultkeeper.toml.example": "/usr/share/doc/vaultkeeper/examples/vaultkeeper.toml",
+    "deploy/notify-webhook.conf": "/usr/share/doc/vaultkeeper/examples/notify-webhook.conf",
 }
 DOC_PAGES = {
     "configuration.md": "vaultkeeper.toml(5)",
@@ -29,6 +30,7 @@ DOC_PAGES = {
     "security.md": "/usr/share/doc/vaultkeeper/security.md",
     "architecture.md": "/usr/share/doc/vaultkeeper/architecture.md",
     "install.md": "/usr/share/doc/vaultkeeper/install.md",
+    "notifications.md": "/usr/share/doc/vaultkeeper/notifications.md",
 }
 
 

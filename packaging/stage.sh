@@ -70,11 +70,11 @@ chmod 0644 "$D$PREFIX/share/bash-completion/completions/vaultkeeper" "$D$ZSHDIR/
 
 # Documentation and examples (the docs that exist when the package is built).
 install -m 0644 "$ROOT/README.md" "$D$DOCDIR/README.md"
-for doc in install configuration operations security architecture benchmarks; do
+for doc in install configuration operations security architecture benchmarks notifications; do
   [ -f "$ROOT/docs/$doc.md" ] && install -m 0644 "$ROOT/docs/$doc.md" "$D$DOCDIR/$doc.md"
 done
 if [ -f "$ROOT/deploy/vaultkeeper.toml.example" ]; then
   install -m 0644 "$ROOT/deploy/vaultkeeper.toml.example" "$D$DOCDIR/examples/vaultkeeper.toml"
 fi
-install -m 0644 "$ROOT/deploy/vaultkeeper-failure@.service" "$ROOT/deploy/vault-policy-snapshot.hcl" \
+install -m 0644 "$ROOT/deploy/vaultkeeper-failure@.service" "$ROOT/deploy/vault-policy-snapshot.hcl" "$ROOT/deploy/notify-webhook.conf" \
   "$ROOT/deploy/prometheus/vaultkeeper-alerts.yml" "$D$DOCDIR/examples/"

@@ -163,6 +163,25 @@ import Testing
     #expect(run.messages.map(\.summary) == ["vault \(Self.address) is sealed and not being unsealed: vaultkeeper holds no unseal keys ([unseal] is off)"])
   }
 
+  /// Sealed while vaultkeeper unseals it is routine for a moment; still sealed past the
+  /// thresholds (unseal requests failing, a KMS out of reach) it is a problem all the same.
+  @Test func stillSealedWhileBeingUnsealedIsAProblemPastTheThresholds() {
+    var run = Run(policy: .init(minFailures: 3, minDuration: .seconds(60)))
+    for second in stride(from: 0.0, through: 59, by: 1) {
+      var report = Self.report(.sealed, check: second)
+      report.nodes[0].problem = "unseal request failed: timeout"
+      run.feed(report, at: second)
+    }
+    #expect(run.messages.isEmpty)
+    var report = Self.report(.sealed, check: 60)
+    report.nodes[0].problem = "unseal request failed: timeout"
+    run.feed(report, at: 60)
+    #expect(run.messages.map(\.summary) == ["vault \(Self.address) is still sealed: unsealing it has not worked: unseal request failed: timeout"])
+    #expect(run.messages.map(\.severity) == [.critical])
+    run.feed(Self.report(.active, check: 61, lastUnseal: 61), at: 61)
+    #expect(run.messages.map(\.status) == [.problem, .resolved])
+  }
+
   /// A reload keeps the gate (the dispatcher keeps it by name): a new policy applies to what
   /// comes next, and what was reported is still resolved.
   @Test func aNewPolicyKeepsWhatWasReported() {

@@ -160,7 +160,13 @@ struct CollectingLogHandler: LogHandler {
     dispatcher.observe(AlertGateTests.report(.unreachable, check: 10), now: 10)
     try? await eventually("the problem delivered") { senders.withLock { $0["hook"]?.first?.sent.count } == 1 }
 
-    var changed = hook
+    var stricter = hook
+    stricter.policy.minDuration = .seconds(30)
+    dispatcher.configure([stricter], unsealEnabled: true)
+    #expect(senders.withLock { $0["hook"]?.count } == 1, "a new policy is the gate's: same sender")
+
+    var changed = stricter
+    changed.policy = policy
     changed.timeout = .seconds(3)
     dispatcher.configure([changed], unsealEnabled: true)
     #expect(senders.withLock { $0["hook"]?.count } == 2, "new settings, new sender")

@@ -45,6 +45,10 @@ public struct AlertConditions: Sendable {
   static func nodeProblem(_ node: NodeReport, unsealEnabled: Bool) -> AlertCondition? {
     switch node.state {
     case .sealed:
+      // Sealed and being unsealed is routine (a restart, opened within a second); the gate's
+      // thresholds keep it quiet. Still sealed past them, it is a problem whatever the reason:
+      // a hold, no keys, unseal requests that keep failing, an auto-unseal seal that cannot
+      // reach its KMS.
       let why: String
       let severity: AlertSeverity
       switch node.hold {
@@ -54,9 +58,13 @@ public struct AlertConditions: Sendable {
         (why, severity) = ("Vault refuses the unseal key shares vaultkeeper holds (rekeyed, or another cluster's)", .critical)
       case .tooFewShares(let have, let need)?:
         (why, severity) = ("vaultkeeper holds \(have) unseal key shares and Vault needs \(need)", .critical)
-      case nil:
-        guard !unsealEnabled else { return nil }  // being unsealed: routine
+      case nil where !unsealEnabled:
         (why, severity) = ("vaultkeeper holds no unseal keys ([unseal] is off)", .critical)
+      case nil:
+        let detail = node.problem.map { ": \($0)" } ?? ""
+        return AlertCondition(
+          key: "sealed \(node.address)", event: .sealed, severity: .critical,
+          summary: "vault \(node.address) is still sealed: unsealing it has not worked\(detail)", node: node.address, occurrence: node.lastCheck)
       }
       return AlertCondition(
         key: "sealed \(node.address)", event: .sealed, severity: severity,

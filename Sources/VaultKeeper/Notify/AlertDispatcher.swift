@@ -49,8 +49,8 @@ public final class AlertDispatcher: Sendable {
     }
   }
 
-  /// Sets the targets of a (new) configuration. A target whose settings did not change keeps its
-  /// outbox; one that keeps its name keeps its gate (what it reported stays reported).
+  /// Sets the targets of a (new) configuration. A target that keeps its name keeps its gate (what
+  /// it reported stays reported), and its outbox unless where or how it delivers changed.
   public func configure(_ entries: [NotifyConfig], unsealEnabled: Bool) {
     let retired = state.withLock { s -> [NotifyOutbox] in
       s.conditions.unsealEnabled = unsealEnabled
@@ -63,11 +63,13 @@ public final class AlertDispatcher: Sendable {
           continue
         }
         kept.gate.policy = entry.policy
-        if kept.config != entry {
+        // Only what the outbox and its sender are made of needs a new one (and loses what
+        // waits in the old queue); a new policy is the gate's alone.
+        if kept.config.target != entry.target || kept.config.timeout != entry.timeout || kept.config.queueSize != entry.queueSize {
           retired.append(kept.outbox)
           kept.outbox = makeOutbox(entry)
-          kept.config = entry
         }
+        kept.config = entry
         next.append(kept)
       }
       s.targets = next

@@ -2,8 +2,9 @@
 /// What a notification is about. The raw value is the name in `[[notify]] events`, in the JSON
 /// payload's `event`, and in `VAULTKEEPER_EVENT` for a command.
 public enum AlertEvent: String, Sendable, Equatable, Hashable, CaseIterable, Codable {
-  /// A node is sealed and vaultkeeper is not unsealing it: wrong key, too few shares, sealed on
-  /// purpose, or no unseal keys configured.
+  /// A node is sealed and vaultkeeper is not unsealing it (wrong key, too few shares, sealed on
+  /// purpose, no unseal keys configured), or it stays sealed although vaultkeeper is (unseal
+  /// requests failing, an auto-unseal seal that cannot reach its KMS).
   case sealed
   /// A node has not answered its health checks (or answered with something that is not Vault).
   case unreachable
