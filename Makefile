@@ -118,7 +118,7 @@ install:
 # Needs root, systemd-nspawn and debootstrap (installed by scripts/deb-deps.sh); the Debian 12
 # root filesystem is cached in .e2e-cache/. Bounded: the whole suite is killed after 15 min.
 e2e: deb
-	timeout --signal=TERM --kill-after=60 900 $(PYTHON) -m pytest -p no:cacheprovider -v Tests/e2e
+	timeout --signal=TERM --kill-after=60 1500 $(PYTHON) -m pytest -p no:cacheprovider -v Tests/e2e
 
 clean:
 	rm -rf .build out

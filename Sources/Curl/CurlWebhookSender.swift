@@ -40,7 +40,7 @@ public final class CurlWebhookSender: NotifySender, @unchecked Sendable {
     } catch {
       return .failed(error.description, retry: error.kind != .cancelled)
     }
-    let said = Self.excerpt(response.body)
+    let said = Self.excerpt(response.body, hiding: webhook.url)
     switch response.status {
     case 200..<300: return .delivered("HTTP \(response.status)")
     // Too early, too many, or the receiver's own trouble: worth another try.
@@ -58,9 +58,20 @@ public final class CurlWebhookSender: NotifySender, @unchecked Sendable {
     return await OffPool.run { WebhookHeaders.read(source, environment: environment) }
   }
 
-  /// The start of a receiver's answer, one line, for the journal.
-  static func excerpt(_ body: [UInt8]) -> String {
-    let text = String(decoding: body.prefix(200), as: UTF8.self).split(whereSeparator: \.isNewline).joined(separator: " ")
+  /// The start of a receiver's answer, one line, for the journal. A receiver may echo the
+  /// request's path (`Cannot POST /hooks/abc…`), which is often the webhook's secret: it is cut
+  /// out, like everywhere else.
+  static func excerpt(_ body: [UInt8], hiding url: WebhookURL) -> String {
+    // Cut out first, shorten after: an echo across the cut must not leave the secret's start.
+    var text = String(decoding: body.prefix(4096), as: UTF8.self).split(whereSeparator: \.isNewline).joined(separator: " ")
+    var secrets = [url.path]
+    if let query = url.path.firstIndex(of: "?") { secrets += [String(url.path[..<query]), String(url.path[url.path.index(after: query)...])] }
+    // As a JSON answer would quote it, too.
+    secrets += secrets.map { $0.replacing("/", with: "\\/") }
+    for secret in secrets.sorted(by: { $0.count > $1.count }) where secret.count > 1 {
+      text = text.replacing(secret, with: "/…")
+    }
+    if text.count > 200 { text = String(text.prefix(200)) + "…" }
     return text.isEmpty ? "" : ": \(text)"
   }
 

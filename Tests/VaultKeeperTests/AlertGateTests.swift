@@ -21,12 +21,14 @@ import Testing
     var conditions = AlertConditions(unsealEnabled: true)
     var gate: AlertGate
     var messages: [AlertMessage] = []
+    /// Virtual time: `at` seconds are this instant plus `at`, on both clocks.
+    let origin = ContinuousClock.now
 
     init(policy: AlertGate.Policy = .init()) { gate = AlertGate(policy: policy) }
 
     mutating func feed(_ report: DaemonReport, at now: Double) {
       let look = conditions.look(at: report, now: now)
-      messages += gate.pass(look, now: now)
+      messages += gate.pass(look, now: NodeTime(monotonic: origin.advanced(by: .milliseconds(Int64(now * 1000))), wall: now))
     }
   }
 
@@ -69,10 +71,15 @@ import Testing
       run.feed(Self.report(.unreachable, check: second), at: second)
     }
     #expect(run.messages.count == 1, "one message per state change")
+    // Back, briefly, then down again: a flapping node is still the same problem.
     run.feed(Self.report(.active, check: 5001), at: 5001)
-    run.feed(Self.report(.active, check: 5002), at: 5002)
+    run.feed(Self.report(.unreachable, check: 5010), at: 5010)
+    run.feed(Self.report(.active, check: 5011), at: 5011)
+    run.feed(Self.report(.active, check: 5070), at: 5070)
+    #expect(run.messages.count == 1, "resolved only once it has stayed clear for min_duration")
+    run.feed(Self.report(.active, check: 5071), at: 5071)
     #expect(run.messages.map(\.status) == [.problem, .resolved])
-    #expect(run.messages[1].key == problem.key && run.messages[1].since == 1001 && run.messages[1].time == 5001)
+    #expect(run.messages[1].key == problem.key && run.messages[1].since == 1001 && run.messages[1].time == 5071)
     #expect(run.messages[1].title == "[RESOLVED] vault \(Self.address) is unreachable: connect: connection refused")
   }
 
@@ -130,8 +137,12 @@ import Testing
     critical.feed(Self.report(.sealed, check: 2, hold: .tooFewShares(have: 2, need: 3)), at: 2)
     #expect(critical.messages.map(\.status) == [.problem])
     #expect(critical.messages[0].summary.hasSuffix("vaultkeeper holds 2 unseal key shares and Vault needs 3"))
+    // Down to a warning: not resolved (it is still sealed), a change of severity.
     critical.feed(Self.report(.sealed, check: 3, hold: .deliberateSeal), at: 3)
-    #expect(critical.messages.map(\.status) == [.problem, .resolved])
+    #expect(critical.messages.map(\.status) == [.problem, .problem])
+    #expect(critical.messages.map(\.severity) == [.critical, .warning])
+    critical.feed(Self.report(.active, check: 4), at: 4)
+    #expect(critical.messages.map(\.status) == [.problem, .problem, .resolved])
 
     var onlySealed = Run(policy: .init(events: [.sealed], minFailures: 1, minDuration: .zero))
     onlySealed.feed(Self.report(.unreachable, check: 1), at: 1)
@@ -179,6 +190,7 @@ import Testing
     #expect(run.messages.map(\.summary) == ["vault \(Self.address) is still sealed: unsealing it has not worked: unseal request failed: timeout"])
     #expect(run.messages.map(\.severity) == [.critical])
     run.feed(Self.report(.active, check: 61, lastUnseal: 61), at: 61)
+    run.feed(Self.report(.active, check: 121), at: 121)
     #expect(run.messages.map(\.status) == [.problem, .resolved])
   }
 
@@ -191,7 +203,35 @@ import Testing
     run.feed(Self.report(.unreachable, check: 2), at: 2)
     #expect(run.messages.map(\.status) == [.problem])
     run.feed(Self.report(.active, check: 3), at: 3)
+    run.feed(Self.report(.active, check: 603), at: 603)
     #expect(run.messages.map(\.status) == [.problem, .resolved])
+  }
+
+  /// Unsubscribing from an event is not the problem clearing: forgotten without a word.
+  @Test func unsubscribingForgetsSilently() {
+    var run = Run(policy: .init(minFailures: 1, minDuration: .zero))
+    run.feed(Self.report(.unreachable, check: 1), at: 1)
+    #expect(run.messages.map(\.status) == [.problem])
+    run.gate.policy = .init(events: [.sealed], minFailures: 1, minDuration: .zero)
+    #expect(run.gate.openProblems.isEmpty)
+    run.feed(Self.report(.active, check: 2), at: 2)
+    #expect(run.messages.count == 1)
+  }
+
+  /// Durations are the monotonic clock's: a wall clock stepped back an hour (NTP after a boot
+  /// with a wrong RTC) neither holds back nor hurries a report.
+  @Test func aWallClockStepChangesNothing() {
+    var gate = AlertGate(policy: .init(minFailures: 1, minDuration: .seconds(60)))
+    var conditions = AlertConditions(unsealEnabled: true)
+    let origin = ContinuousClock.now
+    var sent: [AlertMessage] = []
+    for second in 0...60 {
+      // The wall clock jumps back an hour half-way.
+      let wall = 1_800_000_000 + Double(second) - (second >= 30 ? 3600 : 0)
+      let look = conditions.look(at: AlertGateTests.report(.unreachable, check: wall), now: wall)
+      sent += gate.pass(look, now: NodeTime(monotonic: origin.advanced(by: .seconds(second)), wall: wall))
+      #expect(sent.isEmpty == (second < 60), "second \(second)")
+    }
   }
 }
 

@@ -138,8 +138,27 @@ struct CollectingLogHandler: LogHandler {
     #expect(sender.sent.map(\.key) == ["first", "d", "e"])
     #expect(sender.sent.map(\.droppedBefore) == [0, 2, 0])
     #expect(logs.all.filter { $0.contains("its queue is full") }.count == 1, "said once per overflow")
-    outbox.shutdown()
+    #expect(outbox.shutdown().isEmpty)
+    outbox.closeSender()
     #expect(sender.wasShutDown)
+  }
+}
+
+extension NotifyOutboxTests {
+  /// Taking over from a larger queue (a reload lowered queue_size): what does not fit is
+  /// dropped the way a full queue drops, counted and told.
+  @Test func aSmallerSuccessorCountsWhatItDrops() async {
+    let clock = VirtualDutyClock(mode: .jumping)
+    let sender = ScriptedSender()
+    var before = NotifyTargetStats(name: "hook")
+    before.delivered = 4
+    let outbox = NotifyOutbox(
+      name: "hook", sender: sender, capacity: 2, logger: Self.logger(LogLines()), clock: clock, describe: "https://h/…", stats: before,
+      pending: ["a", "b", "c"].map { Self.message($0) })
+    await outbox.finish()
+    #expect(sender.sent.map(\.key) == ["b", "c"])
+    #expect(sender.sent.map(\.droppedBefore) == [1, 0])
+    #expect(outbox.stats.dropped == 1 && outbox.stats.delivered == 6)
   }
 }
 
@@ -156,34 +175,66 @@ struct CollectingLogHandler: LogHandler {
     }
     let policy = AlertGate.Policy(minFailures: 1, minDuration: .zero)
     let hook = NotifyConfig(name: "hook", target: .command(["/bin/true"]), policy: policy)
-    dispatcher.configure([hook], unsealEnabled: true)
-    dispatcher.observe(AlertGateTests.report(.unreachable, check: 10), now: 10)
+    await dispatcher.configure([hook], unsealEnabled: true)
+    dispatcher.observe(AlertGateTests.report(.unreachable, check: 10))
     try? await eventually("the problem delivered") { senders.withLock { $0["hook"]?.first?.sent.count } == 1 }
 
     var stricter = hook
     stricter.policy.minDuration = .seconds(30)
-    dispatcher.configure([stricter], unsealEnabled: true)
+    await dispatcher.configure([stricter], unsealEnabled: true)
     #expect(senders.withLock { $0["hook"]?.count } == 1, "a new policy is the gate's: same sender")
 
     var changed = stricter
     changed.policy = policy
     changed.timeout = .seconds(3)
-    dispatcher.configure([changed], unsealEnabled: true)
+    await dispatcher.configure([changed], unsealEnabled: true)
     #expect(senders.withLock { $0["hook"]?.count } == 2, "new settings, new sender")
-    #expect(senders.withLock { $0["hook"]?.first?.wasShutDown } == true)
-    dispatcher.observe(AlertGateTests.report(.unreachable, check: 11), now: 11)
-    dispatcher.observe(AlertGateTests.report(.active, check: 12), now: 12)
+    try? await eventually("the old sender let go") { senders.withLock { $0["hook"]?.first?.wasShutDown } == true }
+    dispatcher.observe(AlertGateTests.report(.unreachable, check: 11))
+    dispatcher.observe(AlertGateTests.report(.active, check: 12))
     try? await eventually("the resolution delivered") { senders.withLock { $0["hook"]?.last?.sent.count } == 1 }
     #expect(senders.withLock { $0["hook"]?.last?.sent.map(\.status) } == [.resolved])
 
     // Crashed goes to the targets that subscribe to it.
     let pager = NotifyConfig(name: "pager", target: .command(["/bin/true"]), policy: .init(events: [.crashed]))
-    dispatcher.configure([changed, pager], unsealEnabled: true)
+    await dispatcher.configure([changed, pager], unsealEnabled: true)
     dispatcher.announce(.info(.crashed, severity: .warning, summary: "unclean stop", time: 20))
     try? await eventually("crashed delivered") { senders.withLock { $0["pager"]?.first?.sent.count } == 1 }
     #expect(senders.withLock { $0["hook"]?.last?.sent.count } == 2, "hook subscribes to crashed by default")
     #expect(dispatcher.stats.map(\.name) == ["hook", "pager"])
-    dispatcher.shutdown()
+    await dispatcher.shutdown()
+  }
+}
+
+extension AlertDispatcherTests {
+  /// A reload that changes how a target delivers: the attempt in flight at a slow receiver is
+  /// let finish (the receiver may have the message already); when it fails, the new sender
+  /// gets the message, and the counts carry on.
+  @Test func aReloadHandsOverWhatWasNotDelivered() async {
+    let clock = VirtualDutyClock(mode: .jumping)
+    let made = Mutex<[ScriptedSender]>([])
+    let dispatcher = AlertDispatcher(logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, clock: clock) { _ in
+      made.withLock { senders in
+        // The first one hangs, then fails (its timeout).
+        let sender = senders.isEmpty ? ScriptedSender([.failed("timeout: 10s", retry: true)], hang: true) : ScriptedSender()
+        senders.append(sender)
+        return sender
+      }
+    }
+    let hook = NotifyConfig(name: "hook", target: .command(["/bin/true"]), policy: .init(minFailures: 1, minDuration: .zero))
+    await dispatcher.configure([hook], unsealEnabled: true)
+    dispatcher.observe(AlertGateTests.report(.unreachable, check: 10))
+    try? await eventually("the problem in flight at the hanging receiver") { made.withLock { $0.first?.sent.count } == 1 }
+    var faster = hook
+    faster.timeout = .seconds(2)
+    await dispatcher.configure([faster], unsealEnabled: true)
+    #expect(made.withLock { $0.count == 2 && $0[1].sent.isEmpty }, "not sent twice while the first attempt may still land")
+    made.withLock { $0[0].release() }
+    try? await eventually("the problem delivered by the new sender") { made.withLock { $0.count == 2 && $0[1].sent.count == 1 } }
+    #expect(made.withLock { $0[1].sent.map(\.status) } == [.problem])
+    try? await eventually("the old sender let go") { made.withLock { $0[0].wasShutDown } }
+    try? await eventually("counted") { dispatcher.stats.first?.delivered == 1 }
+    await dispatcher.shutdown()
   }
 }
 
@@ -240,6 +291,7 @@ struct CollectingLogHandler: LogHandler {
     marker.end()
     #expect(marker.begin(pid: 300).previous == nil, "200 stopped cleanly")
     #expect(UncleanStopMarker.path(environment: ["STATE_DIRECTORY": "/var/lib/vaultkeeper:/other"]) == "/var/lib/vaultkeeper/running")
+    #expect(UncleanStopMarker.path(environment: [:]) == nil, "a run by hand has no marker")
     let unwritable = UncleanStopMarker(path: "/nonexistent/dir/running").begin(pid: 1)
     #expect(unwritable.previous == nil && unwritable.error != nil)
   }

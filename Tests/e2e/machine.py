@@ -76,8 +76,12 @@ class Machine:
         # --capability=CAP_IPC_LOCK: nspawn's own seccomp filter allows the mlock() family only
         # to containers that hold it; vaultkeeper locks its key pages (under RLIMIT_MEMLOCK,
         # with an empty capability set of its own), as it can on a real host.
+        # --system-call-filter=bpf: nspawn's filter refuses bpf(), which the container's systemd
+        # needs to attach a unit's IP firewall; without it IPAddressDeny=/IPAddressAllow= are
+        # accepted and not enforced, and the unit's allow-list (and the documented drop-in that
+        # widens it, test_notify.py) could not be tested.
         argv = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--private-network",
-                "--capability=CAP_IPC_LOCK", f"--machine={self.name}", "--console=read-only",
+                "--capability=CAP_IPC_LOCK", "--system-call-filter=bpf", f"--machine={self.name}", "--console=read-only",
                 "-D", self.root, "-b"]
         self.nspawn = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                                        start_new_session=True)

@@ -27,14 +27,13 @@ public struct CommandRunner: Sendable {
   /// counted, not kept.
   public var outputLimit: Int
 
-  /// Written to the child's stdin (then closed); nil: stdin is /dev/null. Kept small (a
-  /// notification's JSON): it is written before the child is waited for, into the pipe's
-  /// buffer, so it must fit there (`inputLimit`).
+  /// Written to the child's stdin while it runs, under the same timeout, then closed; nil: stdin
+  /// is /dev/null. Meant for small input (a notification's JSON): cut at `inputLimit`.
   public var input: [UInt8]?
   /// Variables added to the clean `environment` (`NAME=value`), e.g. `VAULTKEEPER_EVENT=…`.
   public var extraEnvironment: [String]
 
-  /// What a pipe holds without a reader (Linux: 64 KiB); larger input is cut there.
+  /// The most input a child is given; the rest is cut.
   public static let inputLimit = 60 * 1024
 
   public init(
@@ -84,8 +83,9 @@ public struct CommandRunner: Sendable {
     guard let program = argv.first, !program.isEmpty else { return finished(.couldNotStart("no command given")) }
 
     var ends: [Int32] = [-1, -1]
-    // pipe2(O_CLOEXEC) is not visible without _GNU_SOURCE; the window until fcntl only matters
-    // for a concurrent spawn, and reloads run one at a time.
+    // pipe2(O_CLOEXEC) is not visible without _GNU_SOURCE. The window until fcntl matters only
+    // for a spawn on another thread meanwhile, and only without posix_spawn's closefrom (glibc
+    // before 2.34), which closes every descriptor from 3 in the child anyway.
     guard pipe(&ends) == 0 else { return finished(.couldNotStart("pipe: \(String(cString: strerror(errno)))")) }
     let (readEnd, writeEnd) = (ends[0], ends[1])
     defer { close(readEnd) }
@@ -94,6 +94,7 @@ public struct CommandRunner: Sendable {
     _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
 
     var inputRead: Int32?
+    var feeder: InputFeeder?
     if let input {
       var inputEnds: [Int32] = [-1, -1]
       guard pipe(&inputEnds) == 0 else {
@@ -102,18 +103,14 @@ public struct CommandRunner: Sendable {
       }
       _ = fcntl(inputEnds[0], F_SETFD, FD_CLOEXEC)
       _ = fcntl(inputEnds[1], F_SETFD, FD_CLOEXEC)
-      // Into the pipe's buffer before the child runs: it cannot block, the child reads at its pace.
-      let bytes = input.prefix(Self.inputLimit)
-      var offset = 0
-      while offset < bytes.count {
-        let written = bytes.withUnsafeBytes { raw in raw.baseAddress.map { write(inputEnds[1], $0 + offset, raw.count - offset) } ?? 0 }
-        if written < 0 && errno == EINTR { continue }
-        if written <= 0 { break }
-        offset += written
-      }
-      close(inputEnds[1])
+      // Non-blocking: what does not fit into the pipe now is written while the child reads,
+      // under the same deadline (a pipe can be one page when the user's pipe budget is spent).
+      _ = fcntl(inputEnds[1], F_SETFL, fcntl(inputEnds[1], F_GETFL) | O_NONBLOCK)
       inputRead = inputEnds[0]
+      feeder = InputFeeder(fd: inputEnds[1], bytes: Array(input.prefix(Self.inputLimit)))
+      feeder?.feed()
     }
+    defer { feeder?.close() }
     let spawned = Self.spawn(argv, output: writeEnd, input: inputRead, environment: Self.environment + extraEnvironment)
     close(writeEnd)  // the child holds its own copy; EOF comes when every writer is gone
     if let inputRead { close(inputRead) }
@@ -131,6 +128,7 @@ public struct CommandRunner: Sendable {
     var signalledAt = start
     let deadline = start + timeout
     while true {
+      feeder?.feed()
       if outputOpen { outputOpen = output.drain(readEnd, waitingUpTo: .milliseconds(20)) } else { usleep(10_000) }
       if status == nil {
         var raw: Int32 = 0
@@ -289,6 +287,40 @@ public struct CommandRunner: Sendable {
     let signal = status & 0x7f
     if signal == 0 { return .exited((status >> 8) & 0xff) }
     return .signaled(signal)
+  }
+}
+
+/// Writes a child's stdin through a non-blocking pipe, as far as the child reads it; closes it
+/// once everything is written (the child sees EOF) or the child closed its end.
+struct InputFeeder {
+  private var fd: Int32
+  private let bytes: [UInt8]
+  private var offset = 0
+
+  init(fd: Int32, bytes: [UInt8]) {
+    self.fd = fd
+    self.bytes = bytes
+  }
+
+  mutating func feed() {
+    guard fd >= 0 else { return }
+    while offset < bytes.count {
+      let written = bytes.withUnsafeBytes { raw in raw.baseAddress.map { write(fd, $0 + offset, raw.count - offset) } ?? -1 }
+      if written > 0 {
+        offset += written
+        continue
+      }
+      if written < 0 && errno == EINTR { continue }
+      if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+      break  // EPIPE: the child closed its stdin; the rest is not wanted
+    }
+    close()
+  }
+
+  mutating func close() {
+    guard fd >= 0 else { return }
+    Glibc.close(fd)
+    fd = -1
   }
 }
 

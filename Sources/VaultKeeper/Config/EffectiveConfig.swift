@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /// Renders a validated configuration back as TOML with every default filled in, for
 /// `vaultkeeper config check`. Key material is never part of the configuration (only paths and
-/// credential names), so nothing here can leak a secret.
+/// credential names); the one secret a configuration can hold, a webhook URL's path, is left
+/// out. Everything else reads back as the same configuration.
 public enum EffectiveConfig {
   public static func render(_ config: Config) -> String {
     var lines = ["# effective configuration of \(config.sourcePath)"]
@@ -135,7 +136,12 @@ public enum EffectiveConfig {
     var lines = ["", "[[notify]]", "name = \(quote(n.name))"]
     switch n.target {
     case .webhook(let webhook):
-      lines += ["webhook = \(quote(webhook.url.text))", "format = \(quote(webhook.format.rawValue))"]
+      // The path (and query) of a webhook URL is often its secret, and this output gets pasted
+      // into bug reports: shown as a comment, which also means this entry cannot be pasted back.
+      lines += [
+        "# webhook = \(quote(webhook.url.display)) (the path is not shown: it is often the webhook's secret)",
+        "format = \(quote(webhook.format.rawValue))",
+      ]
       if let ca = webhook.caFile { lines.append("ca_file = \(quote(ca))") }
       if let headers = webhook.headers { lines.append(credential(headers, "headers")) }
     case .command(let argv):

@@ -120,7 +120,7 @@ public final class Daemon: Service, Sendable {
 
   public func run() async throws {
     announceKeys(initial)
-    alerts?.configure(initial.config.notify, unsealEnabled: Self.unsealing(initial))
+    await alerts?.configure(initial.config.notify, unsealEnabled: Self.unsealing(initial))
     let marker = UncleanStopMarker.path(environment: env.environment).map(UncleanStopMarker.init(path:))
     if let marker { await noteUncleanStop(marker) }
     await withGracefulShutdownHandler {
@@ -142,8 +142,9 @@ public final class Daemon: Service, Sendable {
     // stuck disk or socket must not hold the stop past the unit's TimeoutStopSec.
     _ = await board.flushFiles(within: bounds.stateFile)
     _ = await notifier.drain(within: bounds.notify)
-    alerts?.shutdown()
+    // A clean stop from here on, whatever the notification targets take to let go.
     if let marker { await OffPool.run { marker.end() } }
+    await alerts?.shutdown()
   }
 
   /// Whether vaultkeeper unseals with this generation: without keys a sealed node is a problem.
@@ -240,7 +241,7 @@ public final class Daemon: Service, Sendable {
   /// transports to shut down after them. A new duty is one more block here.
   private func duties(for generation: Generation) async -> ([NamedDuty], [any HTTPTransport]) {
     let config = generation.config
-    alerts?.configure(config.notify, unsealEnabled: Self.unsealing(generation))
+    await alerts?.configure(config.notify, unsealEnabled: Self.unsealing(generation))
     await board.configure(addresses: config.nodes.map(\.name), configPath: configPath, metricsDirectory: config.metrics.textfileDirectory)
     var duties: [NamedDuty] = []
     var transports: [any HTTPTransport] = []

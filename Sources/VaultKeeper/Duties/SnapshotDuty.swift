@@ -198,6 +198,8 @@ public final class SnapshotDuty: Sendable {
       report.lastUpload = previous.lastUpload
       report.lastUploadFailure = previous.lastUploadFailure
       report.lastUploadFailureReason = previous.lastUploadFailureReason
+      // Until the freshness task judges again: a reload does not make stale backups fresh.
+      report.stale = previous.stale
     }
     report.lastSuccess = begun.lastSuccess?.timeIntervalSince1970
     report.trackingSince = ledger.trackingSince

@@ -136,7 +136,7 @@ public actor StatusBoard {
   private func publish() {
     let now = Date().timeIntervalSince1970
     report.updatedAt = now
-    alerts?.observe(report, now: now)
+    alerts?.observe(report)
     // What an operator sees changes only with these fields (and, for "unsealed 3m ago", with
     // time): re-render STATUS when they change or once a second, rewrite the files when they
     // change or every 5 s. A fast poll must not turn into a render-and-write loop.

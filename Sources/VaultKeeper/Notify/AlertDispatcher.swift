@@ -50,12 +50,13 @@ public final class AlertDispatcher: Sendable {
   }
 
   /// Sets the targets of a (new) configuration. A target that keeps its name keeps its gate (what
-  /// it reported stays reported), and its outbox unless where or how it delivers changed.
-  public func configure(_ entries: [NotifyConfig], unsealEnabled: Bool) {
-    let retired = state.withLock { s -> [NotifyOutbox] in
+  /// it reported stays reported), and its outbox unless where or how it delivers changed; then
+  /// the new outbox takes over what waits and the counts, and the old one finishes the attempt
+  /// in flight, handing the message over if that attempt fails.
+  public func configure(_ entries: [NotifyConfig], unsealEnabled: Bool) async {
+    let removed = state.withLock { s -> [NotifyOutbox] in
       s.conditions.unsealEnabled = unsealEnabled
       var old = Dictionary(s.targets.map { ($0.config.name, $0) }, uniquingKeysWith: { first, _ in first })
-      var retired: [NotifyOutbox] = []
       var next: [Target] = []
       for entry in entries {
         guard var kept = old.removeValue(forKey: entry.name) else {
@@ -63,57 +64,80 @@ public final class AlertDispatcher: Sendable {
           continue
         }
         kept.gate.policy = entry.policy
-        // Only what the outbox and its sender are made of needs a new one (and loses what
-        // waits in the old queue); a new policy is the gate's alone.
         if kept.config.target != entry.target || kept.config.timeout != entry.timeout || kept.config.queueSize != entry.queueSize {
-          retired.append(kept.outbox)
-          kept.outbox = makeOutbox(entry)
+          let name = entry.name
+          let pending = kept.outbox.retire(handingOverTo: { [weak self] message in self?.handOver(message, to: name) })
+          kept.outbox = makeOutbox(entry, stats: kept.outbox.stats, pending: pending)
         }
         kept.config = entry
         next.append(kept)
       }
       s.targets = next
-      return retired + old.values.map(\.outbox)
+      // Targets no longer configured: stopped; what they still had is not sent.
+      for gone in old.values { gone.outbox.shutdown() }
+      return old.values.map(\.outbox)
     }
-    for outbox in retired { outbox.shutdown() }
+    await Self.closeSenders(removed)
   }
 
-  private func makeOutbox(_ entry: NotifyConfig) -> NotifyOutbox {
+  private func makeOutbox(_ entry: NotifyConfig, stats: NotifyTargetStats? = nil, pending: [AlertMessage] = []) -> NotifyOutbox {
     NotifyOutbox(
       name: entry.name, sender: makeSender(entry), capacity: entry.queueSize, logger: logger, clock: clock, backoff: backoff,
-      describe: Self.describe(entry))
+      describe: Self.describe(entry), stats: stats, pending: pending)
+  }
+
+  /// A webhook sender's transport may take seconds to let its thread go: off the pool, all at once.
+  private static func closeSenders(_ outboxes: [NotifyOutbox]) async {
+    await withTaskGroup(of: Void.self) { group in
+      for outbox in outboxes { group.addTask { await OffPool.run { outbox.closeSender() } } }
+    }
   }
 
   /// Looks at a report (the board calls this on each publish) and queues what it is worth.
-  public func observe(_ report: DaemonReport, now: Double) {
+  public func observe(_ report: DaemonReport) {
+    let now = clock.now()
     // Decided under the lock, queued after it: a queue that overflows logs, and nothing that
     // may block (the journal socket) runs while the lock is held.
     let queued = state.withLock { s -> [(NotifyOutbox, AlertMessage)] in
       guard !s.targets.isEmpty else { return [] }
-      let look = s.conditions.look(at: report, now: now)
+      let look = s.conditions.look(at: report, now: now.wall)
       var queued: [(NotifyOutbox, AlertMessage)] = []
       for index in s.targets.indices {
         for message in s.targets[index].gate.pass(look, now: now) { queued.append((s.targets[index].outbox, message)) }
       }
       return queued
     }
-    for (outbox, message) in queued { outbox.enqueue(message) }
+    deliver(queued)
+  }
+
+  /// A message a retired outbox could not deliver, for its successor (the target of the same
+  /// name, if it is still configured).
+  private func handOver(_ message: AlertMessage, to name: String) {
+    let successor = state.withLock { s in s.targets.first { $0.config.name == name }?.outbox }
+    successor?.enqueue(message)
+  }
+
+  /// Queues each message; one that meets an outbox a reload has just replaced goes to its
+  /// successor (the target of the same name), if the target is still configured.
+  private func deliver(_ queued: [(NotifyOutbox, AlertMessage)]) {
+    for (outbox, message) in queued where !outbox.enqueue(message) { handOver(message, to: outbox.name) }
   }
 
   /// Sends a single event (`crashed`) to every target subscribed to it.
   public func announce(_ message: AlertMessage) {
     let outboxes = state.withLock { s in s.targets.filter { $0.config.policy.events.contains(message.event) }.map(\.outbox) }
-    for outbox in outboxes { outbox.enqueue(message) }
+    deliver(outboxes.map { ($0, message) })
   }
 
   public var stats: [NotifyTargetStats] { state.withLock { $0.targets.map(\.outbox.stats) } }
 
   /// Stops every outbox (at the daemon's stop): what is queued is not sent; the journal has it.
-  public func shutdown() {
+  public func shutdown() async {
     let outboxes = state.withLock { s -> [NotifyOutbox] in
       defer { s.targets = [] }
       return s.targets.map(\.outbox)
     }
     for outbox in outboxes { outbox.shutdown() }
+    await Self.closeSenders(outboxes)
   }
 }

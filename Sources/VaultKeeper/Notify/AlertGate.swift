@@ -7,8 +7,9 @@
 ///   network blip, sends nothing.
 /// - After that, one message per change of severity, and a reminder every `reminder` while it
 ///   lasts (the journal's interval for its own reminders).
-/// - One `resolved` when a reported problem clears. A problem that clears before it was
-///   reported is forgotten without a word.
+/// - One `resolved` when a reported problem has stayed clear for `minDuration` (so a flapping
+///   node sends one problem, not a pair per blip). A problem that clears before it was reported
+///   is forgotten without a word.
 /// - Single events (`unsealed`, `crashed`) go out at once when the target subscribes to them.
 public struct AlertGate: Sendable {
   public struct Policy: Sendable, Equatable {
@@ -37,16 +38,22 @@ public struct AlertGate: Sendable {
   }
 
   private struct Track: Sendable {
-    var firstSeen: Double
+    var firstSeen: NodeTime
     var checks: Int
     var lastOccurrence: Double?
     var condition: AlertCondition
     /// The severity last reported, and when; nil while it waits for its thresholds.
     var reported: AlertSeverity?
-    var reportedAt: Double
+    var reportedAt: ContinuousClock.Instant
+    /// Since when a reported problem has been gone (it is resolved once that lasts).
+    var clearedAt: ContinuousClock.Instant?
   }
 
-  public var policy: Policy
+  /// A new policy applies from the next look; problems of events no longer subscribed are
+  /// forgotten without a word (unsubscribing is not the problem clearing).
+  public var policy: Policy {
+    didSet { tracks = tracks.filter { policy.events.contains($0.value.condition.event) } }
+  }
   private var tracks: [String: Track] = [:]
 
   public init(policy: Policy) {
@@ -56,47 +63,66 @@ public struct AlertGate: Sendable {
   /// Problems this gate has reported and not yet resolved.
   public var openProblems: [String] { tracks.filter { $0.value.reported != nil }.keys.sorted() }
 
-  /// The messages `look` is worth now.
-  public mutating func pass(_ look: AlertConditions.Look, now: Double) -> [AlertMessage] {
+  /// The messages `look` is worth now. Durations are measured on the monotonic clock (a clock
+  /// step must neither hold back nor hurry a report); the wall time only dates the messages.
+  public mutating func pass(_ look: AlertConditions.Look, now: NodeTime) -> [AlertMessage] {
     var messages = look.events.filter { policy.events.contains($0.event) }
-    let wanted = look.problems.filter { policy.events.contains($0.event) && $0.severity >= policy.minSeverity }
-    let present = Set(wanted.map(\.key))
+    // Every problem of a subscribed event is followed, whatever its severity: `min_severity`
+    // decides whether one is reported, and once it is, a drop in severity is a change to say,
+    // not a resolution.
+    let followed = look.problems.filter { policy.events.contains($0.event) }
+    let present = Set(followed.map(\.key))
+    let minDuration = policy.minDuration
     for key in tracks.keys.sorted() where !present.contains(key) {
-      guard let track = tracks.removeValue(forKey: key), track.reported != nil else { continue }
-      messages.append(
-        AlertMessage(
-          key: key, event: track.condition.event, status: .resolved, severity: track.condition.severity, summary: track.condition.summary,
-          node: track.condition.node, since: track.firstSeen, time: now))
+      guard var track = tracks[key], track.reported != nil else {
+        tracks.removeValue(forKey: key)
+        continue
+      }
+      // Resolved once it has stayed away `min_duration`: a flapping node or a duty's first
+      // report after a reload does not resolve and reopen a problem.
+      let cleared = track.clearedAt ?? now.monotonic
+      track.clearedAt = cleared
+      if cleared.duration(to: now.monotonic) >= minDuration {
+        tracks.removeValue(forKey: key)
+        messages.append(
+          AlertMessage(
+            key: key, event: track.condition.event, status: .resolved, severity: track.condition.severity,
+            summary: track.condition.summary, node: track.condition.node, since: track.firstSeen.wall, time: now.wall))
+      } else {
+        tracks[key] = track
+      }
     }
-    for condition in wanted {
+    for condition in followed {
       var track =
         tracks[condition.key]
-        ?? Track(firstSeen: now, checks: 0, lastOccurrence: nil, condition: condition, reported: nil, reportedAt: now)
+        ?? Track(firstSeen: now, checks: 0, lastOccurrence: nil, condition: condition, reported: nil, reportedAt: now.monotonic)
       if condition.occurrence == nil || condition.occurrence != track.lastOccurrence || track.checks == 0 {
         track.checks += 1
         track.lastOccurrence = condition.occurrence
       }
       track.condition = condition
+      track.clearedAt = nil
       let status: AlertStatus?
       if let reported = track.reported {
         if reported != condition.severity {
           status = .problem
-        } else if now - track.reportedAt >= policy.reminder.seconds {
+        } else if track.reportedAt.duration(to: now.monotonic) >= policy.reminder {
           status = .reminder
         } else {
           status = nil
         }
       } else {
         let enoughChecks = condition.occurrence == nil || track.checks >= policy.minFailures
-        status = enoughChecks && now - track.firstSeen >= policy.minDuration.seconds ? .problem : nil
+        let longEnough = track.firstSeen.monotonic.duration(to: now.monotonic) >= minDuration
+        status = enoughChecks && longEnough && condition.severity >= policy.minSeverity ? .problem : nil
       }
       if let status {
         track.reported = condition.severity
-        track.reportedAt = now
+        track.reportedAt = now.monotonic
         messages.append(
           AlertMessage(
             key: condition.key, event: condition.event, status: status, severity: condition.severity, summary: condition.summary,
-            node: condition.node, since: track.firstSeen, time: now))
+            node: condition.node, since: track.firstSeen.wall, time: now.wall))
       }
       tracks[condition.key] = track
     }

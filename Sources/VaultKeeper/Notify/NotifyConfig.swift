@@ -176,7 +176,14 @@ extension TableReader {
         }
         format = known
       }
-      if format == .ntfy, url.ntfyTopic.isEmpty { throw error("\(at).webhook", "an ntfy URL names its topic: https://ntfy.example/TOPIC") }
+      if format == .ntfy {
+        // The topic goes into the JSON body and the POST to the server root: a query (ntfy's
+        // ?auth=) would end up in the topic, and be lost for the authentication.
+        guard !text.contains("?"), !text.contains("#") else {
+          throw error("\(at).webhook", "an ntfy URL is https://ntfy.example/TOPIC, without ?…: put an access token in headers_file (Authorization: Bearer …)")
+        }
+        guard !url.ntfyTopic.isEmpty else { throw error("\(at).webhook", "an ntfy URL names its topic: https://ntfy.example/TOPIC") }
+      }
       let caFile = try trustedFile(table, "ca_file", at: at, decides: "which receivers get the notifications and their headers")
       let headers = try credential(table, "headers_file", "headers_credential", at: at)
       target = .webhook(WebhookConfig(url: url, format: format, caFile: caFile, headers: headers))

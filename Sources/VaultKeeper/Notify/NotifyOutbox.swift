@@ -53,71 +53,147 @@ public struct NotifyTargetStats: Sendable, Equatable, Codable {
 /// not an unseal, not a watchdog ping, not another target.
 public final class NotifyOutbox: Sendable {
   public let name: String
-  private let continuation: AsyncStream<AlertMessage>.Continuation
   private let task: Task<Void, Never>
   private let sender: any NotifySender
   private let shared: Shared
 
-  private final class Shared: Sendable {
-    let stats: Mutex<NotifyTargetStats>
+  private struct Queue {
+    var waiting: [AlertMessage] = []
+    /// The message being delivered (retries included), until it is delivered or given up.
+    var inFlight: AlertMessage?
     /// Dropped since the last message taken from the queue (told in the next one).
-    let droppedSinceTaken = Mutex(0)
+    var droppedSinceTaken = 0
+    var closed = false
+    /// Set when a reload replaced this outbox: the attempt in flight is finished, and if it
+    /// fails its message goes here (the successor) instead of being retried.
+    var successor: (@Sendable (AlertMessage) -> Void)?
+    var stats: NotifyTargetStats
+  }
+
+  private final class Shared: Sendable {
+    let queue: Mutex<Queue>
+    let wakeup: AsyncStream<Void>.Continuation
     let logger: Logger
-    init(name: String, logger: Logger) {
-      stats = Mutex(NotifyTargetStats(name: name))
+    let capacity: Int
+    init(name: String, logger: Logger, capacity: Int, wakeup: AsyncStream<Void>.Continuation) {
+      queue = Mutex(Queue(stats: NotifyTargetStats(name: name)))
       self.logger = logger
+      self.capacity = max(capacity, 1)
+      self.wakeup = wakeup
     }
   }
 
+  /// `stats` and `pending` carry over what an outbox this one replaces had counted and had not
+  /// delivered (a reload that changed how the target delivers).
   public init(
     name: String, sender: any NotifySender, capacity: Int, logger: Logger, clock: any DutyClock, backoff: DeliveryBackoff = .standard,
-    describe: String
+    describe: String, stats: NotifyTargetStats? = nil, pending: [AlertMessage] = []
   ) {
     self.name = name
     self.sender = sender
-    let shared = Shared(name: name, logger: logger)
+    // A doorbell, not a queue: one pending ring is enough to send the loop looking.
+    let (rings, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    let shared = Shared(name: name, logger: logger, capacity: capacity, wakeup: wakeup)
+    shared.queue.withLock { q in
+      if let stats { q.stats = stats }
+      q.waiting = Array(pending.suffix(shared.capacity))
+      // A smaller queue than before: the oldest that do not fit are dropped, and said so.
+      let dropped = pending.count - q.waiting.count
+      q.stats.dropped += dropped
+      q.droppedSinceTaken += dropped
+    }
     self.shared = shared
-    let (stream, continuation) = AsyncStream.makeStream(of: AlertMessage.self, bufferingPolicy: .bufferingNewest(max(capacity, 1)))
-    self.continuation = continuation
     task = Task {
-      for await var message in stream {
-        message.droppedBefore = shared.droppedSinceTaken.withLock { count in
-          defer { count = 0 }
-          return count
+      var iterator = rings.makeAsyncIterator()
+      while true {
+        let next = shared.queue.withLock { q -> AlertMessage? in
+          guard !q.waiting.isEmpty else { return nil }
+          var message = q.waiting.removeFirst()
+          message.droppedBefore = q.droppedSinceTaken
+          q.droppedSinceTaken = 0
+          q.inFlight = message
+          return message
         }
-        await Self.deliver(message, name: name, describe: describe, sender: sender, shared: shared, clock: clock, backoff: backoff)
+        if let next {
+          await Self.deliver(next, name: name, describe: describe, sender: sender, shared: shared, clock: clock, backoff: backoff)
+          if Task.isCancelled { return }
+          shared.queue.withLock { $0.inFlight = nil }
+          continue
+        }
+        if shared.queue.withLock({ $0.closed }) { break }
+        guard await iterator.next() != nil else { break }
       }
+      // Retired by a reload (or finished): the sender's thread is let go, off the pool.
+      if !Task.isCancelled, shared.queue.withLock({ $0.successor != nil }) { await OffPool.run { sender.shutdown() } }
     }
   }
 
-  /// Queues `message` and returns at once.
-  public func enqueue(_ message: AlertMessage) {
-    if case .dropped = continuation.yield(message) {
-      let first = shared.droppedSinceTaken.withLock { count in
-        count += 1
-        return count == 1
+  /// Queues `message` and returns at once; false when this outbox was shut down (replaced by a
+  /// reload meanwhile: the caller hands the message to the new one).
+  @discardableResult
+  public func enqueue(_ message: AlertMessage) -> Bool {
+    let firstDrop = shared.queue.withLock { q -> Bool? in
+      guard !q.closed else { return nil }
+      var first = false
+      if q.waiting.count >= shared.capacity {
+        q.waiting.removeFirst()
+        q.droppedSinceTaken += 1
+        q.stats.dropped += 1
+        first = q.droppedSinceTaken == 1
       }
-      shared.stats.withLock { $0.dropped += 1 }
-      if first {
-        shared.logger.warning(
-          "notify \(name): its queue is full (the receiver is slow or down); the oldest message was dropped, and the next one delivered says how many were",
-          metadata: ["message_id": "\(MessageID.notifyFailed.rawValue)", "notify.target": "\(name)"])
-      }
+      q.waiting.append(message)
+      return first
     }
+    guard let firstDrop else { return false }
+    shared.wakeup.yield()
+    if firstDrop {
+      shared.logger.warning(
+        "notify \(name): its queue is full (the receiver is slow or down); the oldest message was dropped, and the next one delivered says how many were",
+        metadata: ["message_id": "\(MessageID.notifyFailed.rawValue)", "notify.target": "\(name)"])
+    }
+    return true
   }
 
-  public var stats: NotifyTargetStats { shared.stats.withLock { $0 } }
+  public var stats: NotifyTargetStats { shared.queue.withLock { $0.stats } }
 
-  /// Stops taking messages, cancels the one in flight, and ends the sender.
-  public func shutdown() {
-    continuation.finish()
+  /// Stops at once (the daemon's stop): cancels the delivery in flight; what waits is dropped
+  /// (the journal has the events). Returns what was not delivered, the one in flight first.
+  @discardableResult
+  public func shutdown() -> [AlertMessage] {
+    let left = shared.queue.withLock { q -> [AlertMessage] in
+      q.closed = true
+      defer { (q.waiting, q.inFlight) = ([], nil) }
+      return (q.inFlight.map { [$0] } ?? []) + q.waiting
+    }
+    shared.wakeup.finish()
     task.cancel()
+    return left
+  }
+
+  /// Hands over to a successor (a reload changed how this target delivers): returns the
+  /// waiting messages for it at once; the attempt in flight, if any, is let finish (cancelling
+  /// it could deliver it twice: the receiver may already have it), and if it fails its message
+  /// goes to `successor` rather than being retried here. The sender is let go after that.
+  public func retire(handingOverTo successor: @escaping @Sendable (AlertMessage) -> Void) -> [AlertMessage] {
+    let waiting = shared.queue.withLock { q -> [AlertMessage] in
+      q.closed = true
+      q.successor = successor
+      defer { q.waiting = [] }
+      return q.waiting
+    }
+    shared.wakeup.finish()
+    return waiting
+  }
+
+  /// Ends the sender's own resources (a transport thread). Blocking: off the pool.
+  public func closeSender() {
     sender.shutdown()
   }
 
-  /// Waits until the queue is empty and the last message handled (tests, `notify test`).
+  /// Waits until the queue is empty and the last message handled (tests).
   public func finish() async {
-    continuation.finish()
+    shared.queue.withLock { $0.closed = true }
+    shared.wakeup.finish()
     await task.value
   }
 
@@ -130,11 +206,18 @@ public final class NotifyOutbox: Sendable {
     let what = "\(message.status.rawValue) \(message.key)"
     while !Task.isCancelled {
       let outcome = await sender.send(message)
+      // Stopped meanwhile: no verdict (the stop drops what is left).
+      if Task.isCancelled { return }
+      // Replaced meanwhile: a failed attempt is the successor's to retry.
+      if case .failed = outcome, let successor = shared.queue.withLock({ $0.successor }) {
+        successor(message)
+        return
+      }
       switch outcome {
       case .delivered(let detail):
-        shared.stats.withLock {
-          $0.delivered += 1
-          $0.lastDelivered = clock.now().wall
+        shared.queue.withLock {
+          $0.stats.delivered += 1
+          $0.stats.lastDelivered = clock.now().wall
         }
         shared.logger.info(
           "notify \(name): delivered \(what) to \(describe) (\(detail))\(failures > 0 ? " after \(failures) failed attempt\(failures == 1 ? "" : "s")" : "")",
@@ -144,9 +227,9 @@ public final class NotifyOutbox: Sendable {
         failures += 1
         let spent = started.duration(to: clock.now().monotonic)
         guard retry, let delay = backoff.delay(afterFailures: failures, spent: spent) else {
-          shared.stats.withLock {
-            $0.failed += 1
-            $0.lastFailure = clock.now().wall
+          shared.queue.withLock {
+            $0.stats.failed += 1
+            $0.stats.lastFailure = clock.now().wall
           }
           let why = retry ? "gave up after \(failures) attempts in \(DurationParsing.humanize(spent))" : "not retried"
           shared.logger.error(

@@ -16,11 +16,12 @@ public struct UncleanStopMarker: Sendable {
     self.path = path
   }
 
-  /// `$STATE_DIRECTORY/running` (set by the unit's `StateDirectory=`), else
-  /// `/var/lib/vaultkeeper/running` where that directory exists; nil elsewhere (a run by hand).
+  /// `$STATE_DIRECTORY/running` (set by the unit's `StateDirectory=`); nil without it. Only the
+  /// service's own runs: a `vaultkeeper run` by hand beside the service must neither take the
+  /// service's marker for a crash nor remove it.
   public static func path(environment: [String: String]) -> String? {
-    if let state = environment["STATE_DIRECTORY"]?.split(separator: ":").first, !state.isEmpty { return "\(state)/running" }
-    return FileAccess.isDirectory(path: "/var/lib/vaultkeeper") ? "/var/lib/vaultkeeper/running" : nil
+    guard let state = environment["STATE_DIRECTORY"]?.split(separator: ":").first, !state.isEmpty else { return nil }
+    return "\(state)/running"
   }
 
   /// What the previous run left, when it did not stop cleanly: its marker's text (`pid 1234`).

@@ -19,7 +19,11 @@ public enum WebhookHeaders {
     } catch {
       return .failure(Problem(error.message))
     }
-    return secret.withUnsafeBytes { raw in parse(Array(raw)) }
+    return secret.withUnsafeBytes { raw in
+      var bytes = Array(raw)
+      defer { SecretBytes.wipe(&bytes) }
+      return parse(bytes)
+    }
   }
 
   /// Parses the file's bytes; the error names the line.
