@@ -658,42 +658,56 @@ def test_headers_file_is_sent_and_never_logged(sim, nconfig, keyfile, start, rec
 # 11. Crash
 # ---------------------------------------------------------------------------
 
-def test_a_start_after_an_unclean_stop_sends_crashed(sim, nconfig, keyfile, start, receivers, pki, tmp_path):
+def test_a_start_after_an_unclean_stop_sends_crashed_and_open_problems_survive(sim, nconfig, keyfile, start, receivers, pki,
+                                                                                tmp_path):
     rx = receivers()
     state_dir = tmp_path / "state"
     state_dir.mkdir()
-    # A node sealed and not unsealed: every run reports it, after a `crashed` when there is one
-    # (one queue per target, in order), so its arrival shows nothing came before it.
-    cfg = nconfig(sim, key_file=keyfile(sim), unseal=WATCH_ONLY, notify=[webhook(rx, pki)])
+    # A node sealed and not unsealed (no keys): one problem, kept open across restarts in
+    # $STATE_DIRECTORY/notify-state.json, so a restart neither reports it again nor forgets to
+    # resolve it.
+    watch = nconfig(sim, key_file=keyfile(sim), unseal=WATCH_ONLY, notify=[webhook(rx, pki)], name="watch.toml")
 
-    def sealed_problems() -> int:
-        return sum(1 for b in rx.bodies() if b["event"] == "sealed")
-
-    first = start(cfg, name="vk1", state_dir=state_dir)
+    first = start(watch, name="vk1", state_dir=state_dir)
     rx.wait_requests(1)
-    assert [b["event"] for b in rx.bodies()] == ["sealed"]
+    problem = rx.bodies()[0]
+    assert (problem["event"], problem["status"]) == ("sealed", "problem"), problem
     marker = state_dir / "running"
     assert marker.read_text().strip() == f"pid {first.proc.pid}"
+    open_file = state_dir / "notify-state.json"
+    h.wait_until(lambda: open_file.exists() and problem["key"] in open_file.read_text(), h.WAIT_CEILING,
+                 what="the open problem recorded")
+    assert oct(open_file.stat().st_mode & 0o777) == "0o600"
     first.proc.send_signal(signal.SIGKILL)
     assert first.wait_exit() == -signal.SIGKILL
 
-    second = start(cfg, name="vk2", state_dir=state_dir)
-    got = rx.wait_requests(3, what="crashed, then the sealed problem")
+    second = start(watch, name="vk2", state_dir=state_dir)
+    got = rx.wait_requests(2, what="crashed")
     crashed = got[1].json()
     check_document(crashed, got[1].body, event="crashed", status="info", severity="warning")
     assert f"pid {first.proc.pid}" in crashed["summary"], crashed
-    assert got[2].json()["event"] == "sealed"
     entry = second.wait_entry(UNCLEAN_STOP_MID)[0]
     assert entry.level == "warning"
+    # Still sealed, still reported: not again.
+    sim.wait_health_checks(5)
+    assert [b["status"] for b in rx.bodies()] == ["problem", "info"]
 
-    # A clean stop removes the marker: the next start sends no `crashed`.
+    # A clean stop removes the marker: the next start sends no `crashed`. It holds the keys and
+    # unseals: the problem the first run reported is resolved, in the same queue where a
+    # `crashed` would have come first.
     assert second.stop() == 0
     assert not marker.exists()
-    third = start(cfg, name="vk3", state_dir=state_dir)
-    h.wait_until(lambda: sealed_problems() == 3, h.WAIT_CEILING, what="the third run's sealed problem")
-    assert [b["event"] for b in rx.bodies()] == ["sealed", "crashed", "sealed", "sealed"]
+    unseal = nconfig(sim, key_file=keyfile(sim), notify=[webhook(rx, pki)], name="unseal.toml")
+    third = start(unseal, name="vk3", state_dir=state_dir)
+    sim.wait_unsealed()
+    got = rx.wait_requests(3, what="the resolved message")
+    resolved = got[2].json()
+    check_document(resolved, got[2].body, event="sealed", status="resolved", severity="critical", node=sim.address)
+    assert resolved["key"] == problem["key"] and resolved["since"] == problem["since"], (resolved, problem)
+    assert [b["status"] for b in rx.bodies()] == ["problem", "info", "resolved"]
     assert not third.entries(UNCLEAN_STOP_MID)
     assert marker.read_text().strip() == f"pid {third.proc.pid}"
+    h.wait_until(lambda: problem["key"] not in open_file.read_text(), h.WAIT_CEILING, what="nothing open any more")
 
 
 # ---------------------------------------------------------------------------

@@ -207,6 +207,34 @@ import Testing
     #expect(run.messages.map(\.status) == [.problem, .resolved])
   }
 
+  /// After a restart: a problem the previous run reported is not reported again while it lasts,
+  /// and is resolved once it is gone, but not because a part has not reported yet (a node
+  /// before its first check).
+  @Test func aRestoredProblemIsResolvedNotRepeated() {
+    let restored = OpenProblem(
+      key: "sealed \(Self.address)", event: .sealed, severity: .critical, summary: "vault is sealed: wrong key", node: Self.address, since: 500)
+    var still = Run(policy: .init(minFailures: 1, minDuration: .zero))
+    still.gate.restore([restored], now: NodeTime(monotonic: still.origin.advanced(by: .seconds(1000)), wall: 1000))
+    #expect(still.gate.openProblems == ["sealed \(Self.address)"])
+    still.feed(Self.report(.unknown, check: 0), at: 1000)  // before the first check: says nothing
+    #expect(still.messages.isEmpty)
+    still.feed(Self.report(.sealed, check: 1001, hold: .wrongKey), at: 1001)
+    #expect(still.messages.isEmpty, "still there: not reported again")
+    still.feed(Self.report(.active, check: 1002), at: 1002)
+    #expect(still.messages.map(\.status) == [.resolved])
+    #expect(still.messages[0].since == 500)
+
+    var gone = Run(policy: .init(minFailures: 1, minDuration: .zero))
+    gone.gate.restore([restored], now: NodeTime(monotonic: gone.origin, wall: 1000))
+    gone.feed(Self.report(.active, check: 1001), at: 1001)
+    #expect(gone.messages.map(\.status) == [.resolved])
+    #expect(gone.gate.reportedProblems.isEmpty)
+
+    var unsubscribed = Run(policy: .init(events: [.unreachable]))
+    unsubscribed.gate.restore([restored], now: NodeTime(monotonic: unsubscribed.origin, wall: 1000))
+    #expect(unsubscribed.gate.openProblems.isEmpty, "no longer this target's event")
+  }
+
   /// Unsubscribing from an event is not the problem clearing: forgotten without a word.
   @Test func unsubscribingForgetsSilently() {
     var run = Run(policy: .init(minFailures: 1, minDuration: .zero))

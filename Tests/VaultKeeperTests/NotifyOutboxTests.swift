@@ -238,6 +238,36 @@ extension AlertDispatcherTests {
   }
 }
 
+extension AlertDispatcherTests {
+  /// The state file carries what was reported across a restart: the next dispatcher resolves
+  /// it when it is gone, without reporting it again.
+  @Test func openProblemsSurviveARestart() async throws {
+    let directory = try ScratchDirectory()
+    defer { directory.remove() }
+    let file = NotifyStateFile(path: "\(directory.path)/notify-state.json")
+    let hook = NotifyConfig(name: "hook", target: .command(["/bin/true"]), policy: .init(minFailures: 1, minDuration: .zero))
+    let first = ScriptedSender()
+    let before = AlertDispatcher(logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, clock: VirtualDutyClock(mode: .jumping), stateFile: file) { _ in first }
+    await before.configure([hook], unsealEnabled: true)
+    before.observe(AlertGateTests.report(.unreachable, check: 10))
+    try? await eventually("reported") { first.sent.count == 1 }
+    #expect(await before.flushState(within: .seconds(60)))
+    #expect(file.load()["hook"]?.map(\.key) == ["unreachable \(AlertGateTests.address)"])
+    await before.shutdown()
+
+    let second = ScriptedSender()
+    let after = AlertDispatcher(logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, clock: VirtualDutyClock(mode: .jumping), stateFile: file) { _ in second }
+    await after.configure([hook], unsealEnabled: true)
+    after.observe(AlertGateTests.report(.unreachable, check: 20))
+    after.observe(AlertGateTests.report(.active, check: 21))
+    try? await eventually("resolved") { second.sent.count == 1 }
+    #expect(second.sent.map(\.status) == [.resolved])
+    #expect(await after.flushState(within: .seconds(60)))
+    #expect(file.load().isEmpty)
+    await after.shutdown()
+  }
+}
+
 @Suite struct CommandNotifySenderTests {
   static let message = AlertMessage(
     key: "sealed https://127.0.0.1:8200", event: .sealed, status: .problem, severity: .critical, summary: "vault is sealed",

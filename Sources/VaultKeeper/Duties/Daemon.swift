@@ -111,7 +111,8 @@ public final class Daemon: Service, Sendable {
     self.logger = logger
     self.bounds = bounds
     self.clock = clock
-    let alerts = environment.makeNotifySender.map { AlertDispatcher(logger: logger, clock: clock, makeSender: $0) }
+    let notifyState = NotifyStateFile.path(environment: environment.environment).map(NotifyStateFile.init(path:))
+    let alerts = environment.makeNotifySender.map { AlertDispatcher(logger: logger, clock: clock, stateFile: notifyState, makeSender: $0) }
     self.alerts = alerts
     self.board = StatusBoard(
       configPath: configPath, notifier: notifier, stateFile: environment.stateFile,
@@ -142,6 +143,8 @@ public final class Daemon: Service, Sendable {
     // stuck disk or socket must not hold the stop past the unit's TimeoutStopSec.
     _ = await board.flushFiles(within: bounds.stateFile)
     _ = await notifier.drain(within: bounds.notify)
+    // What the targets were told and not yet resolved, on disk for the next start (bounded).
+    _ = await alerts?.flushState(within: bounds.notify / 2)
     // A clean stop from here on, whatever the notification targets take to let go.
     if let marker { await OffPool.run { marker.end() } }
     await alerts?.shutdown()

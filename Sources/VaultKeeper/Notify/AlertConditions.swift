@@ -8,6 +8,8 @@ public struct AlertConditions: Sendable {
   /// Whether vaultkeeper holds unseal keys: without them every sealed node is a problem.
   public var unsealEnabled: Bool
   private var lastUnseal: [String: Double?] = [:]
+  /// The duties' parts seen in a report since start (`snapshot`, `certificate`, `drill`).
+  private var seenParts: Set<String> = []
 
   public init(unsealEnabled: Bool) {
     self.unsealEnabled = unsealEnabled
@@ -18,11 +20,19 @@ public struct AlertConditions: Sendable {
   public struct Look: Sendable, Equatable {
     public var problems: [AlertCondition]
     public var events: [AlertMessage]
+    /// Parts not judged yet since start (a node before its first check, a duty before its
+    /// first report): a problem restored from before a restart is not cleared by their silence.
+    public var unjudged: Set<String> = []
   }
 
   public mutating func look(at report: DaemonReport, now: Double) -> Look {
     var problems: [AlertCondition] = []
     var events: [AlertMessage] = []
+    var unjudged: Set<String> = []
+    for (part, present) in [("snapshot", report.snapshot != nil), ("certificate", report.certificate != nil), ("drill", report.drill != nil)] {
+      if present { seenParts.insert(part) } else if !seenParts.contains(part) { unjudged.insert(part) }
+    }
+    for node in report.nodes where node.lastCheck == 0 { unjudged.insert(node.address) }
     for node in report.nodes {
       if let problem = Self.nodeProblem(node, unsealEnabled: unsealEnabled) { problems.append(problem) }
       // An unseal we did: the node's last unseal time moved since we last looked. The first
@@ -39,7 +49,7 @@ public struct AlertConditions: Sendable {
     if let snapshot = report.snapshot { problems += Self.snapshotProblems(snapshot, now: now) }
     if let certificate = report.certificate { problems += Self.certificateProblems(certificate, now: now) }
     if let drill = report.drill, let problem = Self.drillProblem(drill) { problems.append(problem) }
-    return Look(problems: problems, events: events)
+    return Look(problems: problems, events: events, unjudged: unjudged)
   }
 
   static func nodeProblem(_ node: NodeReport, unsealEnabled: Bool) -> AlertCondition? {

@@ -10,7 +10,8 @@ import Synchronization
 /// a receiver.
 ///
 /// It outlives configuration reloads: a target that keeps its name keeps its gate, so a reload
-/// neither repeats a reported problem nor forgets to resolve it.
+/// neither repeats a reported problem nor forgets to resolve it. With a state file, restarts
+/// do not either: what each target was told and not yet resolved is kept there.
 public final class AlertDispatcher: Sendable {
   /// Makes the sender for a target (the daemon's: a libcurl webhook or a command).
   public typealias MakeSender = @Sendable (NotifyConfig) -> any NotifySender
@@ -24,6 +25,10 @@ public final class AlertDispatcher: Sendable {
   private struct State {
     var conditions: AlertConditions
     var targets: [Target] = []
+    /// What the state file held at start, until each target has taken its part (first configure).
+    var restored: [String: [OpenProblem]]?
+    /// The open problems last handed to the state file's writer.
+    var saved: [String: [OpenProblem]] = [:]
   }
 
   private let state: Mutex<State>
@@ -31,13 +36,33 @@ public final class AlertDispatcher: Sendable {
   private let clock: any DutyClock
   private let makeSender: MakeSender
   private let backoff: DeliveryBackoff
+  private let stateFile: NotifyStateFile?
+  /// Writes the state file from a thread of its own (the latest wins).
+  private let saver: CoalescingOutbox<[String: [OpenProblem]]>?
 
-  public init(logger: Logger, clock: any DutyClock, backoff: DeliveryBackoff = .standard, makeSender: @escaping MakeSender) {
+  public init(
+    logger: Logger, clock: any DutyClock, backoff: DeliveryBackoff = .standard, stateFile: NotifyStateFile? = nil,
+    makeSender: @escaping MakeSender
+  ) {
     self.state = Mutex(State(conditions: AlertConditions(unsealEnabled: true)))
     self.logger = logger
     self.clock = clock
     self.backoff = backoff
     self.makeSender = makeSender
+    self.stateFile = stateFile
+    let failing = Mutex(false)
+    saver = stateFile.map { file in
+      CoalescingOutbox(capacity: 1) { open in
+        do throws(FileAccess.Failure) {
+          try file.save(open)
+          failing.withLock { $0 = false }
+        } catch {
+          if failing.withLock({ was in defer { was = true }; return !was }) {
+            logger.warning("cannot record the open notification problems in \(file.path): \(error); after a restart they are reported again and not resolved")
+          }
+        }
+      }
+    }
   }
 
   /// How a target is named in the journal: its name and where it goes, never a webhook's path
@@ -54,6 +79,12 @@ public final class AlertDispatcher: Sendable {
   /// the new outbox takes over what waits and the counts, and the old one finishes the attempt
   /// in flight, handing the message over if that attempt fails.
   public func configure(_ entries: [NotifyConfig], unsealEnabled: Bool) async {
+    // The first time: what the previous run had reported and not resolved (a file read: off the pool).
+    if let stateFile, state.withLock({ $0.restored == nil }) {
+      let loaded = await OffPool.run { stateFile.load() }
+      state.withLock { if $0.restored == nil { $0.restored = loaded } }
+    }
+    let now = clock.now()
     let removed = state.withLock { s -> [NotifyOutbox] in
       s.conditions.unsealEnabled = unsealEnabled
       var old = Dictionary(s.targets.map { ($0.config.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -73,6 +104,13 @@ public final class AlertDispatcher: Sendable {
         next.append(kept)
       }
       s.targets = next
+      if let restored = s.restored, !restored.isEmpty {
+        for index in s.targets.indices {
+          s.targets[index].gate.restore(restored[s.targets[index].config.name] ?? [], now: now)
+        }
+        s.restored = [:]
+      }
+      recordOpenProblems(&s)
       // Targets no longer configured: stopped; what they still had is not sent.
       for gone in old.values { gone.outbox.shutdown() }
       return old.values.map(\.outbox)
@@ -105,9 +143,29 @@ public final class AlertDispatcher: Sendable {
       for index in s.targets.indices {
         for message in s.targets[index].gate.pass(look, now: now) { queued.append((s.targets[index].outbox, message)) }
       }
+      // What is open changes only with a problem or a resolution sent.
+      if queued.contains(where: { $0.1.status == .problem || $0.1.status == .resolved }) { recordOpenProblems(&s) }
       return queued
     }
     deliver(queued)
+  }
+
+  /// Hands what is open now to the state file's writer, when it changed.
+  private func recordOpenProblems(_ s: inout State) {
+    guard let saver else { return }
+    var open: [String: [OpenProblem]] = [:]
+    for target in s.targets {
+      let problems = target.gate.reportedProblems
+      if !problems.isEmpty { open[target.config.name] = problems }
+    }
+    guard open != s.saved else { return }
+    s.saved = open
+    saver.enqueue(open, coalescingKey: "open")
+  }
+
+  /// Waits until the state file holds what is open (at the stop, and in tests), at most `limit`.
+  public func flushState(within limit: Duration) async -> Bool {
+    await saver?.drain(within: limit) ?? true
   }
 
   /// A message a retired outbox could not deliver, for its successor (the target of the same

@@ -32,6 +32,16 @@ public enum AlertEvent: String, Sendable, Equatable, Hashable, CaseIterable, Cod
   /// Every event but `unsealed` (routine) and `test` (always sent by `notify test`).
   public static let defaultSubscription: Set<AlertEvent> = Set(allCases).subtracting([.unsealed, .test])
 
+  /// The part of the report a problem of this event is read from (a node's problems: its address).
+  var part: String {
+    switch self {
+    case .snapshotFailed, .snapshotStale, .uploadFailed: "snapshot"
+    case .certificateExpiring, .certificateRefused, .certificateNotServed: "certificate"
+    case .drillFailed: "drill"
+    default: rawValue
+    }
+  }
+
   /// Events that are problems: they are gated (`min_failures`, `min_duration`), reminded of,
   /// and resolved. The others are single messages.
   public var isProblem: Bool {
@@ -87,6 +97,10 @@ public struct AlertCondition: Sendable, Equatable {
   /// snapshots, stale backups, an expiring certificate, a failed drill): those wait only for
   /// `min_duration`.
   public var occurrence: Double?
+
+  /// What part of the report it is read from: the node's address, or `snapshot`,
+  /// `certificate`, `drill`. A part not reported yet since start cannot clear a problem.
+  public var part: String { node ?? event.part }
 
   public init(key: String, event: AlertEvent, severity: AlertSeverity, summary: String, node: String? = nil, occurrence: Double? = nil) {
     self.key = key

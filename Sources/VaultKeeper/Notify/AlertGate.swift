@@ -63,6 +63,31 @@ public struct AlertGate: Sendable {
   /// Problems this gate has reported and not yet resolved.
   public var openProblems: [String] { tracks.filter { $0.value.reported != nil }.keys.sorted() }
 
+  /// The same, as kept across a restart (`NotifyStateFile`).
+  public var reportedProblems: [OpenProblem] {
+    tracks.values.compactMap { track in
+      track.reported.map {
+        OpenProblem(
+          key: track.condition.key, event: track.condition.event, severity: $0, summary: track.condition.summary,
+          node: track.condition.node, since: track.firstSeen.wall)
+      }
+    }.sorted { $0.key < $1.key }
+  }
+
+  /// Takes back what was reported before a restart: still there, it is not reported again; gone,
+  /// it is resolved (once the part it is read from has been judged, and after `min_duration`).
+  /// The reminder counts from now.
+  public mutating func restore(_ problems: [OpenProblem], now: NodeTime) {
+    for problem in problems where policy.events.contains(problem.event) && tracks[problem.key] == nil {
+      let age = Duration.seconds(max(now.wall - problem.since, 0))
+      let condition = AlertCondition(
+        key: problem.key, event: problem.event, severity: problem.severity, summary: problem.summary, node: problem.node)
+      tracks[problem.key] = Track(
+        firstSeen: NodeTime(monotonic: now.monotonic.advanced(by: .zero - age), wall: problem.since), checks: policy.minFailures,
+        lastOccurrence: nil, condition: condition, reported: problem.severity, reportedAt: now.monotonic)
+    }
+  }
+
   /// The messages `look` is worth now. Durations are measured on the monotonic clock (a clock
   /// step must neither hold back nor hurry a report); the wall time only dates the messages.
   public mutating func pass(_ look: AlertConditions.Look, now: NodeTime) -> [AlertMessage] {
@@ -78,6 +103,8 @@ public struct AlertGate: Sendable {
         tracks.removeValue(forKey: key)
         continue
       }
+      // Its part has said nothing yet since start: silence is not a clearing.
+      if look.unjudged.contains(track.condition.part) { continue }
       // Resolved once it has stayed away `min_duration`: a flapping node or a duty's first
       // report after a reload does not resolve and reopen a problem.
       let cleared = track.clearedAt ?? now.monotonic
