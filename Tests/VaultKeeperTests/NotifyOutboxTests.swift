@@ -35,24 +35,9 @@ final class ScriptedSender: NotifySender {
   func shutdown() { state.withLock { $0.shutdown = true } }
 }
 
-/// Collects log lines, to check what the journal would say.
-final class LogLines: @unchecked Sendable {
-  let lines = Mutex<[String]>([])
-  var all: [String] { lines.withLock { $0 } }
-}
-
-struct CollectingLogHandler: LogHandler {
-  let sink: LogLines
-  var metadata: Logger.Metadata = [:]
-  var logLevel: Logger.Level = .trace
-  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-    get { metadata[key] }
-    set { metadata[key] = newValue }
-  }
-  func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-    let id = metadata?["message_id"].map { " [\($0)]" } ?? ""
-    sink.lines.withLock { $0.append("\(level): \(message)\(id)") }
-  }
+extension RecordingLog {
+  /// Each line as `level: message [message_id]`, to compare with what the journal would say.
+  var texts: [String] { all.map { "\($0.level): \($0.message)\($0.id.map { " [\($0)]" } ?? "")" } }
 }
 
 @Suite struct NotifyOutboxTests {
@@ -60,7 +45,6 @@ struct CollectingLogHandler: LogHandler {
     AlertMessage(key: key, event: .unreachable, status: status, severity: .critical, summary: "vault \(key) is unreachable", since: 1, time: 2)
   }
 
-  static func logger(_ sink: LogLines) -> Logger { Logger(label: "test") { _ in CollectingLogHandler(sink: sink) } }
 
   @Test func backoffTable() {
     let backoff = DeliveryBackoff.standard
@@ -79,24 +63,24 @@ struct CollectingLogHandler: LogHandler {
     let sender = ScriptedSender([
       .failed("connect: refused", retry: true), .failed("HTTP 503", retry: true), .failed("timeout: 10s", retry: true),
     ])
-    let logs = LogLines()
-    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 10, logger: Self.logger(logs), clock: clock, describe: "https://h/…")
+    let logs = RecordingLog()
+    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 10, logger: logs.logger, clock: clock, describe: "https://h/…")
     outbox.enqueue(Self.message("a"))
     await outbox.finish()
     #expect(sender.sent.map(\.key) == ["a", "a", "a", "a"])
     #expect(clock.elapsed(since: start) == .seconds(50))
     #expect(outbox.stats.delivered == 1 && outbox.stats.failed == 0)
-    #expect(logs.all.filter { $0.hasPrefix("warning: notify hook: delivering problem a to https://h/… failed") }.count == 3)
-    #expect(logs.all.contains { $0.contains("trying again in 15s") })
-    #expect(logs.all.last == "info: notify hook: delivered problem a to https://h/… (HTTP 200) after 3 failed attempts")
+    #expect(logs.texts.filter { $0.hasPrefix("warning: notify hook: delivering problem a to https://h/… failed") }.count == 3)
+    #expect(logs.texts.contains { $0.contains("trying again in 15s") })
+    #expect(logs.texts.last == "info: notify hook: delivered problem a to https://h/… (HTTP 200) after 3 failed attempts")
   }
 
   @Test func givesUpAfterTheBudgetAndSaysSo() async {
     let clock = VirtualDutyClock(mode: .jumping)
     let start = clock.now()
     let sender = ScriptedSender(Array(repeating: .failed("HTTP 502", retry: true), count: 50))
-    let logs = LogLines()
-    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 10, logger: Self.logger(logs), clock: clock, describe: "https://h/…")
+    let logs = RecordingLog()
+    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 10, logger: logs.logger, clock: clock, describe: "https://h/…")
     outbox.enqueue(Self.message("a"))
     outbox.enqueue(Self.message("b"))
     await outbox.finish()
@@ -104,19 +88,19 @@ struct CollectingLogHandler: LogHandler {
     #expect(sender.sent.map(\.key) == Array(repeating: "a", count: 7) + Array(repeating: "b", count: 7))
     #expect(clock.elapsed(since: start) == .seconds(1060))
     #expect(outbox.stats.failed == 2 && outbox.stats.delivered == 0)
-    let error = logs.all.first { $0.hasPrefix("error:") }
+    let error = logs.texts.first { $0.hasPrefix("error:") }
     #expect(error == "error: notify hook: could not deliver problem a to https://h/…: HTTP 502 (gave up after 7 attempts in 8m); the journal has the event itself [\(MessageID.notifyFailed.rawValue)]")
   }
 
   @Test func aRefusalIsNotRetried() async {
     let clock = VirtualDutyClock(mode: .jumping)
     let sender = ScriptedSender([.failed("HTTP 404: no such hook", retry: false)])
-    let logs = LogLines()
-    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 10, logger: Self.logger(logs), clock: clock, describe: "https://h/…")
+    let logs = RecordingLog()
+    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 10, logger: logs.logger, clock: clock, describe: "https://h/…")
     outbox.enqueue(Self.message("a"))
     await outbox.finish()
     #expect(sender.sent.count == 1 && outbox.stats.failed == 1)
-    #expect(logs.all.contains { $0.contains("HTTP 404: no such hook (not retried)") })
+    #expect(logs.texts.contains { $0.contains("HTTP 404: no such hook (not retried)") })
   }
 
   /// A receiver that hangs: `enqueue` still returns at once, the queue keeps the newest
@@ -124,8 +108,8 @@ struct CollectingLogHandler: LogHandler {
   @Test func aFullQueueDropsTheOldestAndSaysHowMany() async {
     let clock = VirtualDutyClock(mode: .jumping)
     let sender = ScriptedSender(hang: true)
-    let logs = LogLines()
-    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 2, logger: Self.logger(logs), clock: clock, describe: "https://h/…")
+    let logs = RecordingLog()
+    let outbox = NotifyOutbox(name: "hook", sender: sender, capacity: 2, logger: logs.logger, clock: clock, describe: "https://h/…")
     outbox.enqueue(Self.message("first"))
     try? await eventually("the first message in flight") { sender.sent.count == 1 }
     for key in ["b", "c", "d", "e"] { outbox.enqueue(Self.message(key)) }  // never waits on the hanging receiver
@@ -137,7 +121,7 @@ struct CollectingLogHandler: LogHandler {
     }
     #expect(sender.sent.map(\.key) == ["first", "d", "e"])
     #expect(sender.sent.map(\.droppedBefore) == [0, 2, 0])
-    #expect(logs.all.filter { $0.contains("its queue is full") }.count == 1, "said once per overflow")
+    #expect(logs.texts.filter { $0.contains("its queue is full") }.count == 1, "said once per overflow")
     #expect(outbox.shutdown().isEmpty)
     outbox.closeSender()
     #expect(sender.wasShutDown)
@@ -153,7 +137,7 @@ extension NotifyOutboxTests {
     var before = NotifyTargetStats(name: "hook")
     before.delivered = 4
     let outbox = NotifyOutbox(
-      name: "hook", sender: sender, capacity: 2, logger: Self.logger(LogLines()), clock: clock, describe: "https://h/…", stats: before,
+      name: "hook", sender: sender, capacity: 2, logger: RecordingLog().logger, clock: clock, describe: "https://h/…", stats: before,
       pending: ["a", "b", "c"].map { Self.message($0) })
     await outbox.finish()
     #expect(sender.sent.map(\.key) == ["b", "c"])
