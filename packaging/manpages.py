@@ -56,6 +56,11 @@ def code(text: str) -> str:
     return "\\fB" + body + "\\fR"
 
 
+def breakable(path: str) -> str:
+    """A path in running text, with the same break points as `code` (a table cell is narrow)."""
+    return re.sub(r"([/_.])", r"\1\\:", esc(path))
+
+
 def inline(md: str) -> str:
     """Markdown inline markup to roff: `code`, **bold**, *emphasis*, [text](link)."""
     out = []
@@ -81,9 +86,9 @@ def inline(md: str) -> str:
                 if text.strip("`") == key:
                     rendered = code(DOC_LINKS[key])
                 else:
-                    rendered += f" ({esc(DOC_LINKS[key])})"
+                    rendered += f" ({breakable(DOC_LINKS[key])})"
             elif base in DOC_PAGES and base != "configuration.md":
-                rendered += f" ({esc(DOC_PAGES[base])})"
+                rendered += f" ({breakable(DOC_PAGES[base])})"
             out.append(rendered)
         pos = m.end()
     out.append(esc(md[pos:]))
